@@ -1,0 +1,19 @@
+// Failure type names shared by activities (which throw them), workflows (which decide on them) and
+// the API (which maps them to responses). Workflows match on these types, never on messages or
+// class names.
+
+export const FailureType = {
+  /** The card network declined the card; retrying cannot help. */
+  CardDeclined: 'CardDeclined',
+  /** The card network rejected the request itself (bad amount, unknown authorization, ...). */
+  CardNetworkRejected: 'CardNetworkRejected',
+  /** A SKU in the checkout does not exist for this merchant. */
+  ProductNotFound: 'ProductNotFound',
+  /** Items of one checkout are priced in different currencies. */
+  CurrencyMismatch: 'CurrencyMismatch',
+} as const;
+
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+/** Failure types an activity retry cannot fix; listed in every activity profile. */
+export const NON_RETRYABLE_FAILURES: FailureType[] = Object.values(FailureType);

@@ -1,0 +1,6 @@
+// What the API, the workers and the workflows share. Nothing here imports Node, Prisma or Express,
+// so workflow code can import it safely.
+export * from './money.js';
+export * from './errors.js';
+export * from './checkout.js';
+export * from './search-attributes.js';

@@ -1,0 +1,95 @@
+// The one typed config loader shared by the launcher, the API, the workers and the simulators.
+// Every setting has a default that works on a fresh machine and an environment variable to
+// override it (README: Configuration).
+import path from 'node:path';
+import os from 'node:os';
+
+export interface Config {
+  /** Project root; `.data/` below it holds embedded PostgreSQL's and Temporal's files. */
+  rootDir: string;
+  dataDir: string;
+  api: { host: string; port: number };
+  /** Set when DATABASE_URL is given; otherwise the launcher starts embedded PostgreSQL. */
+  databaseUrl: string;
+  embeddedPostgres: boolean;
+  postgresPort: number;
+  temporal: {
+    /** host:port of the frontend. When TEMPORAL_ADDRESS is set no server is started. */
+    address: string;
+    external: boolean;
+    namespace: string;
+    taskQueue: string;
+    uiPort: number;
+    /** Explicit path to a `temporal` CLI binary (otherwise PATH, then a cached build). */
+    cliPath: string | undefined;
+    cliVersion: string;
+    cacheDir: string;
+  };
+  cardNetwork: {
+    url: string;
+    host: string;
+    port: number;
+    latencyMs: number;
+  };
+  demo: { merchantId: string; apiKey: string };
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+  }
+  return value;
+}
+
+function str(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
+  const raw = env[name];
+  return raw === undefined || raw === '' ? fallback : raw;
+}
+
+const PROJECT_ROOT = path.resolve(import.meta.dirname, '..');
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const rootDir = PROJECT_ROOT;
+  const dataDir = path.resolve(rootDir, str(env, 'DATA_DIR', '.data'));
+  const postgresPort = int(env, 'POSTGRES_PORT', 5433);
+  const databaseUrl = str(env, 'DATABASE_URL', '');
+  const temporalAddress = str(env, 'TEMPORAL_ADDRESS', '');
+  const cardHost = str(env, 'CARD_NETWORK_HOST', '127.0.0.1');
+  const cardPort = int(env, 'CARD_NETWORK_PORT', 4100);
+  const logLevel = str(env, 'LOG_LEVEL', 'info');
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) {
+    throw new Error(`LOG_LEVEL must be debug, info, warn or error, got "${logLevel}"`);
+  }
+  const cacheHome = str(env, 'XDG_CACHE_HOME', path.join(os.homedir(), '.cache'));
+  const cliVersion = str(env, 'TEMPORAL_CLI_VERSION', 'v1.5.1');
+  return {
+    rootDir,
+    dataDir,
+    api: { host: str(env, 'API_HOST', '127.0.0.1'), port: int(env, 'API_PORT', 3000) },
+    databaseUrl: databaseUrl || `postgresql://postgres:postgres@127.0.0.1:${postgresPort}/payments`,
+    embeddedPostgres: databaseUrl === '',
+    postgresPort,
+    temporal: {
+      address: temporalAddress || `127.0.0.1:${int(env, 'TEMPORAL_PORT', 7233)}`,
+      external: temporalAddress !== '',
+      namespace: str(env, 'TEMPORAL_NAMESPACE', 'default'),
+      taskQueue: str(env, 'TEMPORAL_TASK_QUEUE', 'payments'),
+      uiPort: int(env, 'TEMPORAL_UI_PORT', 8233),
+      cliPath: env.TEMPORAL_CLI_PATH || undefined,
+      cliVersion,
+      cacheDir: path.join(cacheHome, 'payment-orchestrator', `temporal-cli-${cliVersion}`),
+    },
+    cardNetwork: {
+      url: str(env, 'CARD_NETWORK_URL', `http://${cardHost}:${cardPort}`),
+      host: cardHost,
+      port: cardPort,
+      latencyMs: int(env, 'CARD_NETWORK_LATENCY_MS', 100),
+    },
+    demo: { merchantId: 'demo', apiKey: str(env, 'DEMO_API_KEY', 'sk_test_demo') },
+    logLevel: logLevel as Config['logLevel'],
+  };
+}
