@@ -1,0 +1,112 @@
+// The checkout's own rows: the order, its lines, its status and every attempt at the card network.
+// The workflow decides; these only record, idempotently, so a retried activity changes nothing.
+import { ApplicationFailure } from '@temporalio/activity';
+import type { PrismaClient } from '../platform/db.js';
+import { FailureType, money, type CheckoutInput, type CheckoutStatus, type Money } from '../domain/index.js';
+
+export interface PaymentAttemptRecord {
+  checkoutId: string;
+  idempotencyKey: string;
+  operation: 'authorize' | 'capture' | 'void' | 'refund';
+  status: 'succeeded' | 'declined';
+  amount: string;
+  currency: string;
+  networkId?: string;
+  declineCode?: string;
+}
+
+export function createOrderActivities(prisma: PrismaClient) {
+  return {
+    /**
+     * Writes the order at today's prices and returns its total. Prices come from the products
+     * table, never from the request.
+     */
+    async createOrder(input: CheckoutInput): Promise<Money> {
+      const existing = await prisma.checkout.findUnique({ where: { id: input.checkoutId } });
+      if (existing) return money(existing.amount, existing.currency);
+
+      const products = await prisma.product.findMany({
+        where: { merchantId: input.merchantId, sku: { in: input.items.map((i) => i.sku) } },
+      });
+      const bySku = new Map(products.map((p) => [p.sku, p]));
+      let amount = 0n;
+      let currency: string | undefined;
+      const lines = input.items.map((item) => {
+        const product = bySku.get(item.sku);
+        if (!product) {
+          throw ApplicationFailure.create({
+            type: FailureType.ProductNotFound,
+            message: `no product ${item.sku} for merchant ${input.merchantId}`,
+            nonRetryable: true,
+          });
+        }
+        if (currency !== undefined && product.currency !== currency) {
+          throw ApplicationFailure.create({
+            type: FailureType.CurrencyMismatch,
+            message: `items are priced in ${currency} and ${product.currency}`,
+            nonRetryable: true,
+          });
+        }
+        currency = product.currency;
+        amount += product.priceAmount * BigInt(item.quantity);
+        return { sku: item.sku, quantity: item.quantity, unitAmount: product.priceAmount };
+      });
+
+      await prisma.checkout.upsert({
+        where: { id: input.checkoutId },
+        update: {},
+        create: {
+          id: input.checkoutId,
+          merchantId: input.merchantId,
+          customerId: input.customerId,
+          idempotencyKey: input.idempotencyKey,
+          status: 'pending',
+          amount,
+          currency: currency!,
+          paymentMethod: input.payment.method,
+          items: { create: lines },
+        },
+      });
+      return money(amount, currency!);
+    },
+
+    /** Records one card-network outcome and, in the same transaction, the status it leads to. */
+    async recordPaymentAttempt({ attempt, status }: { attempt: PaymentAttemptRecord; status?: CheckoutStatus }): Promise<void> {
+      const row = {
+        checkoutId: attempt.checkoutId,
+        operation: attempt.operation,
+        status: attempt.status,
+        amount: BigInt(attempt.amount),
+        currency: attempt.currency,
+        networkId: attempt.networkId ?? null,
+        declineCode: attempt.declineCode ?? null,
+      };
+      await prisma.$transaction([
+        prisma.paymentAttempt.upsert({
+          where: { idempotencyKey: attempt.idempotencyKey },
+          update: {},
+          create: { idempotencyKey: attempt.idempotencyKey, ...row },
+        }),
+        ...(status ? [prisma.checkout.update({ where: { id: attempt.checkoutId }, data: { status } })] : []),
+      ]);
+    },
+
+    async setCheckoutStatus({
+      checkoutId,
+      status,
+      failure,
+    }: {
+      checkoutId: string;
+      status: CheckoutStatus;
+      failure?: { code: string; message: string };
+    }): Promise<void> {
+      // updateMany: a checkout that failed before its row was written has nothing to update.
+      await prisma.checkout.updateMany({
+        where: { id: checkoutId },
+        data: { status, failureCode: failure?.code ?? null, failureMessage: failure?.message ?? null },
+      });
+    },
+  };
+}
+
+export type OrderActivities = ReturnType<typeof createOrderActivities>;

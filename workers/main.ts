@@ -1,0 +1,38 @@
+// One payment worker process. Run as many as you like against the same Temporal server and
+// database: they share the task queue, and every step is idempotent.
+import { NativeConnection } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { createCardNetworkClient } from '../platform/card-network-client.js';
+import { loadConfig } from '../platform/config.js';
+import { createPrisma } from '../platform/db.js';
+import { createLogger } from '../platform/logger.js';
+import { createPaymentWorker } from './payment-worker.js';
+
+const config = loadConfig();
+const log = createLogger('worker', config.logLevel);
+
+const prisma = createPrisma(config.databaseUrl);
+const cardNetwork = createCardNetworkClient({ baseUrl: config.cardNetwork.url });
+const connection = await NativeConnection.connect({ address: config.temporal.address });
+const worker = await createPaymentWorker({
+  connection,
+  namespace: config.temporal.namespace,
+  taskQueue: config.temporal.taskQueue,
+  activities: createActivities({ prisma, cardNetwork }),
+});
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log.info('shutting down', { signal });
+    worker.shutdown();
+  });
+}
+
+log.info('worker polling', { taskQueue: config.temporal.taskQueue, temporal: config.temporal.address, namespace: config.temporal.namespace });
+try {
+  await worker.run();
+} finally {
+  await connection.close();
+  await prisma.$disconnect();
+  log.info('worker stopped');
+}

@@ -1,0 +1,19 @@
+// Named activity-option profiles: every activity call in a workflow picks one, so timeouts and
+// retry policies are decided here, in one place, per kind of external system.
+import type { ActivityOptions } from '@temporalio/workflow';
+import { NON_RETRYABLE_FAILURES } from '../domain/index.js';
+
+/** Short transactions on our own PostgreSQL. Retried indefinitely: the database comes back. */
+export const databaseWrite: ActivityOptions = {
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '10 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
+};
+
+/**
+ * Calls to the card network: slow (seconds) and flaky. Retries reuse the step's idempotency key,
+ * so they are safe however many there are.
+ */
+export const cardNetworkCall: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
+};
