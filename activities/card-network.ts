@@ -2,7 +2,7 @@
 // step, so an activity retry can never authorize or capture twice. When a call may have acted
 // without telling us (a timeout, a lost response), the activity asks the network what happened
 // under that key before the next attempt, rather than guessing.
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import {
   CardNetworkRejectedError,
   CardNetworkUnavailableError,
@@ -38,6 +38,9 @@ export function createCardNetworkActivities(client: CardNetworkClient) {
    * that is the answer; if not, the activity fails and Temporal retries with the same key.
    */
   async function settle(idempotencyKey: string, call: () => Promise<CardOperation>): Promise<CardOutcome> {
+    // Heartbeats while the network thinks (seconds, in a flash sale), so a worker that dies
+    // mid-call is noticed within the heartbeat timeout, not the whole start-to-close timeout.
+    const beat = setInterval(() => Context.current().heartbeat(), 1_000);
     try {
       return outcomeOf(await call());
     } catch (err) {
@@ -54,6 +57,8 @@ export function createCardNetworkActivities(client: CardNetworkClient) {
         if (known) return outcomeOf(known);
       }
       throw err;
+    } finally {
+      clearInterval(beat);
     }
   }
 

@@ -15,5 +15,6 @@ export const databaseWrite: ActivityOptions = {
  */
 export const cardNetworkCall: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
+  heartbeatTimeout: '5 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
 };
