@@ -30,6 +30,14 @@ export interface Config {
     host: string;
     port: number;
     latencyMs: number;
+    /** Fraction (0..1) of mutating requests the simulator answers 503 without acting. */
+    errorRate: number;
+    /** Fraction (0..1) of mutating requests the simulator acts on but never answers. */
+    lostResponseRate: number;
+    /** Client-side limit per request; past it the outcome is unknown and the caller looks up by key. */
+    requestTimeoutMs: number;
+    /** The simulator's own database when set; otherwise it shares `databaseUrl` (own schema). */
+    databaseUrl: string | undefined;
   };
   demo: { merchantId: string; apiKey: string };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -41,6 +49,16 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const value = Number(raw);
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+  }
+  return value;
+}
+
+function fraction(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || value > 1) {
+    throw new Error(`${name} must be a fraction between 0 and 1, got "${raw}"`);
   }
   return value;
 }
@@ -88,6 +106,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       host: cardHost,
       port: cardPort,
       latencyMs: int(env, 'CARD_NETWORK_LATENCY_MS', 100),
+      errorRate: fraction(env, 'CARD_NETWORK_ERROR_RATE', 0),
+      lostResponseRate: fraction(env, 'CARD_NETWORK_LOST_RESPONSE_RATE', 0),
+      requestTimeoutMs: int(env, 'CARD_NETWORK_TIMEOUT_MS', 10_000),
+      databaseUrl: env.CARD_NETWORK_DATABASE_URL || undefined,
     },
     demo: { merchantId: 'demo', apiKey: str(env, 'DEMO_API_KEY', 'sk_test_demo') },
     logLevel: logLevel as Config['logLevel'],

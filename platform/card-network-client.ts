@@ -1,0 +1,174 @@
+// Typed HTTP client for the card network. It only translates HTTP into three outcomes: an
+// operation (approved or declined), "unavailable" (the outcome is unknown: retry with the same key
+// or look it up by key) and "rejected" (the request itself is wrong: retrying cannot help). What
+// to do about each is the workflow's business. It never retries: Temporal's activity retries do.
+import { z } from 'zod';
+
+export interface CardOperation {
+  id: string;
+  idempotencyKey: string;
+  type: 'authorization' | 'capture' | 'void' | 'refund';
+  status: 'succeeded' | 'declined';
+  authorizationId: string;
+  /** Integer minor units as a decimal string. */
+  amount: string;
+  currency: string;
+  reference: string;
+  declineCode?: string;
+  createdAt: string;
+}
+
+/** 5xx, connection failure or timeout: the network may or may not have acted. */
+export class CardNetworkUnavailableError extends Error {
+  override readonly name = 'CardNetworkUnavailableError';
+  /** HTTP status when the network answered; undefined when no answer arrived. */
+  readonly status: number | undefined;
+  constructor(message: string, opts: { status?: number; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.status = opts.status;
+  }
+}
+
+/** A 4xx other than a decline: the network refused the request and did not act on it. */
+export class CardNetworkRejectedError extends Error {
+  override readonly name = 'CardNetworkRejectedError';
+  /** The network's error code, e.g. `already_captured`, `refund_exceeds_captured`. */
+  readonly code: string;
+  readonly status: number;
+  constructor(message: string, opts: { code: string; status: number }) {
+    super(message);
+    this.code = opts.code;
+    this.status = opts.status;
+  }
+}
+
+export interface CardNetworkClient {
+  /** Declines resolve with status 'declined' and a declineCode; they are answers, not failures. */
+  authorize(req: { idempotencyKey: string; amount: bigint; currency: string; token: string; reference: string }): Promise<CardOperation>;
+  /** Captures the full authorized amount when `amount` is omitted. */
+  capture(req: { idempotencyKey: string; authorizationId: string; amount?: bigint }): Promise<CardOperation>;
+  void(req: { idempotencyKey: string; authorizationId: string }): Promise<CardOperation>;
+  refund(req: { idempotencyKey: string; authorizationId: string; amount: bigint }): Promise<CardOperation>;
+  /** The operation performed under a key, or null when none was (a request that failed or never arrived). */
+  lookup(idempotencyKey: string): Promise<CardOperation | null>;
+  /** Every operation for a reference (checkout id), oldest first. */
+  listOperations(reference: string): Promise<CardOperation[]>;
+}
+
+const operationSchema = z.object({
+  id: z.string(),
+  idempotencyKey: z.string(),
+  type: z.enum(['authorization', 'capture', 'void', 'refund']),
+  status: z.enum(['succeeded', 'declined']),
+  authorizationId: z.string(),
+  amount: z.string(),
+  currency: z.string(),
+  reference: z.string(),
+  declineCode: z.string().optional(),
+  createdAt: z.string(),
+});
+const listSchema = z.object({ data: z.array(operationSchema) });
+const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
+interface Answer {
+  status: number;
+  body: unknown;
+  what: string;
+}
+
+export function createCardNetworkClient(opts: { baseUrl: string; timeoutMs?: number }): CardNetworkClient {
+  const baseUrl = opts.baseUrl.replace(/\/+$/, '');
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+
+  async function send(method: 'GET' | 'POST', path: string, idempotencyKey?: string, body?: object): Promise<Answer> {
+    const what = `${method} ${path}`;
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let status: number;
+    let text: string;
+    try {
+      // The timeout also covers reading the body: a response cut off half-way is no answer.
+      const res = await fetch(baseUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      status = res.status;
+      text = await res.text();
+    } catch (err) {
+      const reason = err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : describe(err);
+      throw new CardNetworkUnavailableError(`card network ${what}: ${reason}`, { cause: err });
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    // 408 and 429 say "not now", not "never": treat them like a 5xx.
+    if (status >= 500 || status === 408 || status === 429) {
+      const detail = errorSchema.safeParse(parsed);
+      const reason = detail.success ? `${detail.data.error.code}: ${detail.data.error.message}` : `HTTP ${status}`;
+      throw new CardNetworkUnavailableError(`card network ${what}: ${reason}`, { status });
+    }
+    return { status, body: parsed, what };
+  }
+
+  function rejected(answer: Answer): CardNetworkRejectedError {
+    const detail = errorSchema.safeParse(answer.body);
+    const code = detail.success ? detail.data.error.code : `http_${answer.status}`;
+    const message = detail.success ? detail.data.error.message : `HTTP ${answer.status}`;
+    return new CardNetworkRejectedError(`card network ${answer.what}: ${code}: ${message}`, { code, status: answer.status });
+  }
+
+  function decode<T>(schema: z.ZodType<T>, answer: Answer): T {
+    const result = schema.safeParse(answer.body);
+    // The network answered success but we cannot read what it did, so the outcome is unknown.
+    if (!result.success) throw new CardNetworkUnavailableError(`card network ${answer.what}: unreadable response`, { status: answer.status });
+    return result.data;
+  }
+
+  /** 2xx carries the operation; 402 carries a declined one. */
+  async function operation(method: 'POST', path: string, idempotencyKey: string, body: object): Promise<CardOperation> {
+    const answer = await send(method, path, idempotencyKey, body);
+    if ((answer.status >= 200 && answer.status < 300) || answer.status === 402) return decode(operationSchema, answer);
+    throw rejected(answer);
+  }
+
+  const seg = encodeURIComponent;
+  return {
+    authorize: (r) =>
+      operation('POST', '/v1/authorizations', r.idempotencyKey, {
+        amount: r.amount.toString(),
+        currency: r.currency,
+        token: r.token,
+        reference: r.reference,
+      }),
+    capture: (r) =>
+      operation('POST', `/v1/authorizations/${seg(r.authorizationId)}/capture`, r.idempotencyKey, r.amount === undefined ? {} : { amount: r.amount.toString() }),
+    void: (r) => operation('POST', `/v1/authorizations/${seg(r.authorizationId)}/void`, r.idempotencyKey, {}),
+    refund: (r) =>
+      operation('POST', '/v1/refunds', r.idempotencyKey, { authorizationId: r.authorizationId, amount: r.amount.toString() }),
+    async lookup(idempotencyKey) {
+      const answer = await send('GET', `/v1/operations/by-key/${seg(idempotencyKey)}`);
+      if (answer.status === 200) return decode(operationSchema, answer);
+      // Only the network's own "no such operation" means absent; any other 404 (a wrong base URL)
+      // must not be mistaken for "the network never acted".
+      if (answer.status === 404 && errorSchema.safeParse(answer.body).data?.error.code === 'operation_not_found') return null;
+      throw rejected(answer);
+    },
+    async listOperations(reference) {
+      const answer = await send('GET', `/v1/operations?reference=${seg(reference)}`);
+      if (answer.status === 200) return decode(listSchema, answer).data;
+      throw rejected(answer);
+    },
+  };
+}
+
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  return `${err.message}${cause}`;
+}

@@ -1,0 +1,355 @@
+// The card network's own books, in PostgreSQL under schema `card_network`. It models a system we
+// do not own, so it lives outside our Prisma schema and creates its tables itself.
+//
+// Every mutating request runs in one transaction holding an advisory lock on its idempotency key:
+// the first request with a key acts and stores its response; later ones (including concurrent
+// ones, which wait on the lock) replay that response byte for byte, as Stripe does.
+import { createHash, randomBytes } from 'node:crypto';
+import type pg from 'pg';
+
+export type OperationType = 'authorization' | 'capture' | 'void' | 'refund';
+export type OperationStatus = 'succeeded' | 'declined';
+
+export interface OperationRecord {
+  id: string;
+  idempotencyKey: string;
+  type: OperationType;
+  status: OperationStatus;
+  /** Equals `id` for an authorization. */
+  authorizationId: string;
+  /** Integer minor units as a decimal string. */
+  amount: string;
+  currency: string;
+  /** The caller's business reference (our checkout id). */
+  reference: string;
+  declineCode?: string;
+  createdAt: string;
+}
+
+export interface ErrorBody {
+  error: { type: 'invalid_request_error' | 'idempotency_error' | 'api_error'; code: string; message: string; param?: string };
+}
+
+export function errorBody(type: ErrorBody['error']['type'], code: string, message: string, param?: string): ErrorBody {
+  return { error: param === undefined ? { type, code, message } : { type, code, message, param } };
+}
+
+interface TokenBehaviour {
+  declineCode?: string;
+  /** Answers 503 without acting on this many first tries of a key, then acts. */
+  failFirstTries?: number;
+  /** Acts, but the server drops the response of the try that acted. */
+  loseResponse?: boolean;
+}
+
+const TOKENS = {
+  tok_visa: {},
+  tok_chargeDeclined: { declineCode: 'card_declined' },
+  tok_insufficientFunds: { declineCode: 'insufficient_funds' },
+  tok_processingError: { failFirstTries: 2 },
+  tok_timeout: { loseResponse: true },
+} satisfies Record<string, TokenBehaviour>;
+
+export type TestToken = keyof typeof TOKENS;
+
+/** Test tokens, Stripe-style. Unknown tokens are rejected before anything is stored. */
+export const TEST_TOKENS: Readonly<Record<TestToken, TokenBehaviour>> = TOKENS;
+
+export function isTestToken(token: string): token is TestToken {
+  return Object.hasOwn(TEST_TOKENS, token);
+}
+
+/**
+ * `first`: this request acted (or was refused for good) and its response is now stored under the
+ * key; `replay`: the stored response of an earlier request; `unstored`: a transient or
+ * key-misuse answer that a retry may change.
+ */
+export interface Outcome {
+  kind: 'first' | 'replay' | 'unstored';
+  status: number;
+  /** JSON text, so a replay is byte-identical to the first response. */
+  body: string;
+}
+
+interface Result {
+  status: number;
+  body: OperationRecord | ErrorBody;
+  operationId?: string;
+  /** Not stored under the key: the request did not act and a retry may succeed. */
+  transient?: boolean;
+}
+
+// Two-int advisory locks live in a key space apart from one-bigint locks (Prisma uses those),
+// and the first int keeps ours apart from anyone else's two-int locks.
+const LOCK_NAMESPACE = 0x434e4554; // "CNET"
+
+const SCHEMA_SQL = `
+CREATE SCHEMA IF NOT EXISTS card_network;
+CREATE TABLE IF NOT EXISTS card_network.authorizations (
+  id text PRIMARY KEY,
+  state text NOT NULL CHECK (state IN ('authorized', 'captured', 'voided', 'declined')),
+  amount bigint NOT NULL CHECK (amount > 0),
+  currency text NOT NULL,
+  captured_amount bigint NOT NULL DEFAULT 0 CHECK (captured_amount <= amount),
+  refunded_amount bigint NOT NULL DEFAULT 0 CHECK (refunded_amount <= captured_amount),
+  reference text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TABLE IF NOT EXISTS card_network.operations (
+  seq bigserial UNIQUE,
+  id text PRIMARY KEY,
+  idempotency_key text NOT NULL UNIQUE,
+  type text NOT NULL CHECK (type IN ('authorization', 'capture', 'void', 'refund')),
+  status text NOT NULL CHECK (status IN ('succeeded', 'declined')),
+  authorization_id text NOT NULL REFERENCES card_network.authorizations (id),
+  amount bigint NOT NULL,
+  currency text NOT NULL,
+  reference text NOT NULL,
+  decline_code text,
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS operations_reference_seq ON card_network.operations (reference, seq);
+CREATE TABLE IF NOT EXISTS card_network.idempotency_keys (
+  key text PRIMARY KEY,
+  request_hash text NOT NULL,
+  status_code integer NOT NULL,
+  body text NOT NULL,
+  operation_id text REFERENCES card_network.operations (id),
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TABLE IF NOT EXISTS card_network.key_attempts (
+  key text PRIMARY KEY,
+  attempts integer NOT NULL
+);
+`;
+
+interface OperationRow {
+  id: string;
+  idempotency_key: string;
+  type: OperationType;
+  status: OperationStatus;
+  authorization_id: string;
+  amount: string; // pg returns bigint as a string, which is what the wire wants
+  currency: string;
+  reference: string;
+  decline_code: string | null;
+  created_at: Date;
+}
+
+interface AuthorizationRow {
+  id: string;
+  state: 'authorized' | 'captured' | 'voided' | 'declined';
+  amount: string;
+  currency: string;
+  captured_amount: string;
+  refunded_amount: string;
+  reference: string;
+}
+
+function toRecord(row: OperationRow): OperationRecord {
+  return {
+    id: row.id,
+    idempotencyKey: row.idempotency_key,
+    type: row.type,
+    status: row.status,
+    authorizationId: row.authorization_id,
+    amount: row.amount,
+    currency: row.currency,
+    reference: row.reference,
+    ...(row.decline_code === null ? {} : { declineCode: row.decline_code }),
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+function newId(prefix: string): string {
+  return `${prefix}_${randomBytes(12).toString('hex')}`;
+}
+
+/** Fingerprint of what a request asks for; a key reused with another fingerprint is refused. */
+export function requestHash(parts: unknown[]): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+}
+
+const notFound = (id: string): Result => ({
+  status: 404,
+  body: errorBody('invalid_request_error', 'authorization_not_found', `no authorization ${id}`, 'id'),
+});
+const conflict = (code: string, message: string): Result => ({ status: 409, body: errorBody('invalid_request_error', code, message) });
+
+async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+export class CardNetworkStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  /** Idempotent; serialised so simulators starting together do not race on the catalog. */
+  async migrate(): Promise<void> {
+    await inTransaction(this.pool, async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1, 0)', [LOCK_NAMESPACE]);
+      await c.query(SCHEMA_SQL);
+    });
+  }
+
+  authorize(key: string, hash: string, req: { amount: bigint; currency: string; token: TestToken; reference: string }): Promise<Outcome> {
+    return this.once(key, hash, async (c) => {
+      const behaviour = TEST_TOKENS[req.token];
+      if (behaviour.failFirstTries) {
+        // Counted in the same transaction, so the count survives restarts and concurrent tries.
+        const { rows } = await c.query<{ attempts: number }>(
+          `INSERT INTO card_network.key_attempts (key, attempts) VALUES ($1, 1)
+           ON CONFLICT (key) DO UPDATE SET attempts = key_attempts.attempts + 1 RETURNING attempts`,
+          [key],
+        );
+        if (rows[0]!.attempts <= behaviour.failFirstTries) {
+          return { status: 503, transient: true, body: errorBody('api_error', 'processing_error', 'the issuer could not be reached; retry with the same key') };
+        }
+      }
+      const id = newId('auth');
+      const declineCode = behaviour.declineCode ?? null;
+      await c.query(
+        `INSERT INTO card_network.authorizations (id, state, amount, currency, reference) VALUES ($1, $2, $3, $4, $5)`,
+        [id, declineCode ? 'declined' : 'authorized', req.amount.toString(), req.currency, req.reference],
+      );
+      const op = await this.insertOperation(c, {
+        id, key, type: 'authorization', status: declineCode ? 'declined' : 'succeeded', authorizationId: id,
+        amount: req.amount, currency: req.currency, reference: req.reference, declineCode,
+      });
+      return { status: declineCode ? 402 : 201, body: op, operationId: id };
+    });
+  }
+
+  capture(key: string, hash: string, req: { authorizationId: string; amount: bigint | undefined }): Promise<Outcome> {
+    return this.once(key, hash, async (c) => {
+      const auth = await this.lockAuthorization(c, req.authorizationId);
+      if (!auth) return notFound(req.authorizationId);
+      if (auth.state === 'declined') return conflict('authorization_declined', 'a declined authorization cannot be captured');
+      if (auth.state === 'voided') return conflict('authorization_voided', 'the authorization was voided');
+      // One capture per authorization (any remainder is released), so a second one can only be a duplicate.
+      if (auth.state === 'captured') return conflict('already_captured', 'the authorization was already captured');
+      const amount = req.amount ?? BigInt(auth.amount);
+      if (amount > BigInt(auth.amount)) {
+        return conflict('amount_exceeds_authorized', `capture amount ${amount} exceeds the authorized ${auth.amount}`);
+      }
+      await c.query(
+        `UPDATE card_network.authorizations SET state = 'captured', captured_amount = $2, updated_at = clock_timestamp() WHERE id = $1`,
+        [auth.id, amount.toString()],
+      );
+      const op = await this.insertOperation(c, { id: newId('cap'), key, type: 'capture', status: 'succeeded', authorizationId: auth.id, amount, currency: auth.currency, reference: auth.reference, declineCode: null });
+      return { status: 200, body: op, operationId: op.id };
+    });
+  }
+
+  void(key: string, hash: string, req: { authorizationId: string }): Promise<Outcome> {
+    return this.once(key, hash, async (c) => {
+      const auth = await this.lockAuthorization(c, req.authorizationId);
+      if (!auth) return notFound(req.authorizationId);
+      if (auth.state === 'declined') return conflict('authorization_declined', 'a declined authorization holds no funds to release');
+      if (auth.state === 'captured') return conflict('already_captured', 'a captured authorization cannot be voided; refund it');
+      if (auth.state === 'voided') {
+        // The caller's goal (funds released) already holds, so answer with the existing void rather
+        // than an error: two compensations racing with different keys both succeed, one void exists.
+        const { rows } = await c.query<OperationRow>(
+          `SELECT * FROM card_network.operations WHERE authorization_id = $1 AND type = 'void'`,
+          [auth.id],
+        );
+        return { status: 200, body: toRecord(rows[0]!), operationId: rows[0]!.id };
+      }
+      await c.query(`UPDATE card_network.authorizations SET state = 'voided', updated_at = clock_timestamp() WHERE id = $1`, [auth.id]);
+      const op = await this.insertOperation(c, { id: newId('void'), key, type: 'void', status: 'succeeded', authorizationId: auth.id, amount: BigInt(auth.amount), currency: auth.currency, reference: auth.reference, declineCode: null });
+      return { status: 200, body: op, operationId: op.id };
+    });
+  }
+
+  refund(key: string, hash: string, req: { authorizationId: string; amount: bigint }): Promise<Outcome> {
+    return this.once(key, hash, async (c) => {
+      const auth = await this.lockAuthorization(c, req.authorizationId);
+      if (!auth) return notFound(req.authorizationId);
+      if (auth.state !== 'captured') return conflict('not_captured', `only a captured authorization can be refunded (it is ${auth.state})`);
+      const refundable = BigInt(auth.captured_amount) - BigInt(auth.refunded_amount);
+      if (req.amount > refundable) {
+        return conflict('refund_exceeds_captured', `refund ${req.amount} exceeds the ${refundable} still refundable`);
+      }
+      await c.query(
+        `UPDATE card_network.authorizations SET refunded_amount = refunded_amount + $2, updated_at = clock_timestamp() WHERE id = $1`,
+        [auth.id, req.amount.toString()],
+      );
+      const op = await this.insertOperation(c, { id: newId('re'), key, type: 'refund', status: 'succeeded', authorizationId: auth.id, amount: req.amount, currency: auth.currency, reference: auth.reference, declineCode: null });
+      return { status: 201, body: op, operationId: op.id };
+    });
+  }
+
+  /** Waits for a request holding the key to finish, so an in-flight act is not reported as absent. */
+  operationByKey(key: string): Promise<OperationRecord | null> {
+    return inTransaction(this.pool, async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock_shared($1, hashtext($2))', [LOCK_NAMESPACE, key]);
+      const { rows } = await c.query<OperationRow>(
+        `SELECT o.* FROM card_network.idempotency_keys k JOIN card_network.operations o ON o.id = k.operation_id WHERE k.key = $1`,
+        [key],
+      );
+      return rows[0] ? toRecord(rows[0]) : null;
+    });
+  }
+
+  async operationsByReference(reference: string): Promise<OperationRecord[]> {
+    const { rows } = await this.pool.query<OperationRow>(
+      `SELECT * FROM card_network.operations WHERE reference = $1 ORDER BY seq`,
+      [reference],
+    );
+    return rows.map(toRecord);
+  }
+
+  private once(key: string, hash: string, act: (c: pg.PoolClient) => Promise<Result>): Promise<Outcome> {
+    return inTransaction(this.pool, async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, key]);
+      const { rows } = await c.query<{ request_hash: string; status_code: number; body: string }>(
+        `SELECT request_hash, status_code, body FROM card_network.idempotency_keys WHERE key = $1`,
+        [key],
+      );
+      const prior = rows[0];
+      if (prior && prior.request_hash !== hash) {
+        const body = errorBody('idempotency_error', 'idempotency_key_reused', 'this Idempotency-Key was used with different parameters');
+        return { kind: 'unstored', status: 422, body: JSON.stringify(body) };
+      }
+      if (prior) return { kind: 'replay', status: prior.status_code, body: prior.body };
+      const result = await act(c);
+      const body = JSON.stringify(result.body);
+      if (result.transient) return { kind: 'unstored', status: result.status, body };
+      await c.query(
+        `INSERT INTO card_network.idempotency_keys (key, request_hash, status_code, body, operation_id) VALUES ($1, $2, $3, $4, $5)`,
+        [key, hash, result.status, body, result.operationId ?? null],
+      );
+      return { kind: 'first', status: result.status, body };
+    });
+  }
+
+  private async lockAuthorization(c: pg.PoolClient, id: string): Promise<AuthorizationRow | undefined> {
+    const { rows } = await c.query<AuthorizationRow>(`SELECT * FROM card_network.authorizations WHERE id = $1 FOR UPDATE`, [id]);
+    return rows[0];
+  }
+
+  private async insertOperation(
+    c: pg.PoolClient,
+    op: { id: string; key: string; type: OperationType; status: OperationStatus; authorizationId: string; amount: bigint; currency: string; reference: string; declineCode: string | null },
+  ): Promise<OperationRecord> {
+    const { rows } = await c.query<OperationRow>(
+      `INSERT INTO card_network.operations (id, idempotency_key, type, status, authorization_id, amount, currency, reference, decline_code)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+      [op.id, op.key, op.type, op.status, op.authorizationId, op.amount.toString(), op.currency, op.reference, op.declineCode],
+    );
+    return toRecord(rows[0]!);
+  }
+}

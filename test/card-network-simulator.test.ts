@@ -1,0 +1,315 @@
+// The card-network simulator over real HTTP and real PostgreSQL, driven through our typed client.
+// The database comes from the test harness (DATABASE_URL); each test uses its own keys and
+// checkout references, so tests share one database without seeing each other.
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CardNetworkRejectedError,
+  CardNetworkUnavailableError,
+  createCardNetworkClient,
+  type CardNetworkClient,
+} from '../platform/card-network-client.js';
+import { createCardNetworkServer, type CardNetworkServer, type CardNetworkServerOptions } from '../simulators/card-network/server.js';
+
+const databaseUrl = process.env.DATABASE_URL;
+const unique = (prefix: string) => `${prefix}_${randomUUID()}`;
+
+let pool: pg.Pool;
+const started: CardNetworkServer[] = [];
+
+async function startSimulator(opts: Omit<CardNetworkServerOptions, 'pool'> = {}, db = pool) {
+  const server = createCardNetworkServer({ pool: db, ...opts });
+  started.push(server);
+  const url = await server.listen(0, '127.0.0.1');
+  return { server, url, client: createCardNetworkClient({ baseUrl: url, timeoutMs: 5_000 }) };
+}
+
+/** Raw POST, for what the typed client never sends (no key, bad JSON, numbers as amounts). */
+async function post(url: string, body: unknown, key: string | null = unique('key')) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(key === null ? {} : { 'idempotency-key': key }) },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+async function rejection(promise: Promise<unknown>) {
+  const err = await promise.then(
+    () => expect.fail('expected the card network to refuse'),
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(CardNetworkRejectedError);
+  const { code, status } = err as CardNetworkRejectedError;
+  return { code, status };
+}
+
+async function storedRowsFor(reference: string) {
+  const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM card_network.operations WHERE reference = $1', [reference]);
+  return Number(rows[0]!.n);
+}
+
+let base: string;
+let client: CardNetworkClient;
+
+beforeAll(async () => {
+  if (!databaseUrl) throw new Error('DATABASE_URL must point at a PostgreSQL database (the test harness provides one)');
+  pool = new pg.Pool({ connectionString: databaseUrl, max: 20 });
+  ({ url: base, client } = await startSimulator());
+});
+
+afterAll(async () => {
+  for (const server of started) await server.close();
+  await pool?.end();
+});
+
+function authorize(token: string, reference = unique('chk'), amount = 1999n, idempotencyKey = unique('auth')) {
+  return client.authorize({ idempotencyKey, amount, currency: 'JPY', token, reference });
+}
+
+describe('authorizations', () => {
+  it('approves tok_visa with a 201 and records it for the checkout', async () => {
+    const reference = unique('chk');
+    const res = await post(`${base}/v1/authorizations`, { amount: '1999', currency: 'JPY', token: 'tok_visa', reference });
+    expect(res.status).toBe(201);
+    const op = JSON.parse(res.text);
+    expect(op).toMatchObject({ type: 'authorization', status: 'succeeded', amount: '1999', currency: 'JPY', reference });
+    expect(op.authorizationId).toBe(op.id);
+    expect(op).not.toHaveProperty('declineCode');
+    expect(await client.listOperations(reference)).toEqual([op]);
+  });
+
+  it.each([
+    ['tok_chargeDeclined', 'card_declined'],
+    ['tok_insufficientFunds', 'insufficient_funds'],
+  ])('declines %s with 402 and %s, stores the decline and replays it', async (token, declineCode) => {
+    const reference = unique('chk');
+    const key = unique('auth');
+    const first = await post(`${base}/v1/authorizations`, { amount: '500', currency: 'USD', token, reference }, key);
+    expect(first.status).toBe(402);
+    expect(JSON.parse(first.text)).toMatchObject({ status: 'declined', declineCode });
+
+    const viaClient = await client.authorize({ idempotencyKey: key, amount: 500n, currency: 'USD', token, reference });
+    expect(viaClient).toEqual(JSON.parse(first.text));
+    expect(await storedRowsFor(reference)).toBe(1);
+  });
+
+  it('refuses an unknown token with invalid_token and stores nothing', async () => {
+    const reference = unique('chk');
+    expect(await rejection(authorize('tok_nonsense', reference))).toEqual({ code: 'invalid_token', status: 400 });
+    expect(await storedRowsFor(reference)).toBe(0);
+  });
+
+  it('rejects requests without an Idempotency-Key, with bad JSON or with a malformed field, naming the field', async () => {
+    const url = `${base}/v1/authorizations`;
+    const good = { amount: '100', currency: 'JPY', token: 'tok_visa', reference: unique('chk') };
+
+    const noKey = await post(url, good, null);
+    expect(noKey.status).toBe(400);
+    expect(JSON.parse(noKey.text).error.code).toBe('missing_idempotency_key');
+
+    const badJson = await post(url, '{"amount": ');
+    expect(badJson.status).toBe(400);
+    expect(JSON.parse(badJson.text).error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_json' });
+    expect(badJson.text).not.toMatch(/at .*\.(ts|js):\d+/);
+
+    for (const [field, value] of [['amount', 1999], ['amount', '19.99'], ['amount', '0'], ['currency', 'yen'], ['reference', '']] as const) {
+      const res = await post(url, { ...good, [field]: value });
+      expect(res.status, `${field}=${JSON.stringify(value)}`).toBe(400);
+      expect(JSON.parse(res.text).error).toMatchObject({ code: 'invalid_parameter', param: field });
+      expect(JSON.parse(res.text).error.message).toContain(field);
+    }
+    expect(await storedRowsFor(good.reference)).toBe(0);
+  });
+});
+
+describe('idempotency', () => {
+  it('replays the first response byte for byte without acting again', async () => {
+    const reference = unique('chk');
+    const key = unique('auth');
+    const body = { amount: '1999', currency: 'JPY', token: 'tok_visa', reference };
+    const first = await post(`${base}/v1/authorizations`, body, key);
+    const second = await post(`${base}/v1/authorizations`, body, key);
+    expect(second).toEqual(first);
+    expect(await storedRowsFor(reference)).toBe(1);
+  });
+
+  it('acts exactly once for 20 concurrent identical requests', async () => {
+    const reference = unique('chk');
+    const key = unique('auth');
+    const results = await Promise.all(Array.from({ length: 20 }, () => authorize('tok_visa', reference, 1999n, key)));
+    expect(new Set(results.map((op) => op.id)).size).toBe(1);
+    expect(await storedRowsFor(reference)).toBe(1);
+  });
+
+  it('refuses a key reused with different parameters with 422 idempotency_key_reused', async () => {
+    const reference = unique('chk');
+    const key = unique('auth');
+    await authorize('tok_visa', reference, 1999n, key);
+    expect(await rejection(authorize('tok_visa', reference, 2000n, key))).toEqual({ code: 'idempotency_key_reused', status: 422 });
+    expect(await storedRowsFor(reference)).toBe(1);
+  });
+
+  it('finds an operation by its key, and answers null for a key never acted on', async () => {
+    const auth = await authorize('tok_visa');
+    expect(await client.lookup(auth.idempotencyKey)).toEqual(auth);
+    expect(await client.lookup(unique('never'))).toBeNull();
+  });
+});
+
+describe('capture, void and refund', () => {
+  it('captures the full authorized amount by default, once, and refuses a second capture under another key', async () => {
+    const auth = await authorize('tok_visa');
+    const key = unique('cap');
+    const capture = await client.capture({ idempotencyKey: key, authorizationId: auth.id });
+    expect(capture).toMatchObject({ type: 'capture', status: 'succeeded', authorizationId: auth.id, amount: '1999', reference: auth.reference });
+    expect(await client.capture({ idempotencyKey: key, authorizationId: auth.id })).toEqual(capture);
+    expect(await rejection(client.capture({ idempotencyKey: unique('cap'), authorizationId: auth.id }))).toEqual({ code: 'already_captured', status: 409 });
+    expect((await client.listOperations(auth.reference)).map((op) => op.type)).toEqual(['authorization', 'capture']);
+  });
+
+  it('captures exactly once when two captures with different keys race', async () => {
+    const auth = await authorize('tok_visa');
+    const results = await Promise.allSettled([1, 2].map(() => client.capture({ idempotencyKey: unique('cap'), authorizationId: auth.id })));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const captures = (await client.listOperations(auth.reference)).filter((op) => op.type === 'capture');
+    expect(captures).toHaveLength(1);
+  });
+
+  it('captures part of an authorization but never more than authorized, and 404s for an unknown authorization', async () => {
+    const auth = await authorize('tok_visa', unique('chk'), 1000n);
+    expect(await rejection(client.capture({ idempotencyKey: unique('cap'), authorizationId: auth.id, amount: 1001n }))).toEqual({ code: 'amount_exceeds_authorized', status: 409 });
+    expect(await client.capture({ idempotencyKey: unique('cap'), authorizationId: auth.id, amount: 600n })).toMatchObject({ amount: '600' });
+    expect(await rejection(client.capture({ idempotencyKey: unique('cap'), authorizationId: 'auth_missing' }))).toEqual({ code: 'authorization_not_found', status: 404 });
+  });
+
+  it('cannot capture a declined authorization', async () => {
+    const declined = await authorize('tok_chargeDeclined');
+    expect(await rejection(client.capture({ idempotencyKey: unique('cap'), authorizationId: declined.id }))).toEqual({ code: 'authorization_declined', status: 409 });
+  });
+
+  it('voids an uncaptured authorization once; a void under a new key returns that same void; capture is then refused', async () => {
+    const auth = await authorize('tok_visa');
+    const voided = await client.void({ idempotencyKey: unique('void'), authorizationId: auth.id });
+    expect(voided).toMatchObject({ type: 'void', status: 'succeeded', authorizationId: auth.id, amount: '1999' });
+    expect(await client.void({ idempotencyKey: unique('void'), authorizationId: auth.id })).toEqual(voided);
+    expect(await rejection(client.capture({ idempotencyKey: unique('cap'), authorizationId: auth.id }))).toEqual({ code: 'authorization_voided', status: 409 });
+    expect((await client.listOperations(auth.reference)).map((op) => op.type)).toEqual(['authorization', 'void']);
+  });
+
+  it('does not void a captured authorization', async () => {
+    const auth = await authorize('tok_visa');
+    await client.capture({ idempotencyKey: unique('cap'), authorizationId: auth.id });
+    expect(await rejection(client.void({ idempotencyKey: unique('void'), authorizationId: auth.id }))).toEqual({ code: 'already_captured', status: 409 });
+  });
+
+  it('refunds only captured money, in parts, never more than was captured', async () => {
+    const auth = await authorize('tok_visa', unique('chk'), 1000n);
+    expect(await rejection(client.refund({ idempotencyKey: unique('re'), authorizationId: auth.id, amount: 100n }))).toEqual({ code: 'not_captured', status: 409 });
+    await client.capture({ idempotencyKey: unique('cap'), authorizationId: auth.id, amount: 800n });
+
+    const key = unique('re');
+    const first = await client.refund({ idempotencyKey: key, authorizationId: auth.id, amount: 500n });
+    expect(first).toMatchObject({ type: 'refund', amount: '500', currency: 'JPY', reference: auth.reference });
+    expect(await client.refund({ idempotencyKey: key, authorizationId: auth.id, amount: 500n })).toEqual(first);
+    expect(await rejection(client.refund({ idempotencyKey: unique('re'), authorizationId: auth.id, amount: 301n }))).toEqual({ code: 'refund_exceeds_captured', status: 409 });
+    await client.refund({ idempotencyKey: unique('re'), authorizationId: auth.id, amount: 300n });
+
+    const refunds = (await client.listOperations(auth.reference)).filter((op) => op.type === 'refund');
+    expect(refunds.map((op) => op.amount)).toEqual(['500', '300']);
+  });
+});
+
+describe('failures a real network has', () => {
+  it('tok_processingError answers 503 twice without acting, then approves on the third try', async () => {
+    const reference = unique('chk');
+    const key = unique('auth');
+    for (const attempt of [1, 2]) {
+      const err = await authorize('tok_processingError', reference, 1999n, key).catch((e: unknown) => e);
+      expect(err, `attempt ${attempt}`).toBeInstanceOf(CardNetworkUnavailableError);
+      expect((err as CardNetworkUnavailableError).status).toBe(503);
+      expect(await storedRowsFor(reference)).toBe(0);
+    }
+    expect(await authorize('tok_processingError', reference, 1999n, key)).toMatchObject({ status: 'succeeded' });
+    expect(await storedRowsFor(reference)).toBe(1);
+  });
+
+  it('tok_timeout acts but loses the response; lookup and a retry with the same key reveal the one authorization', async () => {
+    const reference = unique('chk');
+    const key = unique('auth');
+    await expect(authorize('tok_timeout', reference, 1999n, key)).rejects.toBeInstanceOf(CardNetworkUnavailableError);
+    const found = await client.lookup(key);
+    expect(found).toMatchObject({ type: 'authorization', status: 'succeeded', reference });
+    expect(await authorize('tok_timeout', reference, 1999n, key)).toEqual(found);
+    expect(await storedRowsFor(reference)).toBe(1);
+  });
+
+  it('treats a request that outlives the client timeout as unavailable', async () => {
+    const { url } = await startSimulator({ latencyMs: 500 });
+    const impatient = createCardNetworkClient({ baseUrl: url, timeoutMs: 100 });
+    const reference = unique('chk');
+    const err = await impatient.authorize({ idempotencyKey: unique('auth'), amount: 1n, currency: 'JPY', token: 'tok_visa', reference }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CardNetworkUnavailableError);
+    expect((err as Error).name).toBe('CardNetworkUnavailableError');
+  });
+
+  it('with CARD_NETWORK_ERROR_RATE=1 answers 503 and never acts', async () => {
+    const { client: flaky } = await startSimulator({ errorRate: 1 });
+    const reference = unique('chk');
+    const key = unique('auth');
+    await expect(flaky.authorize({ idempotencyKey: key, amount: 1n, currency: 'JPY', token: 'tok_visa', reference })).rejects.toBeInstanceOf(CardNetworkUnavailableError);
+    expect(await client.lookup(key)).toBeNull();
+    expect(await storedRowsFor(reference)).toBe(0);
+  });
+
+  it('with CARD_NETWORK_LOST_RESPONSE_RATE=1 acts, loses the response, and the key reveals the result', async () => {
+    const { client: lossy } = await startSimulator({ lostResponseRate: 1 });
+    const reference = unique('chk');
+    const key = unique('auth');
+    await expect(lossy.authorize({ idempotencyKey: key, amount: 1n, currency: 'JPY', token: 'tok_visa', reference })).rejects.toBeInstanceOf(CardNetworkUnavailableError);
+    expect(await client.lookup(key)).toMatchObject({ status: 'succeeded', reference });
+  });
+
+  it('delays mutating requests by latencyMs', async () => {
+    const { client: slow } = await startSimulator({ latencyMs: 300 });
+    const startedAt = performance.now();
+    await slow.authorize({ idempotencyKey: unique('auth'), amount: 1n, currency: 'JPY', token: 'tok_visa', reference: unique('chk') });
+    expect(performance.now() - startedAt).toBeGreaterThanOrEqual(290);
+  });
+
+  it('lets a request in flight finish when the server stops', async () => {
+    const { server, client: slow } = await startSimulator({ latencyMs: 300 });
+    const reference = unique('chk');
+    const pending = slow.authorize({ idempotencyKey: unique('auth'), amount: 1n, currency: 'JPY', token: 'tok_visa', reference });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await server.close();
+    expect(await pending).toMatchObject({ status: 'succeeded', reference });
+  });
+
+  it('keeps every authorization, key and balance across a restart', async () => {
+    const ownPool = new pg.Pool({ connectionString: databaseUrl });
+    const before = await startSimulator({}, ownPool);
+    const auth = await before.client.authorize({ idempotencyKey: unique('auth'), amount: 1000n, currency: 'JPY', token: 'tok_visa', reference: unique('chk') });
+    const captureKey = unique('cap');
+    const capture = await before.client.capture({ idempotencyKey: captureKey, authorizationId: auth.id, amount: 700n });
+    await before.server.close();
+    await ownPool.end();
+
+    const restartedPool = new pg.Pool({ connectionString: databaseUrl });
+    const after = await startSimulator({}, restartedPool);
+    try {
+      expect(await after.client.lookup(auth.idempotencyKey)).toEqual(auth);
+      expect(await after.client.capture({ idempotencyKey: captureKey, authorizationId: auth.id, amount: 700n })).toEqual(capture);
+      expect(await rejection(after.client.refund({ idempotencyKey: unique('re'), authorizationId: auth.id, amount: 701n }))).toEqual({ code: 'refund_exceeds_captured', status: 409 });
+    } finally {
+      await after.server.close();
+      await restartedPool.end();
+    }
+  });
+});
+
+it('answers /health', async () => {
+  const res = await fetch(`${base}/health`);
+  expect(res.status).toBe(200);
+});
