@@ -12,7 +12,7 @@ const config = loadConfig();
 const log = createLogger('worker', config.logLevel);
 
 const prisma = createPrisma(config.databaseUrl);
-const cardNetwork = createCardNetworkClient({ baseUrl: config.cardNetwork.url });
+const cardNetwork = createCardNetworkClient({ baseUrl: config.cardNetwork.url, timeoutMs: config.cardNetwork.requestTimeoutMs });
 const connection = await NativeConnection.connect({ address: config.temporal.address });
 const worker = await createPaymentWorker({
   connection,

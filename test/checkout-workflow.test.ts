@@ -1,0 +1,144 @@
+// The checkout workflow on a real Temporal server and real PostgreSQL, with an in-process card
+// network so each test can make the network decline, lose a response or reject a call.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { checkoutId, PaymentStatus, type CheckoutInput, type CheckoutSnapshot } from '../domain/index.js';
+import { createPrisma, type PrismaClient } from '../platform/db.js';
+import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { checkoutWorkflow } from '../workflows/index.js';
+import { FakeCardNetwork } from './support/fake-card-network.js';
+
+const MERCHANT = 'demo';
+let env: TestWorkflowEnvironment;
+let prisma: PrismaClient;
+let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+
+beforeAll(async () => {
+  env = await TestWorkflowEnvironment.createFromExistingServer({ address: process.env.TEMPORAL_ADDRESS! });
+  prisma = createPrisma(process.env.DATABASE_URL!);
+  workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+});
+
+afterAll(async () => {
+  await prisma?.$disconnect();
+  await env?.teardown();
+});
+
+async function product(stock: number, price = 1500n) {
+  const sku = `sku-${randomUUID()}`;
+  await prisma.product.create({ data: { merchantId: MERCHANT, sku, name: 'Limited sneaker', priceAmount: price, currency: 'JPY', available: stock } });
+  return sku;
+}
+
+async function stockOf(sku: string) {
+  const p = await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: MERCHANT, sku } } });
+  return { available: p.available, reserved: p.reserved, sold: p.sold };
+}
+
+/** Runs one checkout to completion on a fresh worker wired to `network`. */
+async function runCheckout(network: FakeCardNetwork, sku: string, opts: { token?: string; quantity?: number } = {}) {
+  const taskQueue = `test-${randomUUID()}`;
+  const key = randomUUID();
+  const input: CheckoutInput = {
+    checkoutId: checkoutId(MERCHANT, key),
+    merchantId: MERCHANT,
+    customerId: 'cus_1',
+    idempotencyKey: key,
+    items: [{ sku, quantity: opts.quantity ?? 2 }],
+    payment: { method: 'card', token: opts.token ?? 'tok_visa' },
+  };
+  const worker: Worker = await createPaymentWorker({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    taskQueue,
+    activities: createActivities({ prisma, cardNetwork: network }),
+    workflowBundle,
+  });
+  return worker.runUntil(async () => {
+    const handle = await env.client.workflow.start(checkoutWorkflow, {
+      workflowId: input.checkoutId,
+      taskQueue,
+      args: [input],
+      typedSearchAttributes: [{ key: PaymentStatus, value: 'pending' }],
+    });
+    const result: CheckoutSnapshot = await handle.result();
+    const description = await handle.describe();
+    const row = await prisma.checkout.findUniqueOrThrow({ where: { id: input.checkoutId }, include: { paymentAttempts: true, items: true } });
+    return { id: input.checkoutId, result, row, paymentStatus: description.typedSearchAttributes.get(PaymentStatus) };
+  });
+}
+
+describe('checkout workflow', () => {
+  it('captures an approved card once and sells the stock', async () => {
+    const network = new FakeCardNetwork();
+    const sku = await product(5);
+    const { id, result, row, paymentStatus } = await runCheckout(network, sku);
+
+    expect(result.status).toBe('captured');
+    expect(result.amount).toEqual({ amount: '3000', currency: 'JPY' });
+    expect(row.status).toBe('captured');
+    expect(row.amount).toBe(3000n);
+    expect(row.items).toEqual([expect.objectContaining({ sku, quantity: 2, unitAmount: 1500n })]);
+    expect(row.paymentAttempts.map((a) => `${a.operation}:${a.status}`).sort()).toEqual(['authorize:succeeded', 'capture:succeeded']);
+    expect(paymentStatus).toBe('captured');
+    expect(await stockOf(sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
+    expect(network.count(id, 'authorization')).toBe(1);
+    expect(network.count(id, 'capture')).toBe(1);
+  });
+
+  it('releases the stock and fails the checkout when the card is declined', async () => {
+    const network = new FakeCardNetwork();
+    const sku = await product(5);
+    const { id, result, row, paymentStatus } = await runCheckout(network, sku, { token: 'tok_chargeDeclined' });
+
+    expect(result.status).toBe('failed');
+    expect(result.failure?.code).toBe('card_declined');
+    expect(row).toMatchObject({ status: 'failed', failureCode: 'card_declined' });
+    expect(row.paymentAttempts).toEqual([expect.objectContaining({ operation: 'authorize', status: 'declined', declineCode: 'card_declined' })]);
+    expect(paymentStatus).toBe('failed');
+    expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+    const holds = await prisma.stockReservation.findMany({ where: { checkoutId: id } });
+    expect(holds.map((h) => h.status)).toEqual(['released']);
+    expect(network.count(id, 'capture')).toBe(0);
+  });
+
+  it('answers sold_out without holding stock or calling the card network', async () => {
+    const network = new FakeCardNetwork();
+    const sku = await product(1);
+    const { id, result, row } = await runCheckout(network, sku, { quantity: 2 });
+
+    expect(result.status).toBe('sold_out');
+    expect(row.status).toBe('sold_out');
+    expect(await stockOf(sku)).toEqual({ available: 1, reserved: 0, sold: 0 });
+    expect(await prisma.stockReservation.count({ where: { checkoutId: id } })).toBe(0);
+    expect(network.calls.authorize).toBe(0);
+  });
+
+  it('finds a lost authorization by its idempotency key instead of authorizing twice', async () => {
+    const network = new FakeCardNetwork();
+    network.loseFirstResponseOf.add('authorize');
+    network.loseFirstResponseOf.add('capture');
+    const sku = await product(5);
+    const { id, result } = await runCheckout(network, sku);
+
+    expect(result.status).toBe('captured');
+    expect(network.count(id, 'authorization')).toBe(1);
+    expect(network.count(id, 'capture')).toBe(1);
+    expect(await stockOf(sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
+  });
+
+  it('voids the authorization and returns the stock when the capture is rejected', async () => {
+    const network = new FakeCardNetwork();
+    network.reject.add('capture');
+    const sku = await product(5);
+    const { id, result, row } = await runCheckout(network, sku);
+
+    expect(result.status).toBe('failed');
+    expect(row.failureCode).toBe('CardNetworkRejected');
+    expect(network.count(id, 'void')).toBe(1);
+    expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+  });
+});
