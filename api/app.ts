@@ -1,0 +1,77 @@
+// The HTTP API as an Express app that does not listen, so tests and api/main.ts can both mount it.
+import { randomUUID } from 'node:crypto';
+import express, { type Express } from 'express';
+import type { Client } from '@temporalio/client';
+import type { PrismaClient } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
+import { requireApiKey } from './auth.js';
+import { errorHandler, routeNotFound } from './errors.js';
+import { productsRouter } from './routes/products.js';
+import { checkoutsRouter } from './routes/checkouts.js';
+
+export interface AppDeps {
+  prisma: PrismaClient;
+  temporal: Client;
+  taskQueue: string;
+  logger: Logger;
+  /** How long POST /v1/checkouts waits for the reservation before answering 503. Default 15 s. */
+  reservationTimeoutMs?: number;
+  /** How long a key -> merchant lookup is cached. Default 60 s. */
+  authCacheTtlMs?: number;
+}
+
+export function createApp(deps: AppDeps): Express {
+  const { prisma, logger } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  // Responses describe live state (stock, checkout status); a 304 from a weak ETag would hide it.
+  app.set('etag', false);
+
+  // One line per request, carrying the business ids the routes learn. Only method, path and status
+  // are logged: never headers (Authorization) or bodies (card tokens).
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    const requestId = `req_${randomUUID()}`;
+    res.locals.requestId = requestId;
+    res.locals.logger = logger.child({ requestId });
+    res.setHeader('Request-Id', requestId);
+    res.on('finish', () => {
+      const fields = {
+        requestId,
+        method: req.method,
+        // originalUrl: req.path is relative to whichever router was handling the request last.
+        path: req.originalUrl.split('?', 1)[0],
+        status: res.statusCode,
+        durationMs: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
+        merchantId: res.locals.merchantId as string | undefined,
+        checkoutId: res.locals.checkoutId as string | undefined,
+      };
+      if (res.statusCode >= 500) logger.warn('request', fields);
+      else logger.info('request', fields);
+    });
+    next();
+  });
+
+  app.get('/health', (_req, res) => {
+    res.json({ ok: true });
+  });
+
+  const v1 = express.Router();
+  v1.use(requireApiKey(prisma, deps.authCacheTtlMs !== undefined ? { cacheTtlMs: deps.authCacheTtlMs } : {}));
+  v1.use('/products', productsRouter(prisma));
+  v1.use(
+    '/checkouts',
+    checkoutsRouter({
+      prisma,
+      temporal: deps.temporal,
+      taskQueue: deps.taskQueue,
+      logger,
+      reservationTimeoutMs: deps.reservationTimeoutMs ?? 15_000,
+    }),
+  );
+  app.use('/v1', v1);
+
+  app.use(routeNotFound);
+  app.use(errorHandler(logger));
+  return app;
+}

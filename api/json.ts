@@ -1,0 +1,19 @@
+// Body parsing for the routes that take one. Parsing happens after authentication, so an anonymous
+// client cannot make us buffer and parse bodies.
+import express, { type RequestHandler } from 'express';
+import { ApiError } from './errors.js';
+
+export const BODY_LIMIT = '100kb';
+
+const parseJson = express.json({ limit: BODY_LIMIT, strict: true, type: 'application/json' });
+
+const rejectNonJson: RequestHandler = (req, _res, next) => {
+  // req.is() is null when there is no body at all: that reaches validation as a missing body (400).
+  if (req.is('application/json') === false) {
+    next(new ApiError(415, 'invalid_request_error', 'unsupported_media_type', 'Send the body as JSON with "Content-Type: application/json".'));
+    return;
+  }
+  next();
+};
+
+export const requireJson: RequestHandler[] = [rejectNonJson, parseJson];

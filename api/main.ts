@@ -1,0 +1,76 @@
+// Process entry for the HTTP API: `npx tsx api/main.ts`.
+import { createServer } from 'node:http';
+import { Client, Connection } from '@temporalio/client';
+import { loadConfig } from '../platform/config.js';
+import { createPrisma } from '../platform/db.js';
+import { createLogger } from '../platform/logger.js';
+import { createApp } from './app.js';
+
+/** How long POST /v1/checkouts waits for the reservation before answering 503 (retry-safe). */
+const RESERVATION_TIMEOUT_MS = 15_000;
+/**
+ * In-flight requests get this long to finish on shutdown before their sockets are cut: longer than
+ * a checkout may wait for its reservation, so every buyer already waiting gets an answer.
+ */
+const SHUTDOWN_GRACE_MS = RESERVATION_TIMEOUT_MS + 5_000;
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger('api', config.logLevel);
+  const prisma = createPrisma(config.databaseUrl);
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const temporal = new Client({ connection, namespace: config.temporal.namespace });
+
+  const app = createApp({
+    prisma,
+    temporal,
+    taskQueue: config.temporal.taskQueue,
+    logger,
+    reservationTimeoutMs: RESERVATION_TIMEOUT_MS,
+  });
+  const server = createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.api.port, config.api.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  logger.info('api listening', {
+    url: `http://${config.api.host}:${config.api.port}`,
+    temporal: config.temporal.address,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+  });
+
+  let stopping = false;
+  const shutdown = async (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('api stopping', { signal });
+    // Stop accepting, let in-flight requests finish (a checkout may be waiting on its reservation),
+    // and only cut what is still open after the grace period.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    force.unref();
+    await closed;
+    clearTimeout(force);
+    try {
+      await Promise.all([prisma.$disconnect(), connection.close()]);
+    } catch (err) {
+      logger.warn('error while closing connections', { error: err instanceof Error ? err.message : String(err) });
+    }
+    logger.info('api stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', (s) => void shutdown(s));
+  process.on('SIGINT', (s) => void shutdown(s));
+}
+
+main().catch((err: unknown) => {
+  createLogger('api').error('api failed to start', {
+    error: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err),
+  });
+  process.exit(1);
+});

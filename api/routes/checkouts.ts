@@ -1,0 +1,270 @@
+// POST /v1/checkouts answers in one round trip whether the buyer's stock is held: it starts the
+// checkout workflow and sends it the reservation update in a single update-with-start call. The
+// Idempotency-Key becomes the workflow id, so a retried request can only reach the same execution.
+//
+// `sold_out` is answered with 201 like any other created checkout: the checkout exists, was
+// recorded, and "nothing was held, nothing charged" is an outcome the buyer must see, not a fault
+// in the request.
+import { Router } from 'express';
+import {
+  ApplicationFailure,
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  isGrpcServiceError,
+  type Client,
+} from '@temporalio/client';
+import type { PrismaClient } from '../../platform/db.js';
+import type { Logger } from '../../platform/logger.js';
+import {
+  CustomerId,
+  FailureType,
+  MerchantId,
+  PaymentStatus,
+  checkoutId as buildCheckoutId,
+  type CheckoutInput,
+  type CheckoutSnapshot,
+} from '../../domain/index.js';
+import { reservationUpdate } from '../../workflows/checkout-messages.js';
+import type { checkoutWorkflow } from '../../workflows/checkout.js';
+import { merchantIdOf } from '../auth.js';
+import { ApiError, conflict, invalidRequest, notFound } from '../errors.js';
+import { requireJson } from '../json.js';
+import { checkoutResource, type CheckoutRow } from '../serialize.js';
+import { createCheckoutBody, isIdempotencyKey, parseBody, type CreateCheckoutBody } from '../validation.js';
+
+/** checkouts.amount is a BIGINT: a total above this cannot be stored, so the workflow would fail. */
+const MAX_AMOUNT = 9_223_372_036_854_775_807n;
+/** gRPC ALREADY_EXISTS; @grpc/grpc-js is not a direct dependency, so its enum is not imported. */
+const GRPC_ALREADY_EXISTS = 6;
+
+export interface CheckoutsDeps {
+  prisma: PrismaClient;
+  temporal: Client;
+  taskQueue: string;
+  logger: Logger;
+  /** How long a request waits for the reservation before answering 503 (the retry is safe). */
+  reservationTimeoutMs: number;
+}
+
+export function checkoutsRouter(deps: CheckoutsDeps): Router {
+  const { prisma, temporal, taskQueue } = deps;
+  const router = Router();
+
+  const findByKey = (merchantId: string, idempotencyKey: string): Promise<CheckoutRow | null> =>
+    prisma.checkout.findUnique({
+      where: { merchantId_idempotencyKey: { merchantId, idempotencyKey } },
+      include: { items: { orderBy: { sku: 'asc' } } },
+    });
+
+  router.post('/', ...requireJson, async (req, res) => {
+    const merchantId = merchantIdOf(res);
+    const idempotencyKey = req.get('Idempotency-Key');
+    if (idempotencyKey === undefined || idempotencyKey === '') {
+      throw invalidRequest('idempotency_key_missing', 'Missing required header: Idempotency-Key.', 'Idempotency-Key');
+    }
+    if (!isIdempotencyKey(idempotencyKey)) {
+      throw invalidRequest(
+        'idempotency_key_invalid',
+        'Invalid Idempotency-Key: must be 1 to 200 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-".',
+        'Idempotency-Key',
+      );
+    }
+    const body = parseBody(createCheckoutBody, req.body);
+    const id = buildCheckoutId(merchantId, idempotencyKey);
+    res.locals.checkoutId = id;
+    const log = deps.logger.child({ requestId: res.locals.requestId, merchantId, checkoutId: id, customerId: body.customerId });
+
+    // A retried request is answered from the table without touching Temporal, so it works even when
+    // the execution closed long ago.
+    const existing = await findByKey(merchantId, idempotencyKey);
+    if (existing) {
+      assertSameRequest(existing, body);
+      log.info('checkout replayed', { status: existing.status });
+      res.status(200).json(checkoutResource(existing));
+      return;
+    }
+
+    await assertOrderable(prisma, merchantId, body);
+
+    const input: CheckoutInput = {
+      checkoutId: id,
+      merchantId,
+      customerId: body.customerId,
+      idempotencyKey,
+      items: body.items.map(({ sku, quantity }) => ({ sku, quantity })),
+      payment: { method: body.payment.method, token: body.payment.token },
+    };
+    const startWorkflowOperation = new WithStartWorkflowOperation<typeof checkoutWorkflow>('checkoutWorkflow', {
+      workflowId: id,
+      taskQueue,
+      args: [input],
+      // A concurrent duplicate attaches to the running execution; once it has closed, the key can
+      // never start a second one (that would be a second charge).
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      typedSearchAttributes: [
+        { key: MerchantId, value: merchantId },
+        { key: CustomerId, value: body.customerId },
+        { key: PaymentStatus, value: 'pending' },
+      ],
+    });
+    const signal = AbortSignal.timeout(deps.reservationTimeoutMs);
+    let snapshot: CheckoutSnapshot;
+    try {
+      snapshot = await temporal.withAbortSignal(signal, () =>
+        temporal.workflow.executeUpdateWithStart(reservationUpdate, {
+          startWorkflowOperation,
+          // A fixed update id: duplicates attaching to the same run get the first answer instead of
+          // running the handler again.
+          updateId: `${id}:reservation`,
+        }),
+      );
+    } catch (err) {
+      // Whatever went wrong, a stored checkout is the truth the client needs (e.g. the run had
+      // already closed, or the answer was lost after the row was written).
+      const row = await findByKey(merchantId, idempotencyKey);
+      if (row) {
+        assertSameRequest(row, body);
+        log.info('checkout found after failed update-with-start', { status: row.status, error: errorName(err) });
+        res.status(200).json(checkoutResource(row));
+        return;
+      }
+      throw temporalError(err, signal, log);
+    }
+
+    // The workflow writes the row before it answers, and the row is what GET will show later.
+    const row = await findByKey(merchantId, idempotencyKey);
+    if (!row) {
+      const business = businessFailure(snapshot.failure?.code);
+      if (business) throw business;
+      log.error('reservation answered without a checkouts row', { status: snapshot.status });
+      throw new Error('checkout row missing after the reservation update');
+    }
+    assertSameRequest(row, body);
+    log.info('checkout created', { status: row.status, amount: row.amount.toString(), currency: row.currency });
+    res.status(201).json(checkoutResource(row));
+  });
+
+  router.get('/:id', async (req, res) => {
+    const merchantId = merchantIdOf(res);
+    const { id } = req.params;
+    const row =
+      id.length <= 300
+        ? await prisma.checkout.findFirst({
+            where: { id, merchantId },
+            include: { items: { orderBy: { sku: 'asc' } }, paymentAttempts: { orderBy: { createdAt: 'asc' } } },
+          })
+        : null;
+    if (!row) throw notFound('No such checkout.');
+    res.locals.checkoutId = row.id;
+    res.json(checkoutResource(row));
+  });
+
+  return router;
+}
+
+/**
+ * Catches what a client can fix before any workflow starts. The workflow checks again when it
+ * prices the order (a product can change in between); these are the friendly, named errors.
+ */
+async function assertOrderable(prisma: PrismaClient, merchantId: string, body: CreateCheckoutBody): Promise<void> {
+  const products = await prisma.product.findMany({
+    where: { merchantId, sku: { in: body.items.map((i) => i.sku) } },
+    select: { sku: true, priceAmount: true, currency: true },
+  });
+  const bySku = new Map(products.map((p) => [p.sku, p]));
+  let currency: string | undefined;
+  let total = 0n;
+  for (const [i, item] of body.items.entries()) {
+    const product = bySku.get(item.sku);
+    if (!product) throw invalidRequest('product_not_found', `No such product: items[${i}].sku (${item.sku}).`, `items[${i}].sku`);
+    if (currency !== undefined && product.currency !== currency) {
+      throw invalidRequest(
+        'currency_mismatch',
+        `items[${i}].sku (${item.sku}) is priced in ${product.currency}, earlier items in ${currency}; one checkout takes one currency.`,
+        `items[${i}].sku`,
+      );
+    }
+    currency = product.currency;
+    total += product.priceAmount * BigInt(item.quantity);
+  }
+  if (total > MAX_AMOUNT) throw invalidRequest('amount_too_large', 'The checkout total is too large.', 'items');
+}
+
+/**
+ * Stripe's rule: a key replays its first request and rejects reuse with different parameters, so a
+ * client bug cannot silently get someone else's order. The card token is not stored, so it cannot
+ * be compared.
+ */
+function assertSameRequest(row: CheckoutRow, body: CreateCheckoutBody): void {
+  const stored = new Map(row.items.map((i) => [i.sku, i.quantity]));
+  const same =
+    row.customerId === body.customerId &&
+    row.paymentMethod === body.payment.method &&
+    stored.size === body.items.length &&
+    body.items.every((i) => stored.get(i.sku) === i.quantity);
+  if (!same) {
+    throw conflict(
+      'idempotency_key_reused',
+      'This Idempotency-Key was already used with different parameters. Use a new key for a new checkout.',
+      'Idempotency-Key',
+    );
+  }
+}
+
+function businessFailure(type: string | null | undefined): ApiError | undefined {
+  if (type === FailureType.ProductNotFound) {
+    return invalidRequest('product_not_found', 'A product in items does not exist (any more).', 'items');
+  }
+  if (type === FailureType.CurrencyMismatch) {
+    return invalidRequest('currency_mismatch', 'The items are priced in more than one currency.', 'items');
+  }
+  return undefined;
+}
+
+function isAlreadyStarted(err: unknown): boolean {
+  if (err instanceof WorkflowExecutionAlreadyStartedError) return true;
+  // A rejected start inside a multi-operation can also surface as the raw gRPC status, or wrapped.
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (isGrpcServiceError(e) && e.code === GRPC_ALREADY_EXISTS) return true;
+  }
+  return false;
+}
+
+function applicationFailureType(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof ApplicationFailure && e.type) return e.type;
+  }
+  return undefined;
+}
+
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : typeof err;
+}
+
+/** Maps a failed update-with-start for which no checkout row exists. */
+function temporalError(err: unknown, signal: AbortSignal, log: Logger): Error {
+  if (signal.aborted) {
+    log.warn('reservation not answered in time', { error: errorName(err) });
+    return new ApiError(
+      503,
+      'api_error',
+      'checkout_pending',
+      'The checkout did not answer in time. Retry with the same Idempotency-Key; it will not be charged twice.',
+      undefined,
+      { 'Retry-After': '1' },
+    );
+  }
+  if (isAlreadyStarted(err)) {
+    log.warn('checkout execution closed without a checkouts row');
+    return conflict(
+      'idempotency_key_closed',
+      'A checkout with this Idempotency-Key already ran and could not be created. Use a new key.',
+      'Idempotency-Key',
+    );
+  }
+  const business = businessFailure(applicationFailureType(err));
+  if (business) return business;
+  // Not an ApiError: the error handler logs it and answers a generic 500.
+  return err instanceof Error ? err : new Error(String(err));
+}
