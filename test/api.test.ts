@@ -495,9 +495,9 @@ describe('POST /v1/checkouts', () => {
     const key = uniqueKey();
     expect((await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), key)).status).toBe(201);
     const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 3 }]), key);
-    expectError(res, 409, 'conflict', 'idempotency_key_reused', 'Idempotency-Key');
+    expectError(res, 422, 'invalid_request_error', 'idempotency_key_reused', 'Idempotency-Key');
     const other = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }], { customerId: 'cus_other' }), key);
-    expectError(other, 409, 'conflict', 'idempotency_key_reused');
+    expectError(other, 422, 'invalid_request_error', 'idempotency_key_reused');
     expect(api.temporal.calls).toHaveLength(1);
   });
 

@@ -204,7 +204,11 @@ function assertSameRequest(row: CheckoutRow, body: CreateCheckoutBody): void {
     stored.size === body.items.length &&
     body.items.every((i) => stored.get(i.sku) === i.quantity);
   if (!same) {
-    throw conflict(
+    // 422, as the idempotency design (issue 5) specifies: the request is well-formed but cannot
+    // be processed under this key.
+    throw new ApiError(
+      422,
+      'invalid_request_error',
       'idempotency_key_reused',
       'This Idempotency-Key was already used with different parameters. Use a new key for a new checkout.',
       'Idempotency-Key',
