@@ -1,0 +1,316 @@
+// Finding (or building) the Temporal CLI, running its dev server, and registering our search
+// attributes on a server someone else runs.
+import { spawn } from 'node:child_process';
+import { constants as fsConstants } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import type { SearchAttributeType } from '@temporalio/common';
+import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
+import { SEARCH_ATTRIBUTES } from '../domain/search-attributes.js';
+import type { Config } from '../platform/config.js';
+import type { Logger } from '../platform/logger.js';
+import { startProcess, waitUntil, type ManagedProcess } from './processes.js';
+
+const CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
+
+type SearchAttributeKey = (typeof SEARCH_ATTRIBUTES)[number];
+
+async function isExecutable(file: string): Promise<boolean> {
+  try {
+    const stat = await fs.stat(file);
+    if (!stat.isFile()) return false;
+    await fs.access(file, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function findOnPath(name: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
+    if (await isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+/** `temporal --version`, e.g. "temporal version 1.5.1 (Server 1.29.1, UI 2.42.1)"; undefined when it fails. */
+async function cliVersion(cliPath: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const child = spawn(cliPath, ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.once('error', () => resolve(undefined));
+    child.once('close', (code) => resolve(code === 0 ? out.trim() : undefined));
+  });
+}
+
+/**
+ * The `temporal` binary to run, in this order: TEMPORAL_CLI_PATH, `temporal` on PATH (brew, the
+ * official installer), a build cached under `config.temporal.cacheDir`, and finally a fresh build
+ * with `go install` into that cache. The server is not on npm, so on an offline machine with Go the
+ * Go module proxy is the one place it can come from.
+ */
+export async function resolveTemporalCli(config: Config, log: Logger): Promise<string> {
+  const { cliPath, cacheDir, cliVersion: version } = config.temporal;
+  if (cliPath) {
+    if (!(await isExecutable(cliPath))) {
+      throw new Error(`TEMPORAL_CLI_PATH=${cliPath} is not an executable file`);
+    }
+    log.info('using Temporal CLI from TEMPORAL_CLI_PATH', { cliPath, version: await cliVersion(cliPath) });
+    return cliPath;
+  }
+  const onPath = await findOnPath('temporal');
+  if (onPath) {
+    log.info('using Temporal CLI found on PATH', { cliPath: onPath, version: await cliVersion(onPath) });
+    return onPath;
+  }
+  const cached = path.join(cacheDir, 'temporal');
+  if (await isExecutable(cached)) {
+    log.debug('using cached Temporal CLI build', { cliPath: cached });
+    return cached;
+  }
+  return buildTemporalCli(cacheDir, version, log);
+}
+
+async function buildTemporalCli(cacheDir: string, version: string, log: Logger): Promise<string> {
+  const go = await findOnPath('go');
+  if (!go) {
+    throw new Error(
+      'The Temporal CLI (which runs the local Temporal server) was not found, and Go is not installed to build it.\n' +
+        '  Either install the Temporal CLI (`brew install temporal`, or https://docs.temporal.io/cli#install)\n' +
+        '  and put it on PATH or set TEMPORAL_CLI_PATH=/path/to/temporal,\n' +
+        `  or install Go (https://go.dev/dl/) so it can be built once with \`go install ${CLI_MODULE}@${version}\`,\n` +
+        '  or point TEMPORAL_ADDRESS at a Temporal server you already run.',
+    );
+  }
+  await fs.mkdir(path.dirname(cacheDir), { recursive: true });
+  // Build into a private directory and rename at the end: an interrupted build never leaves a
+  // half-written binary where the next run would trust it, and two concurrent builds do not clash.
+  const staging = await fs.mkdtemp(`${cacheDir}.building-`);
+  const target = path.join(cacheDir, 'temporal');
+  log.info('building the Temporal CLI from source (first run only; takes several minutes on 2 cores)', {
+    module: `${CLI_MODULE}@${version}`,
+    into: target,
+  });
+  const startedAt = Date.now();
+  const heartbeat = setInterval(
+    () => log.info('still building the Temporal CLI', { elapsedS: Math.round((Date.now() - startedAt) / 1000) }),
+    30_000,
+  );
+  try {
+    const output: string[] = [];
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(go, ['install', `${CLI_MODULE}@${version}`], {
+        env: { ...process.env, GOBIN: staging },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const collect = (chunk: Buffer) => {
+        for (const line of chunk.toString().split('\n')) {
+          if (!line.trim()) continue;
+          output.push(line);
+          log.info('go install', { line });
+        }
+      };
+      child.stdout.on('data', collect);
+      child.stderr.on('data', collect);
+      child.once('error', reject);
+      child.once('close', resolve);
+    });
+    if (code !== 0) {
+      throw new Error(
+        `go install ${CLI_MODULE}@${version} failed (exit code ${code}):\n${output.slice(-20).join('\n')}\n` +
+          'Install the Temporal CLI yourself and set TEMPORAL_CLI_PATH, or check TEMPORAL_CLI_VERSION.',
+      );
+    }
+    await fs.mkdir(cacheDir, { recursive: true });
+    await fs.rename(path.join(staging, 'temporal'), target);
+    log.info('built the Temporal CLI', { cliPath: target, seconds: Math.round((Date.now() - startedAt) / 1000) });
+    return target;
+  } finally {
+    clearInterval(heartbeat);
+    await fs.rm(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Dynamic config for the dev server. Update-with-start (the API's `POST /v1/checkouts`) needs
+ * `frontend.enableUpdateWorkflowExecution` and `frontend.enableExecuteMultiOperation`; both default
+ * to true from server 1.28 on (the CLI we build bundles 1.29.1), but a `temporal` found on PATH may
+ * be older, where they default to false. The version check calls home, which these machines cannot.
+ */
+const DEV_SERVER_DYNAMIC_CONFIG: Record<string, unknown> = {
+  'frontend.enableUpdateWorkflowExecution': true,
+  'frontend.enableExecuteMultiOperation': true,
+  'frontend.enableServerVersionCheck': false,
+};
+
+export interface DevServerOptions {
+  cliPath: string;
+  port: number;
+  /** Web UI port; undefined runs headless. */
+  uiPort: number | undefined;
+  /** SQLite file so workflows survive a restart; undefined keeps everything in memory. */
+  dbFile: string | undefined;
+  namespace: string;
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  log: Logger;
+  ip?: string;
+  searchAttributes?: readonly SearchAttributeKey[];
+  dynamicConfig?: Record<string, unknown>;
+  /** Output of the server; defaults to our stdout/stderr with a `temporal | ` prefix. */
+  onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+  startTimeoutMs?: number;
+}
+
+export interface DevServer {
+  /** host:port of the frontend, as clients and TEMPORAL_ADDRESS want it. */
+  address: string;
+  uiUrl: string | undefined;
+  process: ManagedProcess;
+  /** Milliseconds from spawn until the namespace answered. */
+  startupMs: number;
+  stop(): Promise<void>;
+}
+
+function searchAttributeTypeName(type: SearchAttributeType): string {
+  // The CLI takes the proto shorthand names, case-insensitively: Keyword, KeywordList, ...
+  return type === 'KEYWORD_LIST' ? 'KeywordList' : type.charAt(0) + type.slice(1).toLowerCase();
+}
+
+/** Starts `temporal server start-dev` and resolves once the namespace answers. */
+export async function startTemporalDevServer(options: DevServerOptions): Promise<DevServer> {
+  const ip = options.ip ?? '127.0.0.1';
+  const address = `${ip}:${options.port}`;
+  const args = ['server', 'start-dev', '--ip', ip, '--port', String(options.port), '--namespace', options.namespace];
+  args.push('--log-level', options.logLevel ?? 'warn');
+  if (options.uiPort === undefined) args.push('--headless');
+  else args.push('--ui-port', String(options.uiPort));
+  if (options.dbFile !== undefined) {
+    await fs.mkdir(path.dirname(options.dbFile), { recursive: true });
+    args.push('--db-filename', options.dbFile);
+  }
+  for (const key of options.searchAttributes ?? SEARCH_ATTRIBUTES) {
+    args.push('--search-attribute', `${key.name}=${searchAttributeTypeName(key.type)}`);
+  }
+  for (const [key, value] of Object.entries({ ...DEV_SERVER_DYNAMIC_CONFIG, ...options.dynamicConfig })) {
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  }
+
+  const log = options.log.child({ process: 'temporal' });
+  log.info('starting Temporal dev server', { address, uiPort: options.uiPort, dbFile: options.dbFile ?? '(in memory)' });
+  const startedAt = Date.now();
+  const proc = startProcess({
+    name: 'temporal',
+    command: options.cliPath,
+    args,
+    // The CLI shuts down cleanly on SIGTERM within a second or two.
+    stopSignal: 'SIGTERM',
+    stopTimeoutMs: 10_000,
+    quietWhileStopping: true,
+    onLine: options.onLine,
+    log,
+  });
+
+  let exited: string | undefined;
+  proc.onExit((info) => {
+    exited = `the Temporal dev server exited (code ${info.code}, signal ${info.signal}):\n${proc.recentOutput(20)}`;
+  });
+  try {
+    await waitUntil(`Temporal dev server at ${address}`, () => namespaceAnswers(address, options.namespace), {
+      timeoutMs: options.startTimeoutMs ?? 60_000,
+      intervalMs: 200,
+      abortIf: () => exited,
+    });
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  // The CLI registers --search-attribute only when it creates the database file: one made by an
+  // older version of this launcher would lack attributes added since. Adding them is idempotent.
+  try {
+    const connection = await Connection.connect({ address });
+    try {
+      await ensureSearchAttributes(connection, options.namespace, log, options.searchAttributes);
+    } finally {
+      await connection.close();
+    }
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  const startupMs = Date.now() - startedAt;
+  log.info('Temporal dev server is ready', {
+    address,
+    ui: options.uiPort === undefined ? undefined : `http://${ip}:${options.uiPort}`,
+    startupMs,
+  });
+  return {
+    address,
+    uiUrl: options.uiPort === undefined ? undefined : `http://${ip}:${options.uiPort}`,
+    process: proc,
+    startupMs,
+    stop: async () => {
+      await proc.stop();
+      log.info('Temporal dev server stopped');
+    },
+  };
+}
+
+async function namespaceAnswers(address: string, namespace: string): Promise<boolean> {
+  const connection = await Connection.connect({ address, connectTimeout: 1000 });
+  try {
+    await connection.withDeadline(Date.now() + 2000, () => connection.workflowService.describeNamespace({ namespace }));
+    return true;
+  } finally {
+    await connection.close();
+  }
+}
+
+/**
+ * Registers our search attributes on a server we did not start (TEMPORAL_ADDRESS). Idempotent:
+ * only missing ones are added. An attribute that exists with another type is an error, since
+ * workflows would fail to upsert it.
+ */
+export async function ensureSearchAttributes(
+  connection: Connection,
+  namespace: string,
+  log?: Logger,
+  keys: readonly SearchAttributeKey[] = SEARCH_ATTRIBUTES,
+): Promise<string[]> {
+  const { customAttributes, systemAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+  const existing = { ...systemAttributes, ...customAttributes };
+  const missing: Record<string, NonNullable<ReturnType<typeof encodeSearchAttributeIndexedValueType>>> = {};
+  for (const key of keys) {
+    const wanted = encodeSearchAttributeIndexedValueType(key.type);
+    if (wanted === undefined) throw new Error(`unknown search attribute type ${key.type}`);
+    const current = existing[key.name];
+    if (current === undefined) missing[key.name] = wanted;
+    else if (current !== wanted) {
+      throw new Error(
+        `search attribute ${key.name} exists in namespace ${namespace} with another type (${current}); we need ${key.type}`,
+      );
+    }
+  }
+  const names = Object.keys(missing);
+  if (names.length === 0) {
+    log?.debug('search attributes already registered', { namespace });
+    return [];
+  }
+  try {
+    await connection.operatorService.addSearchAttributes({ namespace, searchAttributes: missing });
+  } catch (err) {
+    // Two launchers racing to add the same attribute: the loser sees ALREADY_EXISTS (gRPC 6).
+    if ((err as { code?: number }).code !== 6) {
+      throw new Error(
+        `could not register search attributes ${names.join(', ')} in namespace ${namespace}: ${(err as Error).message}. ` +
+          'On Temporal Cloud, add them with tcld or the Cloud UI.',
+        { cause: err },
+      );
+    }
+  }
+  log?.info('registered search attributes', { namespace, added: names });
+  return names;
+}
