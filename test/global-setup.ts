@@ -1,0 +1,88 @@
+// Runs once per `vitest run`, in the main process, before any test worker exists: a throwaway
+// PostgreSQL (migrated, demo merchant seeded) and an in-memory Temporal dev server, both on free
+// ports. Test files find them through DATABASE_URL and TEMPORAL_ADDRESS: the workers vitest forks
+// afterwards inherit this process's environment (test/migrations.test.ts checks that it did).
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../platform/config.js';
+import { createLogger } from '../platform/logger.js';
+import { applyMigrations } from '../scripts/migrate.js';
+import { startEmbeddedPostgres, type RunningPostgres } from '../scripts/postgres.js';
+import { getFreePort } from '../scripts/processes.js';
+import { seedDemoMerchant } from '../scripts/seed.js';
+import { resolveTemporalCli, startTemporalDevServer, type DevServer } from '../scripts/temporal.js';
+
+/** Lines of server output worth showing are only the ones before a failure: keep them quiet. */
+const quiet = () => undefined;
+
+export default async function setup(): Promise<() => Promise<void>> {
+  const config = loadConfig();
+  // The harness logs only what goes wrong; TEST_LOG_LEVEL=info shows timings.
+  const log = createLogger('test-setup', (process.env.TEST_LOG_LEVEL as 'info' | undefined) ?? 'warn');
+  const started = Date.now();
+  let postgres: RunningPostgres | undefined;
+  let temporal: DevServer | undefined;
+  let tempDir: string | undefined;
+
+  const teardown = async () => {
+    await temporal?.stop().catch((err: unknown) => log.error('stopping Temporal failed', { error: String(err) }));
+    await postgres?.stop().catch((err: unknown) => log.error('stopping PostgreSQL failed', { error: String(err) }));
+    if (tempDir) await fs.rm(tempDir, { recursive: true, force: true });
+  };
+
+  try {
+    // Resolve first: on a machine without a cached CLI this builds it (minutes), and there is no
+    // point holding a database open meanwhile.
+    const cliPath = await resolveTemporalCli(config, log);
+
+    tempDir = await fs.mkdtemp(path.join(os.tmpdir(), 'payment-orchestrator-test-'));
+    // mkdtemp makes the directory 0700; as root, PostgreSQL runs as the postgres user and must be
+    // able to reach its data directory inside.
+    await fs.chmod(tempDir, 0o755);
+
+    const [pgPort, temporalPort] = await Promise.all([getFreePort(), getFreePort()]);
+    // Both start in parallel; allSettled so that when one fails the other is stopped, not leaked.
+    const results = await Promise.allSettled([
+      startEmbeddedPostgres({
+        dataDir: path.join(tempDir, 'postgres'),
+        port: pgPort,
+        database: 'payments_test',
+        log,
+        persistent: false,
+        // Throwaway data: durability only costs time here.
+        settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
+        onLine: quiet,
+      }).then((pg) => (postgres = pg)),
+      startTemporalDevServer({
+        cliPath,
+        port: temporalPort,
+        uiPort: undefined,
+        dbFile: undefined,
+        namespace: config.temporal.namespace,
+        log,
+        onLine: quiet,
+      }).then((server) => (temporal = server)),
+    ]);
+    for (const result of results) if (result.status === 'rejected') throw result.reason;
+    await applyMigrations(postgres!.url, undefined, log);
+    await seedDemoMerchant(postgres!.url, config.demo);
+  } catch (err) {
+    await teardown();
+    throw err;
+  }
+
+  if (!postgres || !temporal) throw new Error('unreachable: both servers started');
+  process.env.DATABASE_URL = postgres.url;
+  process.env.TEMPORAL_ADDRESS = temporal.address;
+  process.env.TEMPORAL_NAMESPACE = config.temporal.namespace;
+  log.info('test infrastructure ready', {
+    databaseUrl: postgres.url,
+    temporalAddress: temporal.address,
+    postgresStartupMs: postgres.startupMs,
+    postgresInitMs: postgres.initMs,
+    temporalStartupMs: temporal.startupMs,
+    totalMs: Date.now() - started,
+  });
+  return teardown;
+}
