@@ -12,18 +12,41 @@ export function checkoutId(merchantId: string, idempotencyKey: string): string {
 }
 
 /**
- * Statuses, in the order a checkout moves through them (see the README's state machine):
+ * Statuses (the README draws the state machine):
  * - `pending`: created, stock not yet reserved.
  * - `sold_out`: terminal; not enough stock, nothing held, nothing charged.
  * - `processing`: stock held, the card is being authorized.
- * - `authorized`: the card network approved; the order is being confirmed and captured.
- * - `captured`: terminal for this version; money taken, stock sold.
- * - `failed`: terminal; declined or failed, every hold released, nothing charged.
+ * - `requires_action`: the card needs 3-D Secure; waits for `POST /v1/checkouts/:id/confirm`.
+ * - `requires_capture`: authorized with `captureMethod: "manual"`; waits for `POST .../capture`.
+ * - `captured`: money taken, stock sold; settles after the merchant's settlement delay.
+ * - `settled`: the settlement timer fired (the funds are the merchant's).
+ * - `partially_refunded` / `refunded`: some / all of the captured amount went back.
+ * - `canceled`: canceled before capture; authorization voided, stock released.
+ * - `expired`: a hold, a 3-D Secure challenge or an authorization ran out of time; voided, released.
+ * - `failed`: declined or failed; every hold released, nothing charged.
  */
-export const CHECKOUT_STATUSES = ['pending', 'sold_out', 'processing', 'authorized', 'captured', 'failed'] as const;
+export const CHECKOUT_STATUSES = [
+  'pending',
+  'sold_out',
+  'processing',
+  'requires_action',
+  'requires_capture',
+  'captured',
+  'settled',
+  'partially_refunded',
+  'refunded',
+  'canceled',
+  'expired',
+  'failed',
+] as const;
 export type CheckoutStatus = (typeof CHECKOUT_STATUSES)[number];
 
-export const TERMINAL_CHECKOUT_STATUSES: readonly CheckoutStatus[] = ['sold_out', 'captured', 'failed'];
+/** Statuses in which money has been captured (refunds are possible). */
+export const CAPTURED_STATUSES: readonly CheckoutStatus[] = ['captured', 'settled', 'partially_refunded', 'refunded'];
+/** Statuses after which nothing more happens to the payment's authorization. */
+export const CLOSED_BEFORE_CAPTURE: readonly CheckoutStatus[] = ['sold_out', 'canceled', 'expired', 'failed'];
+
+export type CaptureMethod = 'automatic' | 'manual';
 
 export interface LineItem {
   sku: string;
@@ -38,6 +61,33 @@ export interface CardPayment {
 
 export type PaymentMethod = CardPayment;
 
+/**
+ * Every delay of a checkout, as data: the merchant's settings resolved by the API, so tests and
+ * merchants can shorten them. Milliseconds.
+ */
+export interface CheckoutTimeouts {
+  /** How long stock stays held for a payment that has not been authorized yet. */
+  reservationTimeoutMs: number;
+  /** How long a 3-D Secure challenge waits for the customer. */
+  actionTimeoutMs: number;
+  /** How long a manual-capture authorization waits for its capture before it is voided. */
+  authorizationTtlMs: number;
+  /** From capture to settlement. */
+  settlementDelayMs: number;
+  /** After settlement, how long refunds are still accepted; then the workflow completes. */
+  refundWindowMs: number;
+}
+
+const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
+export const DEFAULT_CHECKOUT_TIMEOUTS: CheckoutTimeouts = {
+  reservationTimeoutMs: 10 * MINUTE,
+  actionTimeoutMs: 15 * MINUTE,
+  authorizationTtlMs: 7 * DAY,
+  settlementDelayMs: 2 * DAY,
+  refundWindowMs: 180 * DAY,
+};
+
 export interface CheckoutInput {
   checkoutId: string;
   merchantId: string;
@@ -45,17 +95,45 @@ export interface CheckoutInput {
   idempotencyKey: string;
   items: LineItem[];
   payment: PaymentMethod;
+  captureMethod: CaptureMethod;
+  timeouts: CheckoutTimeouts;
 }
 
-/** What a buyer learns synchronously: whether the stock is theirs, and what it costs. */
+export type RefundStatus = 'pending' | 'succeeded' | 'failed';
+
+export interface RefundSnapshot {
+  refundId: string;
+  amount: Money;
+  status: RefundStatus;
+  failureCode?: string;
+}
+
+/** What the workflow reports about itself: to the API's updates and to the status query. */
 export interface CheckoutSnapshot {
   checkoutId: string;
   status: CheckoutStatus;
   amount: Money;
+  /** Authorized and still capturable (manual capture). */
+  amountCapturable: string;
+  amountCaptured: string;
+  amountRefunded: string;
+  refunds: RefundSnapshot[];
   failure?: { code: string; message: string };
 }
 
-/** Idempotency key for one step of one checkout at an external system (convention 6). */
-export function stepKey(checkoutId: string, step: 'authorize' | 'capture' | 'void' | 'refund'): string {
-  return `${checkoutId}:${step}`;
+export type CardStep = 'authorize' | 'authenticate' | 'capture' | 'void' | 'refund';
+
+/**
+ * Idempotency key for one step of one checkout at an external system (convention 6). Refunds,
+ * of which a checkout may have several, add the refund id.
+ */
+export function stepKey(checkoutId: string, step: CardStep, id?: string): string {
+  return id === undefined ? `${checkoutId}:${step}` : `${checkoutId}:${step}:${id}`;
+}
+
+/** The status a captured checkout shows, derived from its amounts (never stored apart from them). */
+export function capturedStatus(amountCaptured: bigint, amountRefunded: bigint, settled: boolean): CheckoutStatus {
+  if (amountRefunded > 0n && amountRefunded >= amountCaptured) return 'refunded';
+  if (amountRefunded > 0n) return 'partially_refunded';
+  return settled ? 'settled' : 'captured';
 }

@@ -11,6 +11,10 @@ export const FailureType = {
   ProductNotFound: 'ProductNotFound',
   /** Items of one checkout are priced in different currencies. */
   CurrencyMismatch: 'CurrencyMismatch',
+  /** A request (capture, cancel, confirm, refund) does not fit the checkout's current status. */
+  InvalidCheckoutState: 'InvalidCheckoutState',
+  /** A capture or refund amount is out of range (zero, or above what can be captured/refunded). */
+  InvalidAmount: 'InvalidAmount',
 } as const;
 
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
