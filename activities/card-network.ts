@@ -12,7 +12,7 @@ import {
 import { FailureType } from '../domain/index.js';
 
 export interface CardOutcome {
-  status: 'succeeded' | 'declined';
+  status: CardOperation['status'];
   /** The network's id of the operation (for an authorization: the authorization id). */
   networkId: string;
   authorizationId: string;
@@ -44,14 +44,7 @@ export function createCardNetworkActivities(client: CardNetworkClient) {
     try {
       return outcomeOf(await call());
     } catch (err) {
-      if (err instanceof CardNetworkRejectedError) {
-        throw ApplicationFailure.create({
-          type: FailureType.CardNetworkRejected,
-          message: `card network rejected the request: ${err.code}`,
-          nonRetryable: true,
-          details: [{ code: err.code, status: err.status }],
-        });
-      }
+      if (err instanceof CardNetworkRejectedError) throw rejected(err);
       if (err instanceof CardNetworkUnavailableError) {
         const known = await client.lookup(idempotencyKey).catch(() => null);
         if (known) return outcomeOf(known);
@@ -73,9 +66,20 @@ export function createCardNetworkActivities(client: CardNetworkClient) {
       return settle(req.idempotencyKey, () => client.authorize({ ...req, amount: BigInt(req.amount) }));
     },
 
+    /** Completes a 3-D Secure authorization with the customer's outcome. */
+    async authenticatePayment(req: { idempotencyKey: string; authorizationId: string; result: 'succeeded' | 'failed' }): Promise<CardOutcome> {
+      return settle(req.idempotencyKey, () => client.authenticate(req));
+    },
+
     async capturePayment(req: { idempotencyKey: string; authorizationId: string; amount: string }): Promise<CardOutcome> {
       return settle(req.idempotencyKey, () =>
         client.capture({ idempotencyKey: req.idempotencyKey, authorizationId: req.authorizationId, amount: BigInt(req.amount) }),
+      );
+    },
+
+    async refundPayment(req: { idempotencyKey: string; authorizationId: string; amount: string }): Promise<CardOutcome> {
+      return settle(req.idempotencyKey, () =>
+        client.refund({ idempotencyKey: req.idempotencyKey, authorizationId: req.authorizationId, amount: BigInt(req.amount) }),
       );
     },
 
@@ -86,10 +90,31 @@ export function createCardNetworkActivities(client: CardNetworkClient) {
      */
     async voidAuthorization(req: { idempotencyKey: string; authorizeKey: string }): Promise<CardOutcome | null> {
       const auth = await client.lookup(req.authorizeKey);
-      if (!auth || auth.status !== 'succeeded') return null;
-      return settle(req.idempotencyKey, () => client.void({ idempotencyKey: req.idempotencyKey, authorizationId: auth.id }));
+      if (!auth || auth.status === 'declined') return null;
+      try {
+        return await settle(req.idempotencyKey, () => client.void({ idempotencyKey: req.idempotencyKey, authorizationId: auth.id }));
+      } catch (err) {
+        // Declined during 3-D Secure: nothing is held, nothing to undo. Any other rejection
+        // (already captured, above all) is a real problem and stays a failure, visibly.
+        if (rejectionCode(err) === 'authorization_declined') return null;
+        throw err;
+      }
     },
   };
+}
+
+function rejected(err: CardNetworkRejectedError): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FailureType.CardNetworkRejected,
+    message: `card network rejected the request: ${err.code}`,
+    nonRetryable: true,
+    details: [{ code: err.code, status: err.status }],
+  });
+}
+
+function rejectionCode(err: unknown): string | undefined {
+  if (!(err instanceof ApplicationFailure) || err.type !== FailureType.CardNetworkRejected) return undefined;
+  return (err.details?.[0] as { code?: string } | undefined)?.code;
 }
 
 export type CardNetworkActivities = ReturnType<typeof createCardNetworkActivities>;

@@ -7,8 +7,8 @@ import { FailureType, money, type CheckoutInput, type CheckoutStatus, type Money
 export interface PaymentAttemptRecord {
   checkoutId: string;
   idempotencyKey: string;
-  operation: 'authorize' | 'capture' | 'void' | 'refund';
-  status: 'succeeded' | 'declined';
+  operation: 'authorize' | 'authenticate' | 'capture' | 'void' | 'refund';
+  status: 'succeeded' | 'declined' | 'requires_action';
   amount: string;
   currency: string;
   networkId?: string;
@@ -64,14 +64,26 @@ export function createOrderActivities(prisma: PrismaClient) {
           amount,
           currency: currency!,
           paymentMethod: input.payment.method,
+          captureMethod: input.captureMethod,
           items: { create: lines },
         },
       });
       return money(amount, currency!);
     },
 
-    /** Records one card-network outcome and, in the same transaction, the status it leads to. */
-    async recordPaymentAttempt({ attempt, status }: { attempt: PaymentAttemptRecord; status?: CheckoutStatus }): Promise<void> {
+    /**
+     * Records one card-network outcome and, in the same transaction, the status it leads to (and,
+     * for a capture, the amount captured).
+     */
+    async recordPaymentAttempt({
+      attempt,
+      status,
+      amountCaptured,
+    }: {
+      attempt: PaymentAttemptRecord;
+      status?: CheckoutStatus;
+      amountCaptured?: string;
+    }): Promise<void> {
       const row = {
         checkoutId: attempt.checkoutId,
         operation: attempt.operation,
@@ -87,7 +99,58 @@ export function createOrderActivities(prisma: PrismaClient) {
           update: {},
           create: { idempotencyKey: attempt.idempotencyKey, ...row },
         }),
-        ...(status ? [prisma.checkout.update({ where: { id: attempt.checkoutId }, data: { status } })] : []),
+        ...(status
+          ? [
+              prisma.checkout.update({
+                where: { id: attempt.checkoutId },
+                data: { status, ...(amountCaptured !== undefined ? { amountCaptured: BigInt(amountCaptured) } : {}) },
+              }),
+            ]
+          : []),
+      ]);
+    },
+
+    async markSettled({ checkoutId, status }: { checkoutId: string; status: CheckoutStatus }): Promise<void> {
+      // The first settlement time stands: a retried activity does not move it.
+      await prisma.checkout.updateMany({ where: { id: checkoutId, settledAt: null }, data: { settledAt: new Date() } });
+      await prisma.checkout.update({ where: { id: checkoutId }, data: { status } });
+    },
+
+    /** Writes a refund as `pending` before the card network is asked, so it is never invisible. */
+    async createRefund(refund: { refundId: string; checkoutId: string; merchantId: string; amount: Money }): Promise<void> {
+      await prisma.refund.upsert({
+        where: { id: refund.refundId },
+        update: {},
+        create: {
+          id: refund.refundId,
+          checkoutId: refund.checkoutId,
+          merchantId: refund.merchantId,
+          amount: BigInt(refund.amount.amount),
+          currency: refund.amount.currency,
+          status: 'pending',
+        },
+      });
+    },
+
+    /** Settles a refund row and the checkout's refunded total and status, in one transaction. */
+    async completeRefund({
+      refundId,
+      checkoutId,
+      status,
+      failureCode,
+      amountRefunded,
+      checkoutStatus,
+    }: {
+      refundId: string;
+      checkoutId: string;
+      status: 'succeeded' | 'failed';
+      failureCode?: string;
+      amountRefunded: string;
+      checkoutStatus: CheckoutStatus;
+    }): Promise<void> {
+      await prisma.$transaction([
+        prisma.refund.update({ where: { id: refundId }, data: { status, failureCode: failureCode ?? null } }),
+        prisma.checkout.update({ where: { id: checkoutId }, data: { amountRefunded: BigInt(amountRefunded), status: checkoutStatus } }),
       ]);
     },
 

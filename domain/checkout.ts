@@ -119,6 +119,8 @@ export interface CheckoutSnapshot {
   amountRefunded: string;
   refunds: RefundSnapshot[];
   failure?: { code: string; message: string };
+  /** The undo that keeps failing, while it does (it is retried until it succeeds). */
+  stalledCompensation?: string;
 }
 
 export type CardStep = 'authorize' | 'authenticate' | 'capture' | 'void' | 'refund';

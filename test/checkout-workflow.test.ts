@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
-import { checkoutId, PaymentStatus, type CheckoutInput, type CheckoutSnapshot } from '../domain/index.js';
+import { checkoutId, DEFAULT_CHECKOUT_TIMEOUTS, PaymentStatus, type CheckoutInput, type CheckoutSnapshot } from '../domain/index.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
 import { checkoutWorkflow } from '../workflows/index.js';
@@ -49,6 +49,10 @@ async function runCheckout(network: FakeCardNetwork, sku: string, opts: { token?
     idempotencyKey: key,
     items: [{ sku, quantity: opts.quantity ?? 2 }],
     payment: { method: 'card', token: opts.token ?? 'tok_visa' },
+    captureMethod: 'automatic',
+    // The real server's timers run in real time: settle at once and close the refund window, so
+    // the run completes (the timers themselves are covered by the time-skipping tests).
+    timeouts: { ...DEFAULT_CHECKOUT_TIMEOUTS, settlementDelayMs: 0, refundWindowMs: 0 },
   };
   const worker: Worker = await createPaymentWorker({
     connection: env.nativeConnection,
@@ -77,13 +81,16 @@ describe('checkout workflow', () => {
     const sku = await product(5);
     const { id, result, row, paymentStatus } = await runCheckout(network, sku);
 
-    expect(result.status).toBe('captured');
+    expect(result.status).toBe('settled');
     expect(result.amount).toEqual({ amount: '3000', currency: 'JPY' });
-    expect(row.status).toBe('captured');
+    expect(result.amountCaptured).toBe('3000');
+    expect(row.status).toBe('settled');
+    expect(row.settledAt).not.toBeNull();
     expect(row.amount).toBe(3000n);
+    expect(row.amountCaptured).toBe(3000n);
     expect(row.items).toEqual([expect.objectContaining({ sku, quantity: 2, unitAmount: 1500n })]);
     expect(row.paymentAttempts.map((a) => `${a.operation}:${a.status}`).sort()).toEqual(['authorize:succeeded', 'capture:succeeded']);
-    expect(paymentStatus).toBe('captured');
+    expect(paymentStatus).toBe('settled');
     expect(await stockOf(sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
     expect(network.count(id, 'authorization')).toBe(1);
     expect(network.count(id, 'capture')).toBe(1);
@@ -124,7 +131,7 @@ describe('checkout workflow', () => {
     const sku = await product(5);
     const { id, result } = await runCheckout(network, sku);
 
-    expect(result.status).toBe('captured');
+    expect(result.status).toBe('settled');
     expect(network.count(id, 'authorization')).toBe(1);
     expect(network.count(id, 'capture')).toBe(1);
     expect(await stockOf(sku)).toEqual({ available: 3, reserved: 0, sold: 2 });

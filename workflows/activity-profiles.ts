@@ -18,3 +18,14 @@ export const cardNetworkCall: ActivityOptions = {
   heartbeatTimeout: '5 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
 };
+
+/**
+ * Undo steps. A few quick retries, then the workflow's own loop takes over (see compensate() in
+ * checkout.ts): it makes a stubborn failure visible and keeps retrying with a growing pause,
+ * because an undo must eventually happen.
+ */
+export const compensation: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+};

@@ -1,81 +1,270 @@
-// The checkout, start to finish: reserve stock, authorize the card, confirm the order, capture.
+// The checkout, start to finish: reserve stock, authorize the card (with 3-D Secure when the card
+// asks for it), wait for a manual capture if the merchant wants one, confirm the order, capture,
+// settle after the merchant's delay, and take refunds until the refund window closes.
 //
 // Every step that acts on the outside world registers its undo *before* it runs (the step may act
-// even when its call fails), and a failure runs the undos in reverse order, shielded from
-// cancellation. No lock is held across the card network call: stock is held by a short
-// conditional update and released by compensation if the payment does not go through.
+// even when its call fails). When the payment cannot go through (declined, canceled, or out of
+// time), the undos run in reverse order, shielded from cancellation, until they succeed. No lock
+// is held across the card call: stock is held by a short conditional update and released by the
+// undo. Every deadline is a workflow timer over durations given as input; nothing is left to TTLs
+// or batch jobs.
 import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
-  condition,
+  TimeoutFailure,
   allHandlersFinished,
+  condition,
+  isCancellation,
   log,
   proxyActivities,
   setHandler,
+  sleep,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import type { CardOutcome } from '../activities/card-network.js';
 import {
+  CAPTURED_STATUSES,
+  CLOSED_BEFORE_CAPTURE,
   FailureType,
   PaymentStatus,
+  capturedStatus,
+  isAmountString,
+  money,
   stepKey,
   type CheckoutInput,
   type CheckoutSnapshot,
   type CheckoutStatus,
   type Money,
+  type RefundSnapshot,
 } from '../domain/index.js';
-import { cardNetworkCall, databaseWrite } from './activity-profiles.js';
-import { reservationUpdate, statusQuery } from './checkout-messages.js';
+import { cardNetworkCall, compensation, databaseWrite } from './activity-profiles.js';
+import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, reservationUpdate, statusQuery } from './checkout-messages.js';
 
 const db = proxyActivities<Activities>(databaseWrite);
 const card = proxyActivities<Activities>(cardNetworkCall);
+const undo = proxyActivities<Activities>(compensation);
+
+/** The payment stopped before capture for a reason that is not a failure of anything. */
+class Stop extends Error {
+  constructor(
+    readonly outcome: 'canceled' | 'expired',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Compensation {
+  step: string;
+  run: () => Promise<unknown>;
+}
 
 export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSnapshot> {
-  const { checkoutId } = input;
+  const { checkoutId, merchantId, timeouts } = input;
+  const logFields = { checkoutId, merchantId, customerId: input.customerId };
+
   let status: CheckoutStatus = 'pending';
   let amount: Money = { amount: '0', currency: '' };
+  let authorizationId: string | undefined;
+  let amountCapturable = 0n;
+  let amountCaptured = 0n;
+  let amountRefunded = 0n;
+  let refundsInFlight = 0n;
+  let settled = false;
+  let refundWindowOpen = true;
   let failure: CheckoutSnapshot['failure'];
-  let reservationDecided = false;
+  let stalledCompensation: string | undefined;
+  const refunds = new Map<string, RefundSnapshot>();
 
-  const snapshot = (): CheckoutSnapshot => ({ checkoutId, status, amount, ...(failure ? { failure } : {}) });
+  // What the merchant and the customer have asked for, set by the update handlers below.
+  let reservationDecided = false;
+  let cancelRequested = false;
+  let captureRequest: { amount: bigint } | undefined;
+  let actionResult: 'succeeded' | 'failed' | undefined;
+
+  const snapshot = (): CheckoutSnapshot => ({
+    checkoutId,
+    status,
+    amount,
+    amountCapturable: amountCapturable.toString(),
+    amountCaptured: amountCaptured.toString(),
+    amountRefunded: amountRefunded.toString(),
+    refunds: [...refunds.values()],
+    ...(failure ? { failure } : {}),
+    ...(stalledCompensation ? { stalledCompensation } : {}),
+  });
   const moveTo = (next: CheckoutStatus) => {
     status = next;
     upsertSearchAttributes([{ key: PaymentStatus, value: next }]);
   };
+  const refundable = () => amountCaptured - amountRefunded - refundsInFlight;
+
+  // Writes of the checkout row after capture come from the main flow and from refund handlers at
+  // once; chaining them keeps the row's last write the workflow's latest state.
+  let rowWrites: Promise<unknown> = Promise.resolve();
+  const serially = <T>(write: () => Promise<T>): Promise<T> => {
+    const next = rowWrites.then(write);
+    rowWrites = next.catch(() => undefined);
+    return next;
+  };
 
   setHandler(statusQuery, snapshot);
+
   setHandler(reservationUpdate, async () => {
     await condition(() => reservationDecided);
     return snapshot();
   });
 
-  const compensations: Array<() => Promise<unknown>> = [];
+  setHandler(
+    cancelUpdate,
+    async () => {
+      cancelRequested = true;
+      await condition(() => CLOSED_BEFORE_CAPTURE.includes(status) || CAPTURED_STATUSES.includes(status));
+      return snapshot();
+    },
+    {
+      validator: () => {
+        if (CAPTURED_STATUSES.includes(status)) throw invalidState(`checkout is ${status}; refund it instead of canceling`);
+        if (CLOSED_BEFORE_CAPTURE.includes(status)) throw invalidState(`checkout is already ${status}`);
+      },
+    },
+  );
+
+  setHandler(
+    captureUpdate,
+    async ({ amount: requested }) => {
+      captureRequest = { amount: requested === undefined ? amountCapturable : BigInt(requested) };
+      await condition(() => status !== 'requires_capture');
+      return snapshot();
+    },
+    {
+      validator: ({ amount: requested }) => {
+        if (input.captureMethod !== 'manual') throw invalidState('checkout captures automatically');
+        if (status !== 'requires_capture' || captureRequest || cancelRequested) throw invalidState(`checkout is ${status}, not requires_capture`);
+        if (requested !== undefined) checkAmount(requested, amountCapturable, 'capture');
+      },
+    },
+  );
+
+  setHandler(
+    confirmUpdate,
+    async ({ result }) => {
+      actionResult = result;
+      await condition(() => status !== 'requires_action');
+      return snapshot();
+    },
+    {
+      validator: ({ result }) => {
+        if (status !== 'requires_action' || actionResult || cancelRequested) throw invalidState(`checkout is ${status}, not requires_action`);
+        if (result !== 'succeeded' && result !== 'failed') throw invalidState(`unknown 3-D Secure result ${String(result)}`);
+      },
+    },
+  );
+
+  setHandler(
+    refundUpdate,
+    async ({ refundId, amount: requested }) => {
+      const seen = refunds.get(refundId);
+      if (seen) {
+        await condition(() => seen.status !== 'pending');
+        return seen;
+      }
+      // Checked again here: another refund may have started since this one was validated.
+      const value = requested === undefined ? refundable() : BigInt(requested);
+      if (value <= 0n || value > refundable()) throw invalidAmount(`refund of ${value} exceeds the refundable ${refundable()}`);
+      refundsInFlight += value;
+      const refund: RefundSnapshot = { refundId, amount: money(value, amount.currency), status: 'pending' };
+      refunds.set(refundId, refund);
+      try {
+        await db.createRefund({ refundId, checkoutId, merchantId, amount: refund.amount });
+        await card.refundPayment({ idempotencyKey: stepKey(checkoutId, 'refund', refundId), authorizationId: authorizationId!, amount: refund.amount.amount });
+        amountRefunded += value;
+        refund.status = 'succeeded';
+      } catch (err) {
+        refund.status = 'failed';
+        refund.failureCode = describeFailure(err).code;
+        log.warn('refund failed', { ...logFields, refundId, failure: refund.failureCode });
+      } finally {
+        refundsInFlight -= value;
+      }
+      moveTo(capturedStatus(amountCaptured, amountRefunded, settled));
+      await serially(() =>
+        db.completeRefund({
+          refundId,
+          checkoutId,
+          status: refund.status as 'succeeded' | 'failed',
+          ...(refund.failureCode ? { failureCode: refund.failureCode } : {}),
+          amountRefunded: amountRefunded.toString(),
+          checkoutStatus: capturedStatus(amountCaptured, amountRefunded, settled),
+        }),
+      );
+      return refund;
+    },
+    {
+      validator: ({ refundId, amount: requested }) => {
+        if (refunds.has(refundId)) return; // a retried request joins the first
+        if (!CAPTURED_STATUSES.includes(status)) throw invalidState(`checkout is ${status}; only a captured checkout can be refunded`);
+        if (!refundWindowOpen) throw invalidState('the refund window of this checkout has closed');
+        checkAmount(requested ?? refundable().toString(), refundable(), 'refund');
+      },
+    },
+  );
+
+  const compensations: Compensation[] = [];
   try {
     amount = await db.createOrder(input);
 
-    compensations.push(() => db.releaseStock({ checkoutId }));
-    const reservation = await db.reserveStock({ checkoutId, merchantId: input.merchantId, items: input.items });
+    compensations.push({ step: 'release stock', run: () => undo.releaseStock({ checkoutId }) });
+    const reservation = await db.reserveStock({ checkoutId, merchantId, items: input.items });
     if (reservation.outcome === 'sold_out') {
       compensations.length = 0; // nothing was held
       moveTo('sold_out');
       reservationDecided = true;
       return await finish(snapshot());
     }
+    // The hold lasts until the payment is authorized, and no longer than the merchant allows.
+    const holdDeadline = Date.now() + timeouts.reservationTimeoutMs;
     moveTo('processing');
     reservationDecided = true;
 
     const authorizeKey = stepKey(checkoutId, 'authorize');
-    compensations.push(() => card.voidAuthorization({ idempotencyKey: stepKey(checkoutId, 'void'), authorizeKey }));
-    const auth = await card.authorizePayment({
-      idempotencyKey: authorizeKey,
-      amount: amount.amount,
-      currency: amount.currency,
-      token: input.payment.token,
-      reference: checkoutId,
+    compensations.push({
+      step: 'void authorization',
+      run: () => undo.voidAuthorization({ idempotencyKey: stepKey(checkoutId, 'void'), authorizeKey }),
     });
+    const authorizeWithinHold = proxyActivities<Activities>({
+      ...cardNetworkCall,
+      scheduleToCloseTimeout: Math.max(holdDeadline - Date.now(), 1),
+    }).authorizePayment;
+    let auth: CardOutcome;
+    try {
+      auth = await authorizeWithinHold({ idempotencyKey: authorizeKey, amount: amount.amount, currency: amount.currency, token: input.payment.token, reference: checkoutId });
+    } catch (err) {
+      if (isTimeout(err)) throw new Stop('expired', 'the card was not authorized before the stock hold expired');
+      throw err;
+    }
+    authorizationId = auth.authorizationId;
+    const recordAuthorize = (outcome: CardOutcome, next?: CheckoutStatus) =>
+      db.recordPaymentAttempt({ attempt: { checkoutId, idempotencyKey: authorizeKey, operation: 'authorize', ...outcome }, ...(next ? { status: next } : {}) });
+    if (cancelRequested) throw new Stop('canceled', 'canceled by the merchant');
+
+    if (auth.status === 'requires_action') {
+      await recordAuthorize(auth, 'requires_action');
+      moveTo('requires_action');
+      const waitMs = Math.min(timeouts.actionTimeoutMs, holdDeadline - Date.now());
+      const answered = waitMs > 0 && (await condition(() => actionResult !== undefined || cancelRequested, waitMs));
+      if (cancelRequested) throw new Stop('canceled', 'canceled by the merchant');
+      if (!answered) throw new Stop('expired', 'the customer did not complete 3-D Secure in time');
+      const authenticateKey = stepKey(checkoutId, 'authenticate');
+      auth = await card.authenticatePayment({ idempotencyKey: authenticateKey, authorizationId, result: actionResult! });
+      await db.recordPaymentAttempt({ attempt: { checkoutId, idempotencyKey: authenticateKey, operation: 'authenticate', ...auth }, status: 'processing' });
+      moveTo('processing');
+    } else {
+      await recordAuthorize(auth);
+    }
     if (auth.status === 'declined') {
-      await db.recordPaymentAttempt({ attempt: { checkoutId, idempotencyKey: authorizeKey, operation: 'authorize', ...auth } });
       throw ApplicationFailure.create({
         type: FailureType.CardDeclined,
         message: `card declined: ${auth.declineCode ?? 'unknown'}`,
@@ -83,45 +272,106 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
         details: [{ declineCode: auth.declineCode }],
       });
     }
-    await db.recordPaymentAttempt({
-      attempt: { checkoutId, idempotencyKey: authorizeKey, operation: 'authorize', ...auth },
-      status: 'authorized',
-    });
-    moveTo('authorized');
+    amountCapturable = BigInt(amount.amount);
 
-    // Confirming the order turns the hold into a sale; releaseStock (registered above) undoes either.
+    if (input.captureMethod === 'manual') {
+      await db.setCheckoutStatus({ checkoutId, status: 'requires_capture' });
+      moveTo('requires_capture');
+      const decided = await condition(() => captureRequest !== undefined || cancelRequested, timeouts.authorizationTtlMs);
+      if (cancelRequested) throw new Stop('canceled', 'canceled by the merchant');
+      if (!decided) throw new Stop('expired', 'the authorization expired before it was captured');
+    }
+    if (cancelRequested) throw new Stop('canceled', 'canceled by the merchant');
+
+    // Confirming the order turns the hold into a sale; 'release stock' (registered above) undoes either.
     await db.commitStock({ checkoutId });
-
+    const captureAmount = captureRequest?.amount ?? amountCapturable;
     const captureKey = stepKey(checkoutId, 'capture');
-    const capture = await card.capturePayment({ idempotencyKey: captureKey, authorizationId: auth.authorizationId, amount: amount.amount });
+    const capture = await card.capturePayment({ idempotencyKey: captureKey, authorizationId, amount: captureAmount.toString() });
+    amountCaptured = captureAmount;
+    amountCapturable = 0n;
     await db.recordPaymentAttempt({
       attempt: { checkoutId, idempotencyKey: captureKey, operation: 'capture', ...capture },
       status: 'captured',
+      amountCaptured: amountCaptured.toString(),
     });
     moveTo('captured');
-    log.info('checkout captured', { checkoutId, merchantId: input.merchantId, customerId: input.customerId });
-    return await finish(snapshot());
+    log.info('checkout captured', { ...logFields, amount: amountCaptured.toString() });
   } catch (err) {
-    failure = describeFailure(err);
-    log.warn('checkout failed; compensating', { checkoutId, merchantId: input.merchantId, failure });
+    const outcome = err instanceof Stop ? err.outcome : isCancellation(err) ? 'canceled' : 'failed';
+    failure = err instanceof Stop ? { code: outcome, message: err.message } : describeFailure(err);
+    log.warn('checkout did not complete; compensating', { ...logFields, outcome, failure });
     await CancellationScope.nonCancellable(async () => {
-      for (const undo of compensations.reverse()) await undo();
-      await db.setCheckoutStatus({ checkoutId, status: 'failed', failure });
+      await compensate(compensations);
+      await db.setCheckoutStatus({ checkoutId, status: outcome, failure });
     });
-    moveTo('failed');
+    amountCapturable = 0n;
+    moveTo(outcome);
     reservationDecided = true;
-    // A decline is an outcome the merchant expects, not a fault: the run completes with status
-    // `failed`. Anything else fails the run too, so ops see it as broken in the Web UI.
-    if (isBusinessFailure(err)) return await finish(snapshot());
     await finish(snapshot());
-    throw err;
+    // A decline, a cancel or a timeout is an outcome the merchant expects: the run completes.
+    // Anything else fails the run too, so ops see it as broken in the Web UI.
+    if (outcome === 'failed' && !isBusinessFailure(err)) throw err;
+    return snapshot();
+  }
+
+  // Captured. Settlement is a durable timer; refunds keep arriving as updates meanwhile.
+  if (timeouts.settlementDelayMs > 0) await sleep(timeouts.settlementDelayMs);
+  settled = true;
+  moveTo(capturedStatus(amountCaptured, amountRefunded, settled));
+  await serially(() => db.markSettled({ checkoutId, status: capturedStatus(amountCaptured, amountRefunded, settled) }));
+  log.info('checkout settled', logFields);
+
+  if (timeouts.refundWindowMs > 0) await sleep(timeouts.refundWindowMs);
+  refundWindowOpen = false;
+  return await finish(snapshot());
+
+  /**
+   * Runs the undos newest first until each succeeds. One that keeps failing does not fail
+   * silently: the checkout shows it (status query, PaymentStatus=compensation_failing, an error
+   * log) and it is retried with a growing pause until it goes through.
+   */
+  async function compensate(steps: Compensation[]): Promise<void> {
+    for (const { step, run } of [...steps].reverse()) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await run();
+          break;
+        } catch (err) {
+          stalledCompensation = step;
+          upsertSearchAttributes([{ key: PaymentStatus, value: 'compensation_failing' }]);
+          log.error('compensation failing; will retry', { ...logFields, step, attempt, error: describeFailure(err) });
+          await sleep(Math.min(attempt * 60_000, 15 * 60_000));
+        }
+      }
+    }
+    stalledCompensation = undefined;
   }
 }
 
-/** Lets an in-flight reservation update return before the run closes. */
+/** Lets in-flight updates return their answers before the run closes. */
 async function finish(result: CheckoutSnapshot): Promise<CheckoutSnapshot> {
   await condition(allHandlersFinished);
   return result;
+}
+
+function invalidState(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: FailureType.InvalidCheckoutState, message, nonRetryable: true });
+}
+
+function invalidAmount(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: FailureType.InvalidAmount, message, nonRetryable: true });
+}
+
+function checkAmount(requested: string, limit: bigint, what: string): void {
+  if (!isAmountString(requested)) throw invalidAmount(`${what} amount must be an integer string of minor units`);
+  const value = BigInt(requested);
+  if (value <= 0n) throw invalidAmount(`${what} amount must be positive`);
+  if (value > limit) throw invalidAmount(`${what} amount ${value} exceeds the ${limit} available`);
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
 }
 
 /** The typed failure behind an error: activity failures carry it as their cause. */
