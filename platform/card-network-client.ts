@@ -7,8 +7,13 @@ import { z } from 'zod';
 export interface CardOperation {
   id: string;
   idempotencyKey: string;
-  type: 'authorization' | 'capture' | 'void' | 'refund';
-  status: 'succeeded' | 'declined';
+  /** `authentication`: the outcome of 3-D Secure on an authorization that required it. */
+  type: 'authorization' | 'authentication' | 'capture' | 'void' | 'refund';
+  /**
+   * `requires_action` (authorizations only): the issuer wants 3-D Secure; nothing is held until
+   * `authenticate` succeeds. Capture is refused meanwhile; void is allowed (the customer gave up).
+   */
+  status: 'succeeded' | 'declined' | 'requires_action';
   authorizationId: string;
   /** Integer minor units as a decimal string. */
   amount: string;
@@ -43,8 +48,17 @@ export class CardNetworkRejectedError extends Error {
 }
 
 export interface CardNetworkClient {
-  /** Declines resolve with status 'declined' and a declineCode; they are answers, not failures. */
+  /**
+   * Declines resolve with status 'declined' and a declineCode; they are answers, not failures.
+   * A card that needs 3-D Secure resolves with status 'requires_action'.
+   */
   authorize(req: { idempotencyKey: string; amount: bigint; currency: string; token: string; reference: string }): Promise<CardOperation>;
+  /**
+   * Reports the customer's 3-D Secure result for a `requires_action` authorization: an
+   * `authentication` operation, `succeeded` (the money is now held) or `declined` with
+   * declineCode `authentication_failed`. Any other state is rejected (409).
+   */
+  authenticate(req: { idempotencyKey: string; authorizationId: string; result: 'succeeded' | 'failed' }): Promise<CardOperation>;
   /** Captures the full authorized amount when `amount` is omitted. */
   capture(req: { idempotencyKey: string; authorizationId: string; amount?: bigint }): Promise<CardOperation>;
   void(req: { idempotencyKey: string; authorizationId: string }): Promise<CardOperation>;
@@ -58,8 +72,8 @@ export interface CardNetworkClient {
 const operationSchema = z.object({
   id: z.string(),
   idempotencyKey: z.string(),
-  type: z.enum(['authorization', 'capture', 'void', 'refund']),
-  status: z.enum(['succeeded', 'declined']),
+  type: z.enum(['authorization', 'authentication', 'capture', 'void', 'refund']),
+  status: z.enum(['succeeded', 'declined', 'requires_action']),
   authorizationId: z.string(),
   amount: z.string(),
   currency: z.string(),
@@ -146,6 +160,7 @@ export function createCardNetworkClient(opts: { baseUrl: string; timeoutMs?: num
         token: r.token,
         reference: r.reference,
       }),
+    authenticate: (r) => operation('POST', `/v1/authorizations/${seg(r.authorizationId)}/authenticate`, r.idempotencyKey, { result: r.result }),
     capture: (r) =>
       operation('POST', `/v1/authorizations/${seg(r.authorizationId)}/capture`, r.idempotencyKey, r.amount === undefined ? {} : { amount: r.amount.toString() }),
     void: (r) => operation('POST', `/v1/authorizations/${seg(r.authorizationId)}/void`, r.idempotencyKey, {}),

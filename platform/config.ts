@@ -30,6 +30,8 @@ export interface Config {
     host: string;
     port: number;
     latencyMs: number;
+    /** Extra delay drawn uniformly from 0..this per request, so concurrent calls overtake each other. */
+    latencyJitterMs: number;
     /** Fraction (0..1) of mutating requests the simulator answers 503 without acting. */
     errorRate: number;
     /** Fraction (0..1) of mutating requests the simulator acts on but never answers. */
@@ -106,6 +108,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       host: cardHost,
       port: cardPort,
       latencyMs: int(env, 'CARD_NETWORK_LATENCY_MS', 100),
+      latencyJitterMs: int(env, 'CARD_NETWORK_LATENCY_JITTER_MS', 0),
       errorRate: fraction(env, 'CARD_NETWORK_ERROR_RATE', 0),
       lostResponseRate: fraction(env, 'CARD_NETWORK_LOST_RESPONSE_RATE', 0),
       requestTimeoutMs: int(env, 'CARD_NETWORK_TIMEOUT_MS', 10_000),

@@ -9,8 +9,11 @@ import {
   CardNetworkUnavailableError,
   createCardNetworkClient,
   type CardNetworkClient,
+  type CardOperation,
 } from '../platform/card-network-client.js';
+import { loadConfig } from '../platform/config.js';
 import { createCardNetworkServer, type CardNetworkServer, type CardNetworkServerOptions } from '../simulators/card-network/server.js';
+import { injectCardFault, listCardFaults, type CardFaultOperation } from '../simulators/card-network/test-faults.js';
 
 const databaseUrl = process.env.DATABASE_URL;
 const unique = (prefix: string) => `${prefix}_${randomUUID()}`;
@@ -48,6 +51,22 @@ async function rejection(promise: Promise<unknown>) {
 async function storedRowsFor(reference: string) {
   const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM card_network.operations WHERE reference = $1', [reference]);
   return Number(rows[0]!.n);
+}
+
+/** The network's own view of an authorization, read straight from its books. */
+async function stateOf(authorizationId: string) {
+  const { rows } = await pool.query<{ state: string }>('SELECT state FROM card_network.authorizations WHERE id = $1', [authorizationId]);
+  return rows[0]?.state;
+}
+
+/** Resolves with the unavailable error a call failed with (a lost response has no status; a 503 has). */
+async function unavailable(promise: Promise<unknown>) {
+  const err = await promise.then(
+    () => expect.fail('expected the card network to be unavailable'),
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(CardNetworkUnavailableError);
+  return err as CardNetworkUnavailableError;
 }
 
 let base: string;
@@ -221,6 +240,246 @@ describe('capture, void and refund', () => {
   });
 });
 
+describe('3-D Secure', () => {
+  const authenticate = (authorizationId: string, result: 'succeeded' | 'failed', idempotencyKey = unique('authn')) =>
+    client.authenticate({ idempotencyKey, authorizationId, result });
+
+  it('holds nothing for tok_threeDSecureRequired until the customer authenticates; then the money is held and can be captured', async () => {
+    const reference = unique('chk');
+    const authorizeKey = unique('auth');
+    const body = { amount: '1999', currency: 'JPY', token: 'tok_threeDSecureRequired', reference };
+    const first = await post(`${base}/v1/authorizations`, body, authorizeKey);
+    expect(first.status).toBe(201);
+    const auth = JSON.parse(first.text) as CardOperation;
+    expect(auth).toMatchObject({ type: 'authorization', status: 'requires_action', amount: '1999', reference });
+    expect(auth).not.toHaveProperty('declineCode');
+    expect(await stateOf(auth.id)).toBe('requires_action');
+    expect(await rejection(client.capture({ idempotencyKey: unique('cap'), authorizationId: auth.id }))).toEqual({ code: 'authorization_requires_action', status: 409 });
+    expect(await stateOf(auth.id)).toBe('requires_action');
+
+    const key = unique('authn');
+    const authentication = await authenticate(auth.id, 'succeeded', key);
+    expect(authentication).toMatchObject({ type: 'authentication', status: 'succeeded', authorizationId: auth.id, amount: '1999', currency: 'JPY', reference });
+    expect(authentication).not.toHaveProperty('declineCode');
+    expect(await stateOf(auth.id)).toBe('authorized');
+    expect(await authenticate(auth.id, 'succeeded', key)).toEqual(authentication);
+    expect(await rejection(authenticate(auth.id, 'succeeded'))).toEqual({ code: 'authentication_not_required', status: 409 });
+    // The authorization's answer stays what it was when given: a replay is byte for byte.
+    expect(await post(`${base}/v1/authorizations`, body, authorizeKey)).toEqual(first);
+
+    await client.capture({ idempotencyKey: unique('cap'), authorizationId: auth.id });
+    expect(await stateOf(auth.id)).toBe('captured');
+    expect((await client.listOperations(reference)).map((op) => [op.type, op.status])).toEqual([
+      ['authorization', 'requires_action'],
+      ['authentication', 'succeeded'],
+      ['capture', 'succeeded'],
+    ]);
+  });
+
+  it('declines with 402 authentication_failed when 3-D Secure fails; nothing can then be captured, voided or authenticated', async () => {
+    const auth = await authorize('tok_threeDSecureRequired');
+    expect(auth.status).toBe('requires_action');
+    const key = unique('authn');
+    const raw = await post(`${base}/v1/authorizations/${auth.id}/authenticate`, { result: 'failed' }, key);
+    expect(raw.status).toBe(402);
+    const declined = JSON.parse(raw.text) as CardOperation;
+    expect(declined).toMatchObject({ type: 'authentication', status: 'declined', declineCode: 'authentication_failed', authorizationId: auth.id });
+    // Through the client a decline is an answer, as for authorize.
+    expect(await authenticate(auth.id, 'failed', key)).toEqual(declined);
+    expect(await stateOf(auth.id)).toBe('declined');
+
+    expect(await rejection(client.capture({ idempotencyKey: unique('cap'), authorizationId: auth.id }))).toEqual({ code: 'authorization_declined', status: 409 });
+    expect(await rejection(client.void({ idempotencyKey: unique('void'), authorizationId: auth.id }))).toEqual({ code: 'authorization_declined', status: 409 });
+    expect(await rejection(authenticate(auth.id, 'succeeded'))).toEqual({ code: 'authorization_declined', status: 409 });
+    expect((await client.listOperations(auth.reference)).map((op) => [op.type, op.status, op.declineCode])).toEqual([
+      ['authorization', 'requires_action', undefined],
+      ['authentication', 'declined', 'authentication_failed'],
+    ]);
+  });
+
+  it('voids an authorization the customer abandoned in requires_action; it can no longer be authenticated', async () => {
+    const auth = await authorize('tok_threeDSecureRequired');
+    const voided = await client.void({ idempotencyKey: unique('void'), authorizationId: auth.id });
+    expect(voided).toMatchObject({ type: 'void', status: 'succeeded', authorizationId: auth.id });
+    expect(await stateOf(auth.id)).toBe('voided');
+    expect(await rejection(authenticate(auth.id, 'succeeded'))).toEqual({ code: 'authorization_voided', status: 409 });
+    expect(await stateOf(auth.id)).toBe('voided');
+    expect((await client.listOperations(auth.reference)).map((op) => op.type)).toEqual(['authorization', 'void']);
+  });
+
+  it('refuses to authenticate what never required it or does not exist, and validates the request, storing nothing', async () => {
+    const auth = await authorize('tok_visa');
+    expect(await rejection(authenticate(auth.id, 'succeeded'))).toEqual({ code: 'authentication_not_required', status: 409 });
+    expect(await rejection(authenticate('auth_missing', 'succeeded'))).toEqual({ code: 'authorization_not_found', status: 404 });
+    expect(await stateOf(auth.id)).toBe('authorized');
+
+    const pending = await authorize('tok_threeDSecureRequired');
+    const url = `${base}/v1/authorizations/${pending.id}/authenticate`;
+    const noKey = await post(url, { result: 'succeeded' }, null);
+    expect(noKey.status).toBe(400);
+    expect(JSON.parse(noKey.text).error.code).toBe('missing_idempotency_key');
+    for (const body of [{ result: 'maybe' }, {}, { result: 'succeeded', extra: 1 }]) {
+      const res = await post(url, body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(JSON.parse(res.text).error.code).toBe('invalid_parameter');
+    }
+    const key = unique('authn');
+    await authenticate(pending.id, 'succeeded', key);
+    expect(await rejection(authenticate(pending.id, 'failed', key))).toEqual({ code: 'idempotency_key_reused', status: 422 });
+    expect(await stateOf(pending.id)).toBe('authorized');
+    expect((await client.listOperations(auth.reference)).map((op) => op.type)).toEqual(['authorization']);
+    expect((await client.listOperations(pending.reference)).map((op) => op.type)).toEqual(['authorization', 'authentication']);
+  });
+
+  it('records exactly one authentication when concurrent ones race, same key or not', async () => {
+    const auth = await authorize('tok_threeDSecureRequired');
+    const key = unique('authn');
+    const sameKey = await Promise.all(Array.from({ length: 10 }, () => authenticate(auth.id, 'succeeded', key)));
+    expect(new Set(sameKey.map((op) => op.id)).size).toBe(1);
+
+    const other = await authorize('tok_threeDSecureRequired');
+    const raced = await Promise.allSettled([authenticate(other.id, 'succeeded'), authenticate(other.id, 'failed')]);
+    const winners = raced.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    expect(winners).toHaveLength(1);
+    expect(await stateOf(other.id)).toBe(winners[0]!.status === 'succeeded' ? 'authorized' : 'declined');
+    for (const reference of [auth.reference, other.reference]) {
+      expect((await client.listOperations(reference)).filter((op) => op.type === 'authentication')).toHaveLength(1);
+    }
+  });
+});
+
+/**
+ * For each operation a fault can target: a fresh checkout set up so the operation can act, and a
+ * call of it under a given key.
+ */
+async function prepare(operation: CardFaultOperation): Promise<{ reference: string; type: CardOperation['type']; call: (key: string) => Promise<CardOperation> }> {
+  const reference = unique('chk');
+  if (operation === 'authorize') {
+    return { reference, type: 'authorization', call: (key) => authorize('tok_visa', reference, 1000n, key) };
+  }
+  const auth = await authorize(operation === 'authenticate' ? 'tok_threeDSecureRequired' : 'tok_visa', reference, 1000n);
+  const authorizationId = auth.id;
+  switch (operation) {
+    case 'authenticate':
+      return { reference, type: 'authentication', call: (key) => client.authenticate({ idempotencyKey: key, authorizationId, result: 'succeeded' }) };
+    case 'capture':
+      return { reference, type: 'capture', call: (key) => client.capture({ idempotencyKey: key, authorizationId }) };
+    case 'void':
+      return { reference, type: 'void', call: (key) => client.void({ idempotencyKey: key, authorizationId }) };
+    case 'refund':
+      await client.capture({ idempotencyKey: unique('cap'), authorizationId });
+      return { reference, type: 'refund', call: (key) => client.refund({ idempotencyKey: key, authorizationId, amount: 400n }) };
+  }
+}
+
+const ALL_OPERATIONS: CardFaultOperation[] = ['authorize', 'authenticate', 'capture', 'void', 'refund'];
+
+describe('injected faults (/v1/test/faults)', () => {
+  const countOf = async (reference: string, type: CardOperation['type']) =>
+    (await client.listOperations(reference)).filter((op) => op.type === type).length;
+
+  it.each(ALL_OPERATIONS)('lose_response on %s: the network acts, the answer is lost, and the key reveals the one operation', async (operation) => {
+    const { reference, type, call } = await prepare(operation);
+    const fault = await injectCardFault(base, { reference, operation, mode: 'lose_response', times: 1 });
+    expect(fault).toMatchObject({ reference, operation, mode: 'lose_response', times: 1, remaining: 1 });
+
+    const key = unique(operation);
+    expect((await unavailable(call(key))).status).toBeUndefined();
+    const found = await client.lookup(key);
+    expect(found).toMatchObject({ type, status: 'succeeded', reference });
+    expect(await call(key)).toEqual(found);
+    expect(await countOf(reference, type)).toBe(1);
+    expect(await listCardFaults(base, reference)).toEqual([{ ...fault, remaining: 0 }]);
+  });
+
+  it.each(ALL_OPERATIONS)('error_503 on %s: answers 503 without acting as many times as asked, then acts', async (operation) => {
+    const { reference, type, call } = await prepare(operation);
+    const before = await client.listOperations(reference);
+    await injectCardFault(base, { reference, operation, mode: 'error_503', times: 2 });
+
+    const key = unique(operation);
+    for (const attempt of [1, 2]) {
+      expect((await unavailable(call(key))).status, `attempt ${attempt}`).toBe(503);
+      expect(await client.lookup(key)).toBeNull();
+      expect(await client.listOperations(reference)).toEqual(before);
+    }
+    expect(await call(key)).toMatchObject({ type, status: 'succeeded' });
+    expect(await countOf(reference, type)).toBe(1);
+    expect((await listCardFaults(base, reference)).map((f) => f.remaining)).toEqual([0]);
+  });
+
+  it('loses the responses of retries too: times 2 loses the acting try and the replay', async () => {
+    const { reference, call } = await prepare('capture');
+    await injectCardFault(base, { reference, operation: 'capture', mode: 'lose_response', times: 2 });
+    const key = unique('cap');
+    await unavailable(call(key));
+    await unavailable(call(key));
+    expect(await call(key)).toEqual(await client.lookup(key));
+    expect(await countOf(reference, 'capture')).toBe(1);
+  });
+
+  it('queues faults for a reference and operation oldest first, and leaves other operations and checkouts alone', async () => {
+    const { reference, call } = await prepare('capture');
+    const other = await prepare('capture');
+    await injectCardFault(base, { reference, operation: 'capture', mode: 'error_503', times: 1 });
+    await injectCardFault(base, { reference, operation: 'capture', mode: 'lose_response', times: 1 });
+    // Same checkout, another operation; another checkout, same operation: untouched.
+    await injectCardFault(base, { reference, operation: 'refund', mode: 'error_503', times: 1 });
+    expect(await other.call(unique('cap'))).toMatchObject({ type: 'capture', status: 'succeeded' });
+
+    const key = unique('cap');
+    expect((await unavailable(call(key))).status).toBe(503);
+    expect(await countOf(reference, 'capture')).toBe(0);
+    expect((await unavailable(call(key))).status).toBeUndefined();
+    expect(await countOf(reference, 'capture')).toBe(1);
+    expect(await call(key)).toEqual(await client.lookup(key));
+
+    expect((await listCardFaults(base, reference)).map((f) => [f.operation, f.mode, f.remaining])).toEqual([
+      ['capture', 'error_503', 0],
+      ['capture', 'lose_response', 0],
+      ['refund', 'error_503', 1],
+    ]);
+    // Faults are the test's script, not the network's books.
+    expect((await client.listOperations(reference)).map((op) => op.type)).toEqual(['authorization', 'capture']);
+    expect(await listCardFaults(base, other.reference)).toEqual([]);
+  });
+
+  it('keeps injected faults across a restart', async () => {
+    const firstPool = new pg.Pool({ connectionString: databaseUrl });
+    const before = await startSimulator({}, firstPool);
+    const reference = unique('chk');
+    await injectCardFault(before.url, { reference, operation: 'authorize', mode: 'error_503', times: 1 });
+    await before.server.close();
+    await firstPool.end();
+
+    const restartedPool = new pg.Pool({ connectionString: databaseUrl });
+    const after = await startSimulator({}, restartedPool);
+    try {
+      const key = unique('auth');
+      const req = { idempotencyKey: key, amount: 1n, currency: 'JPY', token: 'tok_visa', reference };
+      expect((await unavailable(after.client.authorize(req))).status).toBe(503);
+      expect(await storedRowsFor(reference)).toBe(0);
+      expect(await after.client.authorize(req)).toMatchObject({ status: 'succeeded', reference });
+    } finally {
+      await after.server.close();
+      await restartedPool.end();
+    }
+  });
+
+  it('rejects a malformed fault, naming the field, and stores nothing', async () => {
+    const reference = unique('chk');
+    const good = { reference, operation: 'capture', mode: 'error_503', times: 1 };
+    for (const [field, value] of [['operation', 'settle'], ['mode', 'explode'], ['times', 0], ['times', '1'], ['times', 1.5], ['reference', '']] as const) {
+      const res = await post(`${base}/v1/test/faults`, { ...good, [field]: value }, null);
+      expect(res.status, `${field}=${JSON.stringify(value)}`).toBe(400);
+      expect(JSON.parse(res.text).error).toMatchObject({ code: 'invalid_parameter', param: field });
+    }
+    expect(await listCardFaults(base, reference)).toEqual([]);
+    const noReference = await fetch(`${base}/v1/test/faults`);
+    expect(noReference.status).toBe(400);
+  });
+});
+
 describe('failures a real network has', () => {
   it('tok_processingError answers 503 twice without acting, then approves on the third try', async () => {
     const reference = unique('chk');
@@ -278,6 +537,23 @@ describe('failures a real network has', () => {
     expect(performance.now() - startedAt).toBeGreaterThanOrEqual(290);
   });
 
+  it('adds a uniform jitter of 0..latencyJitterMs on top of latencyMs', async () => {
+    const timed = async (random: () => number) => {
+      const { client: jittery } = await startSimulator({ latencyMs: 0, latencyJitterMs: 1000, random });
+      const startedAt = performance.now();
+      await jittery.authorize({ idempotencyKey: unique('auth'), amount: 1n, currency: 'JPY', token: 'tok_visa', reference: unique('chk') });
+      return performance.now() - startedAt;
+    };
+    expect(await timed(() => 0.9999)).toBeGreaterThanOrEqual(990);
+    expect(await timed(() => 0)).toBeLessThan(500);
+  });
+
+  it('reads the jitter from CARD_NETWORK_LATENCY_JITTER_MS, none by default', () => {
+    expect(loadConfig({}).cardNetwork.latencyJitterMs).toBe(0);
+    expect(loadConfig({ CARD_NETWORK_LATENCY_JITTER_MS: '250' }).cardNetwork.latencyJitterMs).toBe(250);
+    expect(() => loadConfig({ CARD_NETWORK_LATENCY_JITTER_MS: '-1' })).toThrow(/CARD_NETWORK_LATENCY_JITTER_MS/);
+  });
+
   it('lets a request in flight finish when the server stops', async () => {
     const { server, client: slow } = await startSimulator({ latencyMs: 300 });
     const reference = unique('chk');
@@ -285,6 +561,22 @@ describe('failures a real network has', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     await server.close();
     expect(await pending).toMatchObject({ status: 'succeeded', reference });
+  });
+
+  it('widens the CHECKs of tables created before 3-D Secure when it starts', async () => {
+    // The constraints as the first version created them; NOT VALID leaves rows of earlier tests be.
+    await pool.query(`
+      ALTER TABLE card_network.authorizations DROP CONSTRAINT authorizations_state_check,
+        ADD CONSTRAINT authorizations_state_check CHECK (state IN ('authorized', 'captured', 'voided', 'declined')) NOT VALID;
+      ALTER TABLE card_network.operations DROP CONSTRAINT operations_type_check, DROP CONSTRAINT operations_status_check,
+        ADD CONSTRAINT operations_type_check CHECK (type IN ('authorization', 'capture', 'void', 'refund')) NOT VALID,
+        ADD CONSTRAINT operations_status_check CHECK (status IN ('succeeded', 'declined')) NOT VALID;
+    `);
+    const { client: upgraded } = await startSimulator();
+    const auth = await upgraded.authorize({ idempotencyKey: unique('auth'), amount: 1n, currency: 'JPY', token: 'tok_threeDSecureRequired', reference: unique('chk') });
+    expect(auth.status).toBe('requires_action');
+    expect(await upgraded.authenticate({ idempotencyKey: unique('authn'), authorizationId: auth.id, result: 'succeeded' })).toMatchObject({ type: 'authentication' });
+    expect(await stateOf(auth.id)).toBe('authorized');
   });
 
   it('keeps every authorization, key and balance across a restart', async () => {

@@ -7,18 +7,18 @@ import { createLogger } from '../../platform/logger.js';
 import { createCardNetworkServer } from './server.js';
 
 const config = loadConfig();
-const { host, port, latencyMs, errorRate, lostResponseRate } = config.cardNetwork;
+const { host, port, latencyMs, latencyJitterMs, errorRate, lostResponseRate } = config.cardNetwork;
 const log = createLogger('card-network', config.logLevel);
 
 const pool = new pg.Pool({ connectionString: config.cardNetwork.databaseUrl ?? config.databaseUrl });
 // An idle client losing its connection must not crash the process; the next query reconnects.
 pool.on('error', (err) => log.warn('idle database connection failed', { error: err.message }));
 
-const simulator = createCardNetworkServer({ pool, latencyMs, errorRate, lostResponseRate, logger: log });
+const simulator = createCardNetworkServer({ pool, latencyMs, latencyJitterMs, errorRate, lostResponseRate, logger: log });
 
 try {
   const url = await simulator.listen(port, host);
-  log.info('card network simulator listening', { url, latencyMs, errorRate, lostResponseRate });
+  log.info('card network simulator listening', { url, latencyMs, latencyJitterMs, errorRate, lostResponseRate });
 } catch (err) {
   log.error('card network simulator failed to start', { error: err instanceof Error ? err.message : String(err) });
   await pool.end().catch(() => undefined);

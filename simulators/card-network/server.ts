@@ -1,6 +1,7 @@
 // HTTP face of the card-network simulator: a stand-in for a card network we do not own, close
 // enough to Stripe's API that the workflows meet the same failure modes a real network has
-// (declines, idempotent replays, transient 503s, responses lost after the network acted).
+// (declines, 3-D Secure, idempotent replays, transient 503s, responses lost after the network
+// acted). Under /v1/test/ a test can script those failures for one checkout.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,17 +10,32 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { isAmountString, isCurrencyCode } from '../../domain/money.js';
 import type { Logger } from '../../platform/logger.js';
-import { CardNetworkStore, errorBody, isTestToken, requestHash, TEST_TOKENS, type ErrorBody, type Outcome, type TestToken } from './store.js';
+import {
+  CardNetworkStore,
+  errorBody,
+  FAULT_MODES,
+  FAULT_OPERATIONS,
+  isTestToken,
+  requestHash,
+  TEST_TOKENS,
+  type ErrorBody,
+  type Outcome,
+  type TestToken,
+} from './store.js';
 
 export interface CardNetworkServerOptions {
   /** Owned by the caller, who ends it after `close()`. */
   pool: pg.Pool;
   /** Delay before every mutating request acts. */
   latencyMs?: number;
+  /** Up to this much more delay, drawn uniformly per request, so concurrent calls finish out of order. */
+  latencyJitterMs?: number;
   /** Fraction of mutating requests answered 503 without acting. */
   errorRate?: number;
   /** Fraction of mutating requests that act but whose response is dropped. */
   lostResponseRate?: number;
+  /** Source of the jitter and of the rates' coin flips, in [0, 1); tests pin it. */
+  random?: () => number;
   logger?: Logger;
 }
 
@@ -57,6 +73,13 @@ const authorizationBody = z.strictObject({
 const captureBody = z.strictObject({ amount: positiveAmount.optional() });
 const voidBody = z.strictObject({});
 const refundBody = z.strictObject({ authorizationId, amount: positiveAmount });
+const authenticationBody = z.strictObject({ result: z.enum(['succeeded', 'failed']) });
+const faultBody = z.strictObject({
+  reference: z.string().min(1).max(255),
+  operation: z.enum(FAULT_OPERATIONS),
+  mode: z.enum(FAULT_MODES),
+  times: z.number().int().min(1).max(1000),
+});
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
   const result = schema.safeParse(value ?? {});
@@ -85,7 +108,7 @@ function sendJson(res: express.Response, status: number, body: string | object):
 
 export function createCardNetworkServer(opts: CardNetworkServerOptions): CardNetworkServer {
   const store = new CardNetworkStore(opts.pool);
-  const { latencyMs = 0, errorRate = 0, lostResponseRate = 0, logger } = opts;
+  const { latencyMs = 0, latencyJitterMs = 0, errorRate = 0, lostResponseRate = 0, random = Math.random, logger } = opts;
   const app = express();
   app.disable('x-powered-by');
   app.use(express.json({ limit: '16kb' }));
@@ -106,20 +129,25 @@ export function createCardNetworkServer(opts: CardNetworkServerOptions): CardNet
 
   /**
    * Shared path of every mutating request: validate, wait, maybe fail before acting, act once
-   * per key, maybe drop the response after acting.
+   * per key, maybe drop the response after acting. Injected faults (/v1/test/faults) are applied
+   * by the store, inside the request's transaction.
    */
   const mutating = (prepare: (req: express.Request) => { run: (key: string) => Promise<Outcome>; loseResponse?: boolean }) =>
     tracked(async (req, res) => {
       const key = idempotencyKey(req);
       const { run, loseResponse = false } = prepare(req);
-      if (latencyMs > 0) await sleep(latencyMs);
-      if (errorRate > 0 && Math.random() < errorRate) {
+      const delayMs = latencyMs + (latencyJitterMs > 0 ? Math.floor(random() * (latencyJitterMs + 1)) : 0);
+      if (delayMs > 0) await sleep(delayMs);
+      if (errorRate > 0 && random() < errorRate) {
         return sendJson(res, 503, errorBody('api_error', 'temporarily_unavailable', 'the network is temporarily unavailable; retry with the same key'));
       }
       const outcome = await run(key);
-      if (outcome.kind === 'first' && (loseResponse || (lostResponseRate > 0 && Math.random() < lostResponseRate))) {
-        // The network acted and committed; the caller only sees a dead connection.
-        logger?.debug('dropping response after acting', { idempotencyKey: key, path: req.path });
+      const dropped =
+        outcome.loseResponse === true ||
+        (outcome.kind === 'first' && (loseResponse || (lostResponseRate > 0 && random() < lostResponseRate)));
+      if (dropped) {
+        // The network acted (or replayed) and committed; the caller only sees a dead connection.
+        logger?.debug('dropping response', { idempotencyKey: key, path: req.path, kind: outcome.kind });
         req.socket.destroy();
         return;
       }
@@ -140,6 +168,16 @@ export function createCardNetworkServer(opts: CardNetworkServerOptions): CardNet
         run: (key) => store.authorize(key, hash, { amount: BigInt(b.amount), currency: b.currency, token, reference: b.reference }),
         loseResponse: TEST_TOKENS[token].loseResponse === true,
       };
+    }),
+  );
+
+  app.post(
+    '/v1/authorizations/:id/authenticate',
+    mutating((req) => {
+      const authorizationId = req.params.id as string;
+      const b = parse(authenticationBody, req.body);
+      const hash = requestHash(['authentication', authorizationId, b.result]);
+      return { run: (key) => store.authenticate(key, hash, { authorizationId, result: b.result }) };
     }),
   );
 
@@ -187,6 +225,26 @@ export function createCardNetworkServer(opts: CardNetworkServerOptions): CardNet
       const reference = req.query.reference;
       if (typeof reference !== 'string' || reference === '') throwInvalid('reference', 'a reference query parameter is required');
       sendJson(res, 200, { data: await store.operationsByReference(reference) });
+    }),
+  );
+
+  // Test control, not part of the network's API: faults are the test's script, so they stay out of
+  // /v1/operations, and need no Idempotency-Key (a test that retries an injection means it twice).
+  app.post(
+    '/v1/test/faults',
+    tracked(async (req, res) => {
+      const fault = await store.addFault(parse(faultBody, req.body));
+      logger?.info('test fault injected', { ...fault });
+      sendJson(res, 201, fault);
+    }),
+  );
+
+  app.get(
+    '/v1/test/faults',
+    tracked(async (req, res) => {
+      const reference = req.query.reference;
+      if (typeof reference !== 'string' || reference === '') throwInvalid('reference', 'a reference query parameter is required');
+      sendJson(res, 200, { data: await store.faultsByReference(reference) });
     }),
   );
 

@@ -7,8 +7,33 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type pg from 'pg';
 
-export type OperationType = 'authorization' | 'capture' | 'void' | 'refund';
-export type OperationStatus = 'succeeded' | 'declined';
+export type OperationType = 'authorization' | 'authentication' | 'capture' | 'void' | 'refund';
+/** `requires_action`: the issuer wants 3-D Secure before it holds any money (Stripe's name). */
+export type OperationStatus = 'succeeded' | 'declined' | 'requires_action';
+export type AuthorizationState = 'requires_action' | 'authorized' | 'captured' | 'voided' | 'declined';
+
+/** Requests a test fault can target; capture, void, refund and authenticate match by their authorization's reference. */
+export const FAULT_OPERATIONS = ['authorize', 'capture', 'void', 'refund', 'authenticate'] as const;
+export type FaultOperation = (typeof FAULT_OPERATIONS)[number];
+/** `lose_response`: act (or replay) as usual, then drop the connection; `error_503`: answer 503 without acting. */
+export const FAULT_MODES = ['lose_response', 'error_503'] as const;
+export type FaultMode = (typeof FAULT_MODES)[number];
+
+export interface FaultSpec {
+  /** The checkout id the requests carry (for capture, void, refund, authenticate: their authorization's). */
+  reference: string;
+  operation: FaultOperation;
+  mode: FaultMode;
+  /** How many matching requests, from now on, the fault applies to. */
+  times: number;
+}
+
+export interface FaultRecord extends FaultSpec {
+  id: string;
+  /** Matching requests still to be hit; 0 once used up (kept, so a test can see it fired). */
+  remaining: number;
+  createdAt: string;
+}
 
 export interface OperationRecord {
   id: string;
@@ -40,6 +65,8 @@ interface TokenBehaviour {
   failFirstTries?: number;
   /** Acts, but the server drops the response of the try that acted. */
   loseResponse?: boolean;
+  /** The issuer asks for 3-D Secure: the authorization waits in `requires_action`. */
+  requiresAction?: boolean;
 }
 
 const TOKENS = {
@@ -48,6 +75,7 @@ const TOKENS = {
   tok_insufficientFunds: { declineCode: 'insufficient_funds' },
   tok_processingError: { failFirstTries: 2 },
   tok_timeout: { loseResponse: true },
+  tok_threeDSecureRequired: { requiresAction: true },
 } satisfies Record<string, TokenBehaviour>;
 
 export type TestToken = keyof typeof TOKENS;
@@ -69,7 +97,12 @@ export interface Outcome {
   status: number;
   /** JSON text, so a replay is byte-identical to the first response. */
   body: string;
+  /** An injected `lose_response` fault hit this request: the server must drop the response. */
+  loseResponse?: boolean;
 }
+
+/** Which injected faults a request can hit: by reference (authorize) or by its authorization's reference. */
+export type FaultTarget = { operation: FaultOperation } & ({ reference: string } | { authorizationId: string });
 
 interface Result {
   status: number;
@@ -87,7 +120,7 @@ const SCHEMA_SQL = `
 CREATE SCHEMA IF NOT EXISTS card_network;
 CREATE TABLE IF NOT EXISTS card_network.authorizations (
   id text PRIMARY KEY,
-  state text NOT NULL CHECK (state IN ('authorized', 'captured', 'voided', 'declined')),
+  state text NOT NULL CHECK (state IN ('requires_action', 'authorized', 'captured', 'voided', 'declined')),
   amount bigint NOT NULL CHECK (amount > 0),
   currency text NOT NULL,
   captured_amount bigint NOT NULL DEFAULT 0 CHECK (captured_amount <= amount),
@@ -100,8 +133,8 @@ CREATE TABLE IF NOT EXISTS card_network.operations (
   seq bigserial UNIQUE,
   id text PRIMARY KEY,
   idempotency_key text NOT NULL UNIQUE,
-  type text NOT NULL CHECK (type IN ('authorization', 'capture', 'void', 'refund')),
-  status text NOT NULL CHECK (status IN ('succeeded', 'declined')),
+  type text NOT NULL CHECK (type IN ('authorization', 'authentication', 'capture', 'void', 'refund')),
+  status text NOT NULL CHECK (status IN ('succeeded', 'declined', 'requires_action')),
   authorization_id text NOT NULL REFERENCES card_network.authorizations (id),
   amount bigint NOT NULL,
   currency text NOT NULL,
@@ -122,6 +155,27 @@ CREATE TABLE IF NOT EXISTS card_network.key_attempts (
   key text PRIMARY KEY,
   attempts integer NOT NULL
 );
+-- Tables created before 3-D Secure carry narrower CHECKs (PostgreSQL named them <table>_<column>_check).
+-- Replacing them on every start is idempotent and cheap at a simulator's size.
+ALTER TABLE card_network.authorizations
+  DROP CONSTRAINT IF EXISTS authorizations_state_check,
+  ADD CONSTRAINT authorizations_state_check CHECK (state IN ('requires_action', 'authorized', 'captured', 'voided', 'declined'));
+ALTER TABLE card_network.operations
+  DROP CONSTRAINT IF EXISTS operations_type_check,
+  ADD CONSTRAINT operations_type_check CHECK (type IN ('authorization', 'authentication', 'capture', 'void', 'refund')),
+  DROP CONSTRAINT IF EXISTS operations_status_check,
+  ADD CONSTRAINT operations_status_check CHECK (status IN ('succeeded', 'declined', 'requires_action'));
+-- Test faults live here, not among the operations: they are the test's instructions, not the network's books.
+CREATE TABLE IF NOT EXISTS card_network.faults (
+  id bigserial PRIMARY KEY,
+  reference text NOT NULL,
+  operation text NOT NULL CHECK (operation IN ('authorize', 'capture', 'void', 'refund', 'authenticate')),
+  mode text NOT NULL CHECK (mode IN ('lose_response', 'error_503')),
+  times integer NOT NULL CHECK (times > 0),
+  remaining integer NOT NULL CHECK (remaining BETWEEN 0 AND times),
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS faults_pending ON card_network.faults (reference, operation, id) WHERE remaining > 0;
 `;
 
 interface OperationRow {
@@ -139,7 +193,7 @@ interface OperationRow {
 
 interface AuthorizationRow {
   id: string;
-  state: 'authorized' | 'captured' | 'voided' | 'declined';
+  state: AuthorizationState;
   amount: string;
   currency: string;
   captured_amount: string;
@@ -158,6 +212,28 @@ function toRecord(row: OperationRow): OperationRecord {
     currency: row.currency,
     reference: row.reference,
     ...(row.decline_code === null ? {} : { declineCode: row.decline_code }),
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+interface FaultRow {
+  id: string; // bigserial, as a string
+  reference: string;
+  operation: FaultOperation;
+  mode: FaultMode;
+  times: number;
+  remaining: number;
+  created_at: Date;
+}
+
+function toFaultRecord(row: FaultRow): FaultRecord {
+  return {
+    id: row.id,
+    reference: row.reference,
+    operation: row.operation,
+    mode: row.mode,
+    times: row.times,
+    remaining: row.remaining,
     createdAt: row.created_at.toISOString(),
   };
 }
@@ -205,7 +281,7 @@ export class CardNetworkStore {
   }
 
   authorize(key: string, hash: string, req: { amount: bigint; currency: string; token: TestToken; reference: string }): Promise<Outcome> {
-    return this.once(key, hash, async (c) => {
+    return this.once(key, hash, { operation: 'authorize', reference: req.reference }, async (c) => {
       const behaviour = TEST_TOKENS[req.token];
       if (behaviour.failFirstTries) {
         // Counted in the same transaction, so the count survives restarts and concurrent tries.
@@ -220,23 +296,55 @@ export class CardNetworkStore {
       }
       const id = newId('auth');
       const declineCode = behaviour.declineCode ?? null;
+      // A 3-D Secure authorization holds no money yet: it waits for the customer to authenticate.
+      const [state, status]: [AuthorizationState, OperationStatus] = declineCode
+        ? ['declined', 'declined']
+        : behaviour.requiresAction
+          ? ['requires_action', 'requires_action']
+          : ['authorized', 'succeeded'];
       await c.query(
         `INSERT INTO card_network.authorizations (id, state, amount, currency, reference) VALUES ($1, $2, $3, $4, $5)`,
-        [id, declineCode ? 'declined' : 'authorized', req.amount.toString(), req.currency, req.reference],
+        [id, state, req.amount.toString(), req.currency, req.reference],
       );
       const op = await this.insertOperation(c, {
-        id, key, type: 'authorization', status: declineCode ? 'declined' : 'succeeded', authorizationId: id,
+        id, key, type: 'authorization', status, authorizationId: id,
         amount: req.amount, currency: req.currency, reference: req.reference, declineCode,
       });
       return { status: declineCode ? 402 : 201, body: op, operationId: id };
     });
   }
 
+  /**
+   * Completes 3-D Secure: `succeeded` holds the money (the authorization becomes `authorized`),
+   * `failed` declines it with `authentication_failed`. Either is recorded as an `authentication`
+   * operation; the authorization's own operation keeps its `requires_action` answer, as it was given.
+   */
+  authenticate(key: string, hash: string, req: { authorizationId: string; result: 'succeeded' | 'failed' }): Promise<Outcome> {
+    return this.once(key, hash, { operation: 'authenticate', authorizationId: req.authorizationId }, async (c) => {
+      const auth = await this.lockAuthorization(c, req.authorizationId);
+      if (!auth) return notFound(req.authorizationId);
+      if (auth.state === 'voided') return conflict('authorization_voided', 'the authorization was voided before the customer authenticated');
+      if (auth.state === 'declined') return conflict('authorization_declined', 'the authorization was declined');
+      // Also what a second authentication under another key meets: the first one decided.
+      if (auth.state !== 'requires_action') {
+        return conflict('authentication_not_required', `only an authorization in requires_action can be authenticated (it is ${auth.state})`);
+      }
+      const succeeded = req.result === 'succeeded';
+      await c.query(`UPDATE card_network.authorizations SET state = $2, updated_at = clock_timestamp() WHERE id = $1`, [auth.id, succeeded ? 'authorized' : 'declined']);
+      const op = await this.insertOperation(c, {
+        id: newId('authn'), key, type: 'authentication', status: succeeded ? 'succeeded' : 'declined', authorizationId: auth.id,
+        amount: BigInt(auth.amount), currency: auth.currency, reference: auth.reference, declineCode: succeeded ? null : 'authentication_failed',
+      });
+      return { status: succeeded ? 200 : 402, body: op, operationId: op.id };
+    });
+  }
+
   capture(key: string, hash: string, req: { authorizationId: string; amount: bigint | undefined }): Promise<Outcome> {
-    return this.once(key, hash, async (c) => {
+    return this.once(key, hash, { operation: 'capture', authorizationId: req.authorizationId }, async (c) => {
       const auth = await this.lockAuthorization(c, req.authorizationId);
       if (!auth) return notFound(req.authorizationId);
       if (auth.state === 'declined') return conflict('authorization_declined', 'a declined authorization cannot be captured');
+      if (auth.state === 'requires_action') return conflict('authorization_requires_action', 'the customer has not completed 3-D Secure; nothing is held to capture');
       if (auth.state === 'voided') return conflict('authorization_voided', 'the authorization was voided');
       // One capture per authorization (any remainder is released), so a second one can only be a duplicate.
       if (auth.state === 'captured') return conflict('already_captured', 'the authorization was already captured');
@@ -253,8 +361,9 @@ export class CardNetworkStore {
     });
   }
 
+  /** Also ends an authorization still waiting for 3-D Secure: the customer abandoned it. */
   void(key: string, hash: string, req: { authorizationId: string }): Promise<Outcome> {
-    return this.once(key, hash, async (c) => {
+    return this.once(key, hash, { operation: 'void', authorizationId: req.authorizationId }, async (c) => {
       const auth = await this.lockAuthorization(c, req.authorizationId);
       if (!auth) return notFound(req.authorizationId);
       if (auth.state === 'declined') return conflict('authorization_declined', 'a declined authorization holds no funds to release');
@@ -275,7 +384,7 @@ export class CardNetworkStore {
   }
 
   refund(key: string, hash: string, req: { authorizationId: string; amount: bigint }): Promise<Outcome> {
-    return this.once(key, hash, async (c) => {
+    return this.once(key, hash, { operation: 'refund', authorizationId: req.authorizationId }, async (c) => {
       const auth = await this.lockAuthorization(c, req.authorizationId);
       if (!auth) return notFound(req.authorizationId);
       if (auth.state !== 'captured') return conflict('not_captured', `only a captured authorization can be refunded (it is ${auth.state})`);
@@ -312,9 +421,53 @@ export class CardNetworkStore {
     return rows.map(toRecord);
   }
 
-  private once(key: string, hash: string, act: (c: pg.PoolClient) => Promise<Result>): Promise<Outcome> {
+  /** Queues a fault behind any pending ones for the same reference and operation. */
+  async addFault(spec: FaultSpec): Promise<FaultRecord> {
+    const { rows } = await this.pool.query<FaultRow>(
+      `INSERT INTO card_network.faults (reference, operation, mode, times, remaining) VALUES ($1, $2, $3, $4, $4) RETURNING *`,
+      [spec.reference, spec.operation, spec.mode, spec.times],
+    );
+    return toFaultRecord(rows[0]!);
+  }
+
+  /** Every fault injected for a reference, oldest first, used up or not. */
+  async faultsByReference(reference: string): Promise<FaultRecord[]> {
+    const { rows } = await this.pool.query<FaultRow>(`SELECT * FROM card_network.faults WHERE reference = $1 ORDER BY id`, [reference]);
+    return rows.map(toFaultRecord);
+  }
+
+  /**
+   * Uses one hit of the oldest pending fault the request matches. It runs in the request's own
+   * transaction, so a fault is spent exactly when the request it shaped commits.
+   */
+  private async takeFault(c: pg.PoolClient, target: FaultTarget): Promise<FaultMode | undefined> {
+    let reference: string | undefined;
+    if ('reference' in target) reference = target.reference;
+    else {
+      const { rows } = await c.query<{ reference: string }>(`SELECT reference FROM card_network.authorizations WHERE id = $1`, [target.authorizationId]);
+      reference = rows[0]?.reference;
+    }
+    if (reference === undefined) return undefined; // unknown authorization: the request 404s, no fault can match
+    const { rows } = await c.query<{ mode: FaultMode }>(
+      `UPDATE card_network.faults SET remaining = remaining - 1
+        WHERE id = (SELECT id FROM card_network.faults WHERE reference = $1 AND operation = $2 AND remaining > 0 ORDER BY id LIMIT 1 FOR UPDATE)
+        RETURNING mode`,
+      [reference, target.operation],
+    );
+    return rows[0]?.mode;
+  }
+
+  private once(key: string, hash: string, target: FaultTarget, act: (c: pg.PoolClient) => Promise<Result>): Promise<Outcome> {
     return inTransaction(this.pool, async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, key]);
+      // Before the replay check: an injected fault hits every matching request, replays included,
+      // so `times: n` means n failed tries in a row whatever the caller retries with.
+      const fault = await this.takeFault(c, target);
+      if (fault === 'error_503') {
+        const body = errorBody('api_error', 'temporarily_unavailable', 'the network is temporarily unavailable (injected fault); retry with the same key');
+        return { kind: 'unstored', status: 503, body: JSON.stringify(body) };
+      }
+      const loseResponse = fault === 'lose_response' ? { loseResponse: true } : {};
       const { rows } = await c.query<{ request_hash: string; status_code: number; body: string }>(
         `SELECT request_hash, status_code, body FROM card_network.idempotency_keys WHERE key = $1`,
         [key],
@@ -322,17 +475,17 @@ export class CardNetworkStore {
       const prior = rows[0];
       if (prior && prior.request_hash !== hash) {
         const body = errorBody('idempotency_error', 'idempotency_key_reused', 'this Idempotency-Key was used with different parameters');
-        return { kind: 'unstored', status: 422, body: JSON.stringify(body) };
+        return { kind: 'unstored', status: 422, body: JSON.stringify(body), ...loseResponse };
       }
-      if (prior) return { kind: 'replay', status: prior.status_code, body: prior.body };
+      if (prior) return { kind: 'replay', status: prior.status_code, body: prior.body, ...loseResponse };
       const result = await act(c);
       const body = JSON.stringify(result.body);
-      if (result.transient) return { kind: 'unstored', status: result.status, body };
+      if (result.transient) return { kind: 'unstored', status: result.status, body, ...loseResponse };
       await c.query(
         `INSERT INTO card_network.idempotency_keys (key, request_hash, status_code, body, operation_id) VALUES ($1, $2, $3, $4, $5)`,
         [key, hash, result.status, body, result.operationId ?? null],
       );
-      return { kind: 'first', status: result.status, body };
+      return { kind: 'first', status: result.status, body, ...loseResponse };
     });
   }
 

@@ -1,5 +1,6 @@
 // An in-process card network for workflow tests: same contract as the HTTP client, with knobs to
-// lose a response after acting or reject a call, and a record of every operation.
+// lose a response after acting or reject a call, and a record of every operation. Like the
+// simulator, tok_threeDSecureRequired authorizes with status requires_action until authenticate.
 import { randomUUID } from 'node:crypto';
 import {
   CardNetworkRejectedError,
@@ -8,7 +9,7 @@ import {
   type CardOperation,
 } from '../../platform/card-network-client.js';
 
-type Step = 'authorize' | 'capture' | 'void';
+type Step = 'authorize' | 'authenticate' | 'capture' | 'void' | 'refund';
 
 export class FakeCardNetwork implements CardNetworkClient {
   readonly operations: CardOperation[] = [];
@@ -16,7 +17,7 @@ export class FakeCardNetwork implements CardNetworkClient {
   loseFirstResponseOf = new Set<Step>();
   /** Steps the network rejects outright. */
   reject = new Set<Step>();
-  calls: Record<Step, number> = { authorize: 0, capture: 0, void: 0 };
+  calls: Record<Step, number> = { authorize: 0, authenticate: 0, capture: 0, void: 0, refund: 0 };
 
   private byKey(key: string) {
     return this.operations.find((op) => op.idempotencyKey === key);
@@ -44,7 +45,7 @@ export class FakeCardNetwork implements CardNetworkClient {
       return this.op({
         idempotencyKey: req.idempotencyKey,
         type: 'authorization',
-        status: declineCode ? 'declined' : 'succeeded',
+        status: declineCode ? 'declined' : req.token === 'tok_threeDSecureRequired' ? 'requires_action' : 'succeeded',
         amount: req.amount.toString(),
         currency: req.currency,
         reference: req.reference,
@@ -59,9 +60,56 @@ export class FakeCardNetwork implements CardNetworkClient {
     return auth;
   }
 
+  /** An authorization still waiting for 3-D Secure: it asked for it and nothing has answered since. */
+  private awaitingAuthentication(auth: CardOperation): boolean {
+    return (
+      auth.status === 'requires_action' &&
+      !this.operations.some((op) => op.authorizationId === auth.id && (op.type === 'authentication' || op.type === 'void'))
+    );
+  }
+
+  /** 3-D Secure failed: the simulator treats the authorization as declined from then on. */
+  private declinedByAuthentication(auth: CardOperation): boolean {
+    return this.operations.some((op) => op.authorizationId === auth.id && op.type === 'authentication' && op.status === 'declined');
+  }
+
+  private refuseIfDeclinedByAuthentication(auth: CardOperation): void {
+    if (this.declinedByAuthentication(auth)) {
+      throw new CardNetworkRejectedError('authorization declined', { code: 'authorization_declined', status: 409 });
+    }
+  }
+
+  async authenticate(req: { idempotencyKey: string; authorizationId: string; result: 'succeeded' | 'failed' }) {
+    return this.act('authenticate', req.idempotencyKey, () => {
+      const auth = this.authorization(req.authorizationId);
+      // The simulator's answers, in its order.
+      if (this.operations.some((op) => op.authorizationId === auth.id && op.type === 'void')) {
+        throw new CardNetworkRejectedError('authorization voided', { code: 'authorization_voided', status: 409 });
+      }
+      if (auth.status === 'declined') throw new CardNetworkRejectedError('authorization declined', { code: 'authorization_declined', status: 409 });
+      this.refuseIfDeclinedByAuthentication(auth);
+      if (!this.awaitingAuthentication(auth)) {
+        throw new CardNetworkRejectedError('authentication not required', { code: 'authentication_not_required', status: 409 });
+      }
+      const failed = req.result === 'failed';
+      return this.op({
+        ...auth,
+        type: 'authentication',
+        status: failed ? 'declined' : 'succeeded',
+        idempotencyKey: req.idempotencyKey,
+        authorizationId: auth.id,
+        ...(failed ? { declineCode: 'authentication_failed' } : {}),
+      });
+    });
+  }
+
   async capture(req: { idempotencyKey: string; authorizationId: string; amount?: bigint }) {
     return this.act('capture', req.idempotencyKey, () => {
       const auth = this.authorization(req.authorizationId);
+      this.refuseIfDeclinedByAuthentication(auth);
+      if (this.awaitingAuthentication(auth)) {
+        throw new CardNetworkRejectedError('authorization requires action', { code: 'authorization_requires_action', status: 409 });
+      }
       return this.op({ ...auth, type: 'capture', status: 'succeeded', idempotencyKey: req.idempotencyKey, authorizationId: auth.id, amount: (req.amount ?? BigInt(auth.amount)).toString() });
     });
   }
@@ -69,12 +117,24 @@ export class FakeCardNetwork implements CardNetworkClient {
   async void(req: { idempotencyKey: string; authorizationId: string }) {
     return this.act('void', req.idempotencyKey, () => {
       const auth = this.authorization(req.authorizationId);
+      this.refuseIfDeclinedByAuthentication(auth);
       return this.op({ ...auth, type: 'void', status: 'succeeded', idempotencyKey: req.idempotencyKey, authorizationId: auth.id });
     });
   }
 
-  async refund(): Promise<CardOperation> {
-    throw new Error('not used by these tests');
+  /** As the simulator: only captured money, in parts, never more than was captured. */
+  async refund(req: { idempotencyKey: string; authorizationId: string; amount: bigint }) {
+    return this.act('refund', req.idempotencyKey, () => {
+      const auth = this.authorization(req.authorizationId);
+      const sum = (type: CardOperation['type']) =>
+        this.operations.filter((op) => op.authorizationId === auth.id && op.type === type).reduce((total, op) => total + BigInt(op.amount), 0n);
+      const captured = sum('capture');
+      if (captured === 0n) throw new CardNetworkRejectedError('not captured', { code: 'not_captured', status: 409 });
+      if (req.amount > captured - sum('refund')) {
+        throw new CardNetworkRejectedError('refund exceeds captured', { code: 'refund_exceeds_captured', status: 409 });
+      }
+      return this.op({ ...auth, type: 'refund', status: 'succeeded', idempotencyKey: req.idempotencyKey, authorizationId: auth.id, amount: req.amount.toString() });
+    });
   }
 
   async lookup(idempotencyKey: string) {
