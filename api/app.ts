@@ -7,7 +7,9 @@ import type { Logger } from '../platform/logger.js';
 import { requireApiKey } from './auth.js';
 import { errorHandler, routeNotFound } from './errors.js';
 import { productsRouter } from './routes/products.js';
-import { checkoutsRouter } from './routes/checkouts.js';
+import { checkoutsRouter, type CheckoutsDeps } from './routes/checkouts.js';
+import { checkoutActionsRouter } from './routes/checkout-actions.js';
+import { settingsRouter } from './routes/settings.js';
 
 export interface AppDeps {
   prisma: PrismaClient;
@@ -16,6 +18,8 @@ export interface AppDeps {
   logger: Logger;
   /** How long POST /v1/checkouts waits for the reservation before answering 503. Default 15 s. */
   reservationTimeoutMs?: number;
+  /** How long capture, cancel, confirm and refund wait for the workflow before answering 503. Default 15 s. */
+  updateTimeoutMs?: number;
   /** How long a key -> merchant lookup is cached. Default 60 s. */
   authCacheTtlMs?: number;
 }
@@ -59,16 +63,16 @@ export function createApp(deps: AppDeps): Express {
   const v1 = express.Router();
   v1.use(requireApiKey(prisma, deps.authCacheTtlMs !== undefined ? { cacheTtlMs: deps.authCacheTtlMs } : {}));
   v1.use('/products', productsRouter(prisma));
-  v1.use(
-    '/checkouts',
-    checkoutsRouter({
-      prisma,
-      temporal: deps.temporal,
-      taskQueue: deps.taskQueue,
-      logger,
-      reservationTimeoutMs: deps.reservationTimeoutMs ?? 15_000,
-    }),
-  );
+  const checkouts: CheckoutsDeps = {
+    prisma,
+    temporal: deps.temporal,
+    taskQueue: deps.taskQueue,
+    logger,
+    reservationTimeoutMs: deps.reservationTimeoutMs ?? 15_000,
+    updateTimeoutMs: deps.updateTimeoutMs ?? 15_000,
+  };
+  v1.use('/checkouts', checkoutsRouter(checkouts), checkoutActionsRouter(checkouts));
+  v1.use('/settings', settingsRouter(prisma, logger));
   app.use('/v1', v1);
 
   app.use(routeNotFound);

@@ -77,6 +77,22 @@ function fromBodyParser(err: { type?: unknown; status?: unknown }): ApiError | u
   }
 }
 
+/**
+ * An error for the log, with its causes: Temporal's client errors say only "Workflow Update failed"
+ * and keep what happened (and an ApplicationFailure's `type`) in `cause`.
+ */
+function describeError(err: unknown, depth = 0): unknown {
+  if (!(err instanceof Error)) return String(err);
+  const type = (err as { type?: unknown }).type;
+  return {
+    name: err.name,
+    message: err.message,
+    ...(typeof type === 'string' ? { type } : {}),
+    stack: err.stack,
+    ...(err.cause !== undefined && depth < 4 ? { cause: describeError(err.cause, depth + 1) } : {}),
+  };
+}
+
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, next) => {
     if (res.headersSent) {
@@ -105,7 +121,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       path: req.path,
       merchantId: res.locals.merchantId as string | undefined,
       checkoutId: res.locals.checkoutId as string | undefined,
-      error: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err),
+      error: describeError(err),
     });
     sendError(res, new ApiError(500, 'api_error', 'internal_error', 'An internal error occurred. Retry the request later.'));
   };

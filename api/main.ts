@@ -8,11 +8,13 @@ import { createApp } from './app.js';
 
 /** How long POST /v1/checkouts waits for the reservation before answering 503 (retry-safe). */
 const RESERVATION_TIMEOUT_MS = 15_000;
+/** How long capture, cancel, confirm and refund wait for the workflow before answering 503. */
+const UPDATE_TIMEOUT_MS = 15_000;
 /**
  * In-flight requests get this long to finish on shutdown before their sockets are cut: longer than
- * a checkout may wait for its reservation, so every buyer already waiting gets an answer.
+ * any request may wait for its workflow, so every client already waiting gets an answer.
  */
-const SHUTDOWN_GRACE_MS = RESERVATION_TIMEOUT_MS + 5_000;
+const SHUTDOWN_GRACE_MS = Math.max(RESERVATION_TIMEOUT_MS, UPDATE_TIMEOUT_MS) + 5_000;
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -27,6 +29,7 @@ async function main(): Promise<void> {
     taskQueue: config.temporal.taskQueue,
     logger,
     reservationTimeoutMs: RESERVATION_TIMEOUT_MS,
+    updateTimeoutMs: UPDATE_TIMEOUT_MS,
   });
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,7 @@
 // Rows -> wire shapes. BigInt columns leave as decimal strings (convention 10); nothing here sees a
 // float.
-import type { Checkout, CheckoutItem, PaymentAttempt, Product } from '../generated/prisma/client.js';
-import { money, type CheckoutStatus, type Money } from '../domain/index.js';
+import type { Checkout, CheckoutItem, Merchant, PaymentAttempt, Product, Refund } from '../generated/prisma/client.js';
+import { money, type CaptureMethod, type CheckoutStatus, type Money, type RefundSnapshot, type RefundStatus } from '../domain/index.js';
 
 export interface ProductResource {
   sku: string;
@@ -25,14 +25,20 @@ export interface CheckoutResource {
   id: string;
   status: CheckoutStatus;
   amount: Money;
+  captureMethod: CaptureMethod;
+  amountCaptured: Money;
+  amountRefunded: Money;
   items: Array<{ sku: string; quantity: number; unitAmount: Money }>;
   customerId: string;
   createdAt: string;
+  /** When the settlement timer fired; null until then. */
+  settledAt: string | null;
   failure?: { code: string; message: string };
   paymentAttempts?: Array<{ operation: string; status: string; amount: Money; declineCode: string | null; createdAt: string }>;
+  refunds?: Array<Omit<RefundResource, 'checkoutId'>>;
 }
 
-export type CheckoutRow = Checkout & { items: CheckoutItem[]; paymentAttempts?: PaymentAttempt[] };
+export type CheckoutRow = Checkout & { items: CheckoutItem[]; paymentAttempts?: PaymentAttempt[]; refunds?: Refund[] };
 
 export function checkoutResource(c: CheckoutRow): CheckoutResource {
   return {
@@ -40,9 +46,14 @@ export function checkoutResource(c: CheckoutRow): CheckoutResource {
     // The workflow is the only writer of this column and writes only CheckoutStatus values.
     status: c.status as CheckoutStatus,
     amount: money(c.amount, c.currency),
+    // Only the workflow writes this column, from the request's validated captureMethod.
+    captureMethod: c.captureMethod as CaptureMethod,
+    amountCaptured: money(c.amountCaptured, c.currency),
+    amountRefunded: money(c.amountRefunded, c.currency),
     items: c.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unitAmount: money(i.unitAmount, c.currency) })),
     customerId: c.customerId,
     createdAt: c.createdAt.toISOString(),
+    settledAt: c.settledAt?.toISOString() ?? null,
     ...(c.failureCode !== null ? { failure: { code: c.failureCode, message: c.failureMessage ?? '' } } : {}),
     ...(c.paymentAttempts
       ? {
@@ -55,5 +66,63 @@ export function checkoutResource(c: CheckoutRow): CheckoutResource {
           })),
         }
       : {}),
+    // Nested under its checkout, a refund does not repeat the checkout's id.
+    ...(c.refunds ? { refunds: c.refunds.map((r) => withoutCheckoutId(refundResource(r))) } : {}),
+  };
+}
+
+export interface RefundResource {
+  id: string;
+  checkoutId: string;
+  amount: Money;
+  status: RefundStatus;
+  failureCode: string | null;
+  createdAt: string;
+}
+
+export function refundResource(r: Refund): RefundResource {
+  return {
+    id: r.id,
+    checkoutId: r.checkoutId,
+    amount: money(r.amount, r.currency),
+    // Only the workflow writes this column, and only RefundStatus values.
+    status: r.status as RefundStatus,
+    failureCode: r.failureCode,
+    createdAt: r.createdAt.toISOString(),
+  };
+}
+
+function withoutCheckoutId({ checkoutId: _checkoutId, ...rest }: RefundResource): Omit<RefundResource, 'checkoutId'> {
+  return rest;
+}
+
+/**
+ * A refund the workflow reported but whose row cannot be read (it is written before the card
+ * network is called, so this should not happen). `createdAt` is then the time of the answer.
+ */
+export function refundFromSnapshot(checkoutId: string, r: RefundSnapshot, now: Date): RefundResource {
+  return {
+    id: r.refundId,
+    checkoutId,
+    amount: r.amount,
+    status: r.status,
+    failureCode: r.failureCode ?? null,
+    createdAt: now.toISOString(),
+  };
+}
+
+export type MerchantSettings = Pick<
+  Merchant,
+  'reservationTimeoutSeconds' | 'actionTimeoutSeconds' | 'authorizationTtlSeconds' | 'settlementDelaySeconds' | 'refundWindowSeconds'
+>;
+
+/** The merchant's checkout timings, as `GET /v1/settings` shows them (and only those columns). */
+export function settingsResource(m: MerchantSettings): MerchantSettings {
+  return {
+    reservationTimeoutSeconds: m.reservationTimeoutSeconds,
+    actionTimeoutSeconds: m.actionTimeoutSeconds,
+    authorizationTtlSeconds: m.authorizationTtlSeconds,
+    settlementDelaySeconds: m.settlementDelaySeconds,
+    refundWindowSeconds: m.refundWindowSeconds,
   };
 }

@@ -22,6 +22,28 @@ export function isIdempotencyKey(value: string): boolean {
   return IDEMPOTENCY_KEY.test(value);
 }
 
+/**
+ * The `Idempotency-Key` header, validated. Required on `POST /v1/checkouts`; optional on refunds,
+ * where it only makes retries safe. An empty header is "missing" when required and invalid
+ * otherwise, since a client that sends one meant to send a key.
+ */
+export function idempotencyKeyOf(value: string | undefined, required: true): string;
+export function idempotencyKeyOf(value: string | undefined, required: false): string | undefined;
+export function idempotencyKeyOf(value: string | undefined, required: boolean): string | undefined {
+  if (value === undefined || (required && value === '')) {
+    if (!required) return undefined;
+    throw invalidRequest('idempotency_key_missing', 'Missing required header: Idempotency-Key.', 'Idempotency-Key');
+  }
+  if (!isIdempotencyKey(value)) {
+    throw invalidRequest(
+      'idempotency_key_invalid',
+      'Invalid Idempotency-Key: must be 1 to 200 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-".',
+      'Idempotency-Key',
+    );
+  }
+  return value;
+}
+
 /** One message per field, used for every way the field can be wrong except being absent. */
 function text(min: number, max: number, what: string) {
   const error = `must be a string of ${min} to ${max} characters ${what}`;
@@ -49,6 +71,9 @@ const money = z.strictObject(
   },
   { error: 'must be an object { amount, currency }' },
 );
+
+/** An amount to capture or refund: zero is never meaningful, so it is a malformed request. */
+const positiveMoney = money.refine((m) => m.amount !== '0', { error: 'must be an amount greater than zero', path: ['amount'] });
 
 export const createProductBody = z.strictObject(
   {
@@ -88,10 +113,50 @@ export const createCheckoutBody = z.strictObject(
       },
       { error: 'must be an object { method, token }' },
     ),
+    captureMethod: z.enum(['automatic', 'manual'], { error: 'must be "automatic" or "manual"' }).default('automatic'),
   },
   { error: 'must be a JSON object' },
 );
 export type CreateCheckoutBody = z.infer<typeof createCheckoutBody>;
+
+/** `POST /v1/checkouts/:id/capture`: without an amount, everything authorized is captured. */
+export const captureBody = z.strictObject({ amount: positiveMoney.optional() }, { error: 'must be a JSON object' });
+
+/** `POST /v1/checkouts/:id/cancel` takes no parameters; `{}` and no body at all are both accepted. */
+export const cancelBody = z.strictObject({}, { error: 'must be a JSON object' });
+
+/** `POST /v1/checkouts/:id/confirm`: the customer's 3-D Secure outcome. */
+export const confirmBody = z.strictObject(
+  { result: z.enum(['succeeded', 'failed'], { error: 'must be "succeeded" or "failed"' }) },
+  { error: 'must be a JSON object' },
+);
+
+/** `POST /v1/checkouts/:id/refunds`: without an amount, everything still refundable is refunded. */
+export const refundBody = z.strictObject({ amount: positiveMoney.optional() }, { error: 'must be a JSON object' });
+
+const DAY_SECONDS = 24 * 60 * 60;
+/**
+ * Longest any checkout timing may be: long enough for any real authorization or refund policy, and
+ * short enough that a typo (seconds meant as milliseconds) is caught instead of holding stock for
+ * decades.
+ */
+export const MAX_SETTING_SECONDS = 400 * DAY_SECONDS;
+
+/**
+ * `PATCH /v1/settings`: any subset. Waiting for stock, a 3-D Secure challenge or a capture needs at
+ * least a second (the database insists on > 0 too); settling at once or taking no refunds is a
+ * legitimate choice, so those two may be 0.
+ */
+export const settingsPatchBody = z.strictObject(
+  {
+    reservationTimeoutSeconds: int(1, MAX_SETTING_SECONDS).optional(),
+    actionTimeoutSeconds: int(1, MAX_SETTING_SECONDS).optional(),
+    authorizationTtlSeconds: int(1, MAX_SETTING_SECONDS).optional(),
+    settlementDelaySeconds: int(0, MAX_SETTING_SECONDS).optional(),
+    refundWindowSeconds: int(0, MAX_SETTING_SECONDS).optional(),
+  },
+  { error: 'must be a JSON object' },
+);
 
 /** `['items', 0, 'quantity']` -> `items[0].quantity`. */
 export function paramPath(path: readonly PropertyKey[]): string {
@@ -125,7 +190,9 @@ export function toApiError(error: z.ZodError, input: unknown): ApiError {
     return invalidRequest('parameter_invalid', 'The request body must be a JSON object.');
   }
   const param = paramPath(path);
-  if (issue.code === 'invalid_type' && valueAt(input, path) === undefined) {
+  // JSON has no undefined: nothing at the path means the field was left out, whichever check
+  // noticed (zod reports a missing enum value as invalid_value, a missing string as invalid_type).
+  if (valueAt(input, path) === undefined) {
     return invalidRequest('parameter_missing', `Missing required param: ${param}.`, param);
   }
   return invalidRequest('parameter_invalid', `Invalid ${param}: ${issue.message}.`, param);

@@ -1,10 +1,13 @@
 // HTTP behaviour of the API against a real PostgreSQL, with Temporal replaced by a fake client: auth,
-// validation, products, the idempotent replay path through the database, error shapes and limits.
-// The real-Temporal checkout path is covered end to end in e2e-checkout.test.ts.
+// validation, products, the idempotent replay path through the database, the checkout actions
+// (capture, cancel, confirm, refunds) and how the workflow's answers and rejections map to HTTP,
+// merchant settings, error shapes and limits. The fake plays the workflow's part by writing the
+// rows the real one writes before it answers. The real-Temporal checkout path is covered end to end
+// in e2e-checkout.test.ts.
 //
 // The vitest globalSetup provides DATABASE_URL (migrated, seeded with merchant `demo` /
 // `sk_test_demo`). Without it this file starts its own throwaway embedded PostgreSQL.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,6 +19,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   ApplicationFailure,
   WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
   type Client,
   type WithStartWorkflowOperation,
 } from '@temporalio/client';
@@ -23,7 +28,15 @@ import { createApp, type AppDeps } from '../api/app.js';
 import { hashApiKey } from '../platform/api-keys.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
-import { checkoutId, FailureType, type CheckoutInput, type CheckoutSnapshot, type CheckoutStatus } from '../domain/index.js';
+import {
+  checkoutId,
+  DEFAULT_CHECKOUT_TIMEOUTS,
+  FailureType,
+  type CheckoutInput,
+  type CheckoutSnapshot,
+  type CheckoutStatus,
+  type RefundSnapshot,
+} from '../domain/index.js';
 import type { checkoutWorkflow } from '../workflows/checkout.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -97,22 +110,40 @@ async function seedMerchants(url: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fake Temporal: only the two client methods the API uses.
+// Fake Temporal: only the client methods the API uses (update-with-start for a new checkout,
+// getHandle(id).executeUpdate for the actions on one).
 
 type UpdateWithStartOptions = { startWorkflowOperation: WithStartWorkflowOperation<typeof checkoutWorkflow>; updateId?: string };
 type TemporalBehaviour = (input: CheckoutInput, options: UpdateWithStartOptions, signal: AbortSignal) => Promise<CheckoutSnapshot>;
 
+/** One executeUpdate as the API sent it. */
+interface UpdateCall {
+  workflowId: string;
+  name: string;
+  args: unknown[];
+  updateId: string | undefined;
+}
+type UpdateBehaviour = (call: UpdateCall, signal: AbortSignal) => Promise<unknown>;
+
 interface FakeTemporal {
   calls: UpdateWithStartOptions[];
   behaviour: TemporalBehaviour;
+  updates: UpdateCall[];
+  updateBehaviour: UpdateBehaviour;
   client: Client;
 }
+
+const noUpdateExpected: UpdateBehaviour = async (call) => {
+  throw new Error(`unexpected update ${call.name}`);
+};
 
 function fakeTemporal(): FakeTemporal {
   let currentSignal: AbortSignal = new AbortController().signal;
   const fake: FakeTemporal = {
     calls: [],
     behaviour: (input) => writeCheckoutAs(input, 'processing'),
+    updates: [],
+    updateBehaviour: noUpdateExpected,
     client: undefined as unknown as Client,
   };
   const workflow = {
@@ -121,6 +152,13 @@ function fakeTemporal(): FakeTemporal {
       const input = options.startWorkflowOperation.options.args[0];
       return fake.behaviour(input, options, currentSignal);
     },
+    getHandle: (workflowId: string) => ({
+      executeUpdate: async (def: { name: string } | string, options?: { args?: unknown[]; updateId?: string }): Promise<unknown> => {
+        const call = { workflowId, name: typeof def === 'string' ? def : def.name, args: options?.args ?? [], updateId: options?.updateId };
+        fake.updates.push(call);
+        return fake.updateBehaviour(call, currentSignal);
+      },
+    }),
   };
   const withAbortSignal = (async (signal, fn) => {
     currentSignal = signal;
@@ -146,10 +184,35 @@ async function writeCheckoutAs(input: CheckoutInput, status: CheckoutStatus): Pr
       amount,
       currency,
       paymentMethod: input.payment.method,
+      captureMethod: input.captureMethod,
       items: { create: input.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unitAmount: price.get(i.sku)!.priceAmount })) },
     },
   });
-  return { checkoutId: input.checkoutId, status, amount: { amount: amount.toString(), currency } };
+  return snapshotOf(input.checkoutId);
+}
+
+/** What the workflow reports, built from the rows it wrote. */
+async function snapshotOf(id: string): Promise<CheckoutSnapshot> {
+  const row = await prisma.checkout.findUniqueOrThrow({ where: { id }, include: { refunds: true } });
+  return {
+    checkoutId: id,
+    status: row.status as CheckoutStatus,
+    amount: { amount: row.amount.toString(), currency: row.currency },
+    amountCapturable: row.status === 'requires_capture' ? row.amount.toString() : '0',
+    amountCaptured: row.amountCaptured.toString(),
+    amountRefunded: row.amountRefunded.toString(),
+    refunds: row.refunds.map((r) => ({
+      refundId: r.id,
+      amount: { amount: r.amount.toString(), currency: r.currency },
+      status: r.status as RefundSnapshot['status'],
+      ...(r.failureCode ? { failureCode: r.failureCode } : {}),
+    })),
+  };
+}
+
+/** A rejection by one of the workflow's update validators, as the client raises it. */
+function rejected(type: string, message: string): WorkflowUpdateFailedError {
+  return new WorkflowUpdateFailedError('Workflow Update failed', ApplicationFailure.create({ type, message, nonRetryable: true }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -252,6 +315,8 @@ afterAll(async () => {
 beforeEach(() => {
   api.temporal.calls.length = 0;
   api.temporal.behaviour = (input) => writeCheckoutAs(input, 'processing');
+  api.temporal.updates.length = 0;
+  api.temporal.updateBehaviour = noUpdateExpected;
 });
 
 describe('health and routing', () => {
@@ -428,6 +493,7 @@ describe('POST /v1/checkouts', () => {
     const a = await createProduct({ price: { amount: '1500', currency: 'JPY' } });
     const b = await createProduct({ price: { amount: '250', currency: 'JPY' } });
     const key = uniqueKey();
+    const demo = await prisma.merchant.findUniqueOrThrow({ where: { id: 'demo' } });
     const res = await postCheckout(checkoutBody([{ sku: a.sku, quantity: 2 }, { sku: b.sku, quantity: 1 }]), key);
     expect(res.status, res.text).toBe(201);
     const id = checkoutId('demo', key);
@@ -435,12 +501,16 @@ describe('POST /v1/checkouts', () => {
       id,
       status: 'processing',
       amount: { amount: '3250', currency: 'JPY' },
+      captureMethod: 'automatic',
+      amountCaptured: { amount: '0', currency: 'JPY' },
+      amountRefunded: { amount: '0', currency: 'JPY' },
       items: expect.arrayContaining([
         { sku: a.sku, quantity: 2, unitAmount: { amount: '1500', currency: 'JPY' } },
         { sku: b.sku, quantity: 1, unitAmount: { amount: '250', currency: 'JPY' } },
       ]),
       customerId: 'cus_123',
       createdAt: expect.stringMatching(/^\d{4}-/),
+      settledAt: null,
     });
 
     expect(api.temporal.calls).toHaveLength(1);
@@ -463,6 +533,15 @@ describe('POST /v1/checkouts', () => {
           { sku: b.sku, quantity: 1 },
         ],
         payment: { method: 'card', token: CARD_TOKEN },
+        captureMethod: 'automatic',
+        // The demo merchant's settings, in milliseconds.
+        timeouts: {
+          reservationTimeoutMs: demo.reservationTimeoutSeconds * 1000,
+          actionTimeoutMs: demo.actionTimeoutSeconds * 1000,
+          authorizationTtlMs: demo.authorizationTtlSeconds * 1000,
+          settlementDelayMs: demo.settlementDelaySeconds * 1000,
+          refundWindowMs: demo.refundWindowSeconds * 1000,
+        },
       },
     ]);
     const attributes = op.options.typedSearchAttributes as Array<{ key: { name: string }; value: unknown }>;
@@ -498,6 +577,11 @@ describe('POST /v1/checkouts', () => {
     expectError(res, 422, 'invalid_request_error', 'idempotency_key_reused', 'Idempotency-Key');
     const other = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }], { customerId: 'cus_other' }), key);
     expectError(other, 422, 'invalid_request_error', 'idempotency_key_reused');
+    const manual = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }], { captureMethod: 'manual' }), key);
+    expectError(manual, 422, 'invalid_request_error', 'idempotency_key_reused');
+    // Spelling out the default is the same request.
+    const explicit = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }], { captureMethod: 'automatic' }), key);
+    expect(explicit.status, explicit.text).toBe(200);
     expect(api.temporal.calls).toHaveLength(1);
   });
 
@@ -553,6 +637,10 @@ describe('POST /v1/checkouts', () => {
       checkoutId: input.checkoutId,
       status: 'failed',
       amount: { amount: '0', currency: '' },
+      amountCapturable: '0',
+      amountCaptured: '0',
+      amountRefunded: '0',
+      refunds: [],
       failure: { code: FailureType.CurrencyMismatch, message: 'two currencies' },
     });
     expectError(await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }])), 400, 'invalid_request_error', 'currency_mismatch');
@@ -619,6 +707,9 @@ describe('POST /v1/checkouts', () => {
       ['missing token', () => checkoutBody([{ sku, quantity: 1 }], { payment: { method: 'card' } }), 'payment.token', 'parameter_missing'],
       ['empty token', () => checkoutBody([{ sku, quantity: 1 }], { payment: { method: 'card', token: '' } }), 'payment.token', 'parameter_invalid'],
       ['unknown field in an item', () => checkoutBody([{ sku, quantity: 1, price: '1' } as never]), 'items[0].price', 'parameter_unknown'],
+      ['an unknown captureMethod', () => checkoutBody([{ sku, quantity: 1 }], { captureMethod: 'later' }), 'captureMethod', 'parameter_invalid'],
+      ['captureMethod in the wrong case', () => checkoutBody([{ sku, quantity: 1 }], { captureMethod: 'Manual' }), 'captureMethod', 'parameter_invalid'],
+      ['captureMethod null', () => checkoutBody([{ sku, quantity: 1 }], { captureMethod: null }), 'captureMethod', 'parameter_invalid'],
     ];
     it.each(cases)('%s', async (_name, body, param, code) => {
       const key = uniqueKey();
@@ -658,6 +749,7 @@ describe('GET /v1/checkouts/:id', () => {
       paymentAttempts: [
         { operation: 'authorize', status: 'declined', amount: { amount: '2100', currency: 'JPY' }, declineCode: 'card_declined', createdAt: expect.any(String) },
       ],
+      refunds: [],
     });
   });
 
@@ -667,6 +759,582 @@ describe('GET /v1/checkouts/:id', () => {
     expectError(await call('GET', `/v1/checkouts/${encodeURIComponent(created.body.id)}`, { key: OTHER_KEY }), 404, 'not_found');
     expectError(await call('GET', `/v1/checkouts/checkout-demo-${uniqueKey()}`), 404, 'not_found');
     expectError(await call('GET', `/v1/checkouts/${'x'.repeat(2000)}`), 404, 'not_found');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Settings, and what they do to new checkouts
+
+/** A merchant of its own, so a test can change settings without touching `demo`, which other files use. */
+async function createMerchant(): Promise<{ id: string; key: string }> {
+  const id = `m_${randomUUID().slice(0, 12)}`;
+  const key = `sk_test_${id}`;
+  await prisma.merchant.create({ data: { id, name: 'Own shop', apiKeyHash: hashApiKey(key) } });
+  return { id, key };
+}
+
+const DEFAULT_SETTINGS = {
+  reservationTimeoutSeconds: 600,
+  actionTimeoutSeconds: 900,
+  authorizationTtlSeconds: 604_800,
+  settlementDelaySeconds: 172_800,
+  refundWindowSeconds: 15_552_000,
+};
+/** Only the settings columns of a merchant row. */
+const settingsColumns = {
+  select: { reservationTimeoutSeconds: true, actionTimeoutSeconds: true, authorizationTtlSeconds: true, settlementDelaySeconds: true, refundWindowSeconds: true },
+} as const;
+
+describe('settings', () => {
+  it("shows a new merchant the default timings, which are the domain's defaults", async () => {
+    const m = await createMerchant();
+    const res = await call('GET', '/v1/settings', { key: m.key });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toEqual(DEFAULT_SETTINGS);
+    expect({
+      reservationTimeoutMs: res.body.reservationTimeoutSeconds * 1000,
+      actionTimeoutMs: res.body.actionTimeoutSeconds * 1000,
+      authorizationTtlMs: res.body.authorizationTtlSeconds * 1000,
+      settlementDelayMs: res.body.settlementDelaySeconds * 1000,
+      refundWindowMs: res.body.refundWindowSeconds * 1000,
+    }).toEqual(DEFAULT_CHECKOUT_TIMEOUTS);
+  });
+
+  it("changes any subset, keeps the rest and leaves other merchants' settings alone", async () => {
+    const m = await createMerchant();
+    const demoBefore = await prisma.merchant.findUniqueOrThrow({ where: { id: 'demo' }, ...settingsColumns });
+    const changes = { reservationTimeoutSeconds: 120, settlementDelaySeconds: 0, refundWindowSeconds: 0 };
+    const res = await call('PATCH', '/v1/settings', { key: m.key, body: changes });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toEqual({ ...DEFAULT_SETTINGS, ...changes });
+    expect((await call('GET', '/v1/settings', { key: m.key })).body).toEqual(res.body);
+    expect(await prisma.merchant.findUniqueOrThrow({ where: { id: m.id }, ...settingsColumns })).toEqual(res.body);
+    expect(await prisma.merchant.findUniqueOrThrow({ where: { id: 'demo' }, ...settingsColumns })).toEqual(demoBefore);
+
+    const again = await call('PATCH', '/v1/settings', { key: m.key, body: { actionTimeoutSeconds: 30, authorizationTtlSeconds: 400 * 86_400 } });
+    expect(again.body).toEqual({ ...DEFAULT_SETTINGS, ...changes, actionTimeoutSeconds: 30, authorizationTtlSeconds: 400 * 86_400 });
+  });
+
+  it('treats an empty patch, or none, as no change', async () => {
+    const m = await createMerchant();
+    for (const opts of [{ body: {} }, {}]) {
+      const res = await call('PATCH', '/v1/settings', { key: m.key, ...opts });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body).toEqual(DEFAULT_SETTINGS);
+    }
+  });
+
+  const badPatches: Array<[string, unknown, string | undefined, string]> = [
+    ['a reservation timeout of 0', { reservationTimeoutSeconds: 0 }, 'reservationTimeoutSeconds', 'parameter_invalid'],
+    ['an action timeout of 0', { actionTimeoutSeconds: 0 }, 'actionTimeoutSeconds', 'parameter_invalid'],
+    ['an authorization TTL of 0', { authorizationTtlSeconds: 0 }, 'authorizationTtlSeconds', 'parameter_invalid'],
+    ['a negative settlement delay', { settlementDelaySeconds: -1 }, 'settlementDelaySeconds', 'parameter_invalid'],
+    ['a negative refund window', { refundWindowSeconds: -1 }, 'refundWindowSeconds', 'parameter_invalid'],
+    ['a fraction of a second', { reservationTimeoutSeconds: 1.5 }, 'reservationTimeoutSeconds', 'parameter_invalid'],
+    ['seconds as a string', { actionTimeoutSeconds: '60' }, 'actionTimeoutSeconds', 'parameter_invalid'],
+    ['null', { refundWindowSeconds: null }, 'refundWindowSeconds', 'parameter_invalid'],
+    ['more than 400 days', { refundWindowSeconds: 400 * 86_400 + 1 }, 'refundWindowSeconds', 'parameter_invalid'],
+    ['milliseconds by mistake', { settlementDelaySeconds: 172_800_000 }, 'settlementDelaySeconds', 'parameter_invalid'],
+    ['an unknown setting', { reservationTimeoutSeconds: 60, captureMethod: 'manual' }, 'captureMethod', 'parameter_unknown'],
+    ['a top-level array', [{ reservationTimeoutSeconds: 60 }], undefined, 'parameter_invalid'],
+  ];
+  it.each(badPatches)('rejects %s with 400 and changes nothing', async (_name, body, param, code) => {
+    const m = await createMerchant();
+    const res = await call('PATCH', '/v1/settings', { key: m.key, body });
+    expectError(res, 400, 'invalid_request_error', code);
+    expect(res.body.error.param).toBe(param);
+    expect(await prisma.merchant.findUniqueOrThrow({ where: { id: m.id }, ...settingsColumns })).toEqual(DEFAULT_SETTINGS);
+  });
+
+  it('requires a key', async () => {
+    expectError(await call('GET', '/v1/settings', { key: null }), 401, 'authentication_error');
+    expectError(await call('PATCH', '/v1/settings', { key: null, body: { refundWindowSeconds: 0 } }), 401, 'authentication_error');
+  });
+
+  it('gives checkouts created afterwards the new timings and the requested capture method', async () => {
+    const m = await createMerchant();
+    const p = await createProduct({}, m.key);
+    const first = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), uniqueKey(), { key: m.key });
+    expect(first.status, first.text).toBe(201);
+    const patch = { reservationTimeoutSeconds: 60, actionTimeoutSeconds: 30, authorizationTtlSeconds: 3600, settlementDelaySeconds: 0, refundWindowSeconds: 86_400 };
+    expect((await call('PATCH', '/v1/settings', { key: m.key, body: patch })).status).toBe(200);
+    const second = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }], { captureMethod: 'manual' }), uniqueKey(), { key: m.key });
+    expect(second.status, second.text).toBe(201);
+
+    const [before, after] = api.temporal.calls.map((c) => c.startWorkflowOperation.options.args[0]);
+    expect(before).toMatchObject({ captureMethod: 'automatic', timeouts: DEFAULT_CHECKOUT_TIMEOUTS });
+    expect(after).toMatchObject({
+      captureMethod: 'manual',
+      timeouts: { reservationTimeoutMs: 60_000, actionTimeoutMs: 30_000, authorizationTtlMs: 3_600_000, settlementDelayMs: 0, refundWindowMs: 86_400_000 },
+    });
+    expect(second.body.captureMethod).toBe('manual');
+    expect((await prisma.checkout.findUniqueOrThrow({ where: { id: second.body.id } })).captureMethod).toBe('manual');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Checkout actions
+
+const actionUrl = (id: string, action: string) => `/v1/checkouts/${encodeURIComponent(id)}/${action}`;
+
+/** A checkout of 2 x 1500 JPY that the workflow has moved to `status`. */
+async function checkoutAt(status: CheckoutStatus, captureMethod: 'automatic' | 'manual' = 'automatic'): Promise<string> {
+  const p = await createProduct({ price: { amount: '1500', currency: 'JPY' } });
+  const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 2 }], { captureMethod }));
+  expect(res.status, res.text).toBe(201);
+  const captured = ['captured', 'settled', 'partially_refunded', 'refunded'].includes(status);
+  await prisma.checkout.update({ where: { id: res.body.id }, data: { status, amountCaptured: captured ? 3000n : 0n } });
+  api.temporal.calls.length = 0;
+  return res.body.id as string;
+}
+
+/** The workflow's capture: takes the amount, writes the row, then answers. */
+const captureAs: UpdateBehaviour = async ({ workflowId, args }) => {
+  const { amount } = args[0] as { amount?: string };
+  const row = await prisma.checkout.findUniqueOrThrow({ where: { id: workflowId } });
+  await prisma.checkout.update({ where: { id: workflowId }, data: { status: 'captured', amountCaptured: amount === undefined ? row.amount : BigInt(amount) } });
+  return snapshotOf(workflowId);
+};
+
+/** An update whose handler moves the checkout to `status` and answers with the snapshot. */
+function moveTo(status: CheckoutStatus, extra: { amountCaptured?: bigint; failureCode?: string } = {}): UpdateBehaviour {
+  return async ({ workflowId }) => {
+    await prisma.checkout.update({ where: { id: workflowId }, data: { status, ...extra } });
+    return snapshotOf(workflowId);
+  };
+}
+
+/** An update that never answers, until the API gives up on it. */
+const hang: UpdateBehaviour = (_call, signal) =>
+  new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('13 CANCELLED: the call was cancelled'))));
+
+describe('POST /v1/checkouts/:id/capture', () => {
+  it('captures part of a manual checkout and answers 200 with the checkout as stored after the update', async () => {
+    const id = await checkoutAt('requires_capture', 'manual');
+    api.temporal.updateBehaviour = captureAs;
+    const res = await call('POST', actionUrl(id, 'capture'), { body: { amount: { amount: '1200', currency: 'JPY' } } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toMatchObject({
+      id,
+      status: 'captured',
+      captureMethod: 'manual',
+      amount: { amount: '3000', currency: 'JPY' },
+      amountCaptured: { amount: '1200', currency: 'JPY' },
+      amountRefunded: { amount: '0', currency: 'JPY' },
+      settledAt: null,
+      refunds: [],
+    });
+    expect(api.temporal.updates).toEqual([{ workflowId: id, name: 'capture', args: [{ amount: '1200' }], updateId: `${id}:capture:1200` }]);
+    expect((await call('GET', `/v1/checkouts/${encodeURIComponent(id)}`)).body).toEqual(res.body);
+  });
+
+  it('captures everything authorized without an amount, and a retry joins the same update', async () => {
+    const id = await checkoutAt('requires_capture', 'manual');
+    api.temporal.updateBehaviour = captureAs;
+    const first = await call('POST', actionUrl(id, 'capture'));
+    expect(first.status, first.text).toBe(200);
+    expect(first.body.amountCaptured).toEqual({ amount: '3000', currency: 'JPY' });
+    expect((await call('POST', actionUrl(id, 'capture'), { body: {} })).status).toBe(200);
+    expect(api.temporal.updates.map((u) => [u.args, u.updateId])).toEqual([
+      [[{}], `${id}:capture:all`],
+      [[{}], `${id}:capture:all`],
+    ]);
+  });
+
+  it("answers 409 with the workflow's reason when the checkout cannot be captured, and changes nothing", async () => {
+    const id = await checkoutAt('processing', 'manual');
+    api.temporal.updateBehaviour = async () => {
+      throw rejected(FailureType.InvalidCheckoutState, 'checkout is processing, not requires_capture');
+    };
+    const res = await call('POST', actionUrl(id, 'capture'));
+    expectError(res, 409, 'conflict', 'checkout_state_invalid');
+    expect(res.body.error.message).toContain('processing');
+    expect(await prisma.checkout.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'processing', amountCaptured: 0n });
+  });
+
+  it('answers 400 amount_invalid when the workflow finds the amount out of range, and changes nothing', async () => {
+    const id = await checkoutAt('requires_capture', 'manual');
+    api.temporal.updateBehaviour = async () => {
+      throw rejected(FailureType.InvalidAmount, 'capture of 3001 exceeds the capturable 3000');
+    };
+    const res = await call('POST', actionUrl(id, 'capture'), { body: { amount: { amount: '3001', currency: 'JPY' } } });
+    expectError(res, 400, 'invalid_request_error', 'amount_invalid', 'amount');
+    expect(res.body.error.message).toContain('3000');
+    expect(await prisma.checkout.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'requires_capture', amountCaptured: 0n });
+  });
+
+  const badCaptures: Array<[string, unknown, string, string]> = [
+    ['another currency', { amount: { amount: '1000', currency: 'USD' } }, 'amount.currency', 'currency_mismatch'],
+    ['a zero amount', { amount: { amount: '0', currency: 'JPY' } }, 'amount.amount', 'parameter_invalid'],
+    ['an amount as a JSON number', { amount: { amount: 1000, currency: 'JPY' } }, 'amount.amount', 'parameter_invalid'],
+    ['an amount without currency', { amount: '1000' }, 'amount', 'parameter_invalid'],
+    ['an unknown field', { amount: { amount: '1000', currency: 'JPY' }, finalCapture: true }, 'finalCapture', 'parameter_unknown'],
+  ];
+  it.each(badCaptures)('rejects %s with 400 before asking the workflow', async (_name, body, param, code) => {
+    const id = await checkoutAt('requires_capture', 'manual');
+    expectError(await call('POST', actionUrl(id, 'capture'), { body }), 400, 'invalid_request_error', code, param);
+    expect(api.temporal.updates).toHaveLength(0);
+  });
+});
+
+describe('POST /v1/checkouts/:id/cancel', () => {
+  it('cancels a checkout and answers 200 with it, with or without an empty body', async () => {
+    const id = await checkoutAt('processing');
+    api.temporal.updateBehaviour = moveTo('canceled', { failureCode: 'canceled' });
+    const res = await call('POST', actionUrl(id, 'cancel'));
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toMatchObject({ id, status: 'canceled', amountCaptured: { amount: '0', currency: 'JPY' } });
+    expect((await call('POST', actionUrl(id, 'cancel'), { body: {} })).status).toBe(200);
+    expect(api.temporal.updates).toEqual([
+      { workflowId: id, name: 'cancel', args: [], updateId: `${id}:cancel` },
+      { workflowId: id, name: 'cancel', args: [], updateId: `${id}:cancel` },
+    ]);
+    expect((await prisma.checkout.findUniqueOrThrow({ where: { id } })).status).toBe('canceled');
+  });
+
+  it('answers 409 checkout_already_captured when a capture won the race', async () => {
+    const id = await checkoutAt('processing');
+    api.temporal.updateBehaviour = moveTo('captured', { amountCaptured: 3000n });
+    expectError(await call('POST', actionUrl(id, 'cancel')), 409, 'conflict', 'checkout_already_captured');
+    expect(await prisma.checkout.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'captured', amountCaptured: 3000n });
+  });
+
+  it('answers 409 when the payment failed before the cancel took effect', async () => {
+    const id = await checkoutAt('processing');
+    api.temporal.updateBehaviour = moveTo('failed', { failureCode: 'card_declined' });
+    const res = await call('POST', actionUrl(id, 'cancel'));
+    expectError(res, 409, 'conflict', 'checkout_state_invalid');
+    expect(res.body.error.message).toContain('failed');
+  });
+
+  it('answers 409 when the workflow rejects the cancel', async () => {
+    const id = await checkoutAt('settled');
+    api.temporal.updateBehaviour = async () => {
+      throw rejected(FailureType.InvalidCheckoutState, 'checkout is settled; refund it instead of canceling');
+    };
+    const res = await call('POST', actionUrl(id, 'cancel'));
+    expectError(res, 409, 'conflict', 'checkout_state_invalid');
+    expect(res.body.error.message).toContain('settled');
+    expect((await prisma.checkout.findUniqueOrThrow({ where: { id } })).status).toBe('settled');
+  });
+
+  it('takes no parameters', async () => {
+    const id = await checkoutAt('processing');
+    expectError(await call('POST', actionUrl(id, 'cancel'), { body: { reason: 'fraud' } }), 400, 'invalid_request_error', 'parameter_unknown', 'reason');
+    expectError(await call('POST', actionUrl(id, 'cancel'), { body: [] }), 400, 'invalid_request_error', 'parameter_invalid');
+    expect(api.temporal.updates).toHaveLength(0);
+  });
+});
+
+describe('POST /v1/checkouts/:id/confirm', () => {
+  it("delivers the customer's 3-D Secure result and answers 200 with the checkout", async () => {
+    const id = await checkoutAt('requires_action');
+    api.temporal.updateBehaviour = moveTo('processing');
+    const res = await call('POST', actionUrl(id, 'confirm'), { body: { result: 'succeeded' } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toMatchObject({ id, status: 'processing' });
+    expect(api.temporal.updates).toEqual([{ workflowId: id, name: 'confirm', args: [{ result: 'succeeded' }], updateId: `${id}:confirm:succeeded` }]);
+  });
+
+  it('shows a failed challenge as a failed checkout', async () => {
+    const id = await checkoutAt('requires_action');
+    api.temporal.updateBehaviour = moveTo('failed', { failureCode: 'authentication_failed' });
+    const res = await call('POST', actionUrl(id, 'confirm'), { body: { result: 'failed' } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toMatchObject({ status: 'failed', failure: { code: 'authentication_failed' } });
+    expect(api.temporal.updates[0]!.updateId).toBe(`${id}:confirm:failed`);
+  });
+
+  it('answers 409 when the checkout is not waiting for 3-D Secure', async () => {
+    const id = await checkoutAt('processing');
+    api.temporal.updateBehaviour = async () => {
+      throw rejected(FailureType.InvalidCheckoutState, 'checkout is processing, not requires_action');
+    };
+    const res = await call('POST', actionUrl(id, 'confirm'), { body: { result: 'succeeded' } });
+    expectError(res, 409, 'conflict', 'checkout_state_invalid');
+    expect(res.body.error.message).toContain('processing');
+  });
+
+  const badConfirms: Array<[string, { body?: unknown }, string, string]> = [
+    ['no body', {}, 'result', 'parameter_missing'],
+    ['no result', { body: {} }, 'result', 'parameter_missing'],
+    ['an unknown result', { body: { result: 'ok' } }, 'result', 'parameter_invalid'],
+    ['a result as a boolean', { body: { result: true } }, 'result', 'parameter_invalid'],
+    ['an unknown field', { body: { result: 'succeeded', cres: 'x' } }, 'cres', 'parameter_unknown'],
+  ];
+  it.each(badConfirms)('rejects %s with 400 before asking the workflow', async (_name, opts, param, code) => {
+    const id = await checkoutAt('requires_action');
+    expectError(await call('POST', actionUrl(id, 'confirm'), opts), 400, 'invalid_request_error', code, param);
+    expect(api.temporal.updates).toHaveLength(0);
+  });
+});
+
+describe('POST /v1/checkouts/:id/refunds', () => {
+  const expectedRefundId = (id: string, key: string) => `re_${createHash('sha256').update(`${id}:${key}`).digest('hex').slice(0, 32)}`;
+  const refund = (id: string, opts: { body?: unknown; key?: string; base?: string } = {}) =>
+    call('POST', actionUrl(id, 'refunds'), {
+      ...(opts.body !== undefined ? { body: opts.body } : {}),
+      ...(opts.base !== undefined ? { base: opts.base } : {}),
+      headers: opts.key === undefined ? {} : { 'idempotency-key': opts.key },
+    });
+
+  /** The workflow's refund handler: the pending row first, then the network, then the outcome. */
+  const startRefund = async ({ workflowId, args }: UpdateCall) => {
+    const { refundId, amount } = args[0] as { refundId: string; amount?: string };
+    const row = await prisma.checkout.findUniqueOrThrow({ where: { id: workflowId } });
+    const value = amount === undefined ? row.amountCaptured - row.amountRefunded : BigInt(amount);
+    await prisma.refund.create({ data: { id: refundId, checkoutId: row.id, merchantId: row.merchantId, amount: value, currency: row.currency, status: 'pending' } });
+  };
+  const finishRefund = async ({ workflowId, args }: UpdateCall, outcome: 'succeeded' | 'failed'): Promise<RefundSnapshot> => {
+    const { refundId } = args[0] as { refundId: string };
+    const r = await prisma.refund.update({
+      where: { id: refundId },
+      data: { status: outcome, failureCode: outcome === 'failed' ? 'card_network_rejected' : null },
+    });
+    if (outcome === 'succeeded') {
+      const row = await prisma.checkout.findUniqueOrThrow({ where: { id: workflowId } });
+      const refunded = row.amountRefunded + r.amount;
+      await prisma.checkout.update({
+        where: { id: workflowId },
+        data: { amountRefunded: refunded, status: refunded >= row.amountCaptured ? 'refunded' : 'partially_refunded' },
+      });
+    }
+    return {
+      refundId,
+      amount: { amount: r.amount.toString(), currency: r.currency },
+      status: outcome,
+      ...(outcome === 'failed' ? { failureCode: 'card_network_rejected' } : {}),
+    };
+  };
+  const refundAs =
+    (outcome: 'succeeded' | 'failed' = 'succeeded'): UpdateBehaviour =>
+    async (c) => {
+      await startRefund(c);
+      return finishRefund(c, outcome);
+    };
+
+  it('refunds part of a captured checkout and answers 201 with the stored refund', async () => {
+    const id = await checkoutAt('captured');
+    api.temporal.updateBehaviour = refundAs();
+    const res = await refund(id, { body: { amount: { amount: '1000', currency: 'JPY' } } });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body).toEqual({
+      id: expect.stringMatching(/^re_[0-9a-f]{32}$/),
+      checkoutId: id,
+      amount: { amount: '1000', currency: 'JPY' },
+      status: 'succeeded',
+      failureCode: null,
+      createdAt: expect.stringMatching(/^\d{4}-/),
+    });
+    const refundId: string = res.body.id;
+    expect(api.temporal.updates).toEqual([{ workflowId: id, name: 'refund', args: [{ refundId, amount: '1000' }], updateId: refundId }]);
+    expect(await prisma.refund.findUniqueOrThrow({ where: { id: refundId } })).toMatchObject({ checkoutId: id, merchantId: 'demo', amount: 1000n, status: 'succeeded' });
+
+    const got = await call('GET', `/v1/checkouts/${encodeURIComponent(id)}`);
+    expect(got.body).toMatchObject({
+      status: 'partially_refunded',
+      amountCaptured: { amount: '3000', currency: 'JPY' },
+      amountRefunded: { amount: '1000', currency: 'JPY' },
+      refunds: [{ id: refundId, amount: { amount: '1000', currency: 'JPY' }, status: 'succeeded', failureCode: null, createdAt: res.body.createdAt }],
+    });
+  });
+
+  it('refunds everything still refundable when no amount is given, with a new id per request without a key', async () => {
+    const id = await checkoutAt('captured');
+    api.temporal.updateBehaviour = refundAs();
+    const first = await refund(id, { body: { amount: { amount: '1000', currency: 'JPY' } } });
+    const rest = await refund(id);
+    expect([first.status, rest.status]).toEqual([201, 201]);
+    expect(rest.body.amount).toEqual({ amount: '2000', currency: 'JPY' });
+    expect(rest.body.id).not.toBe(first.body.id);
+    expect(api.temporal.updates[1]!.args).toEqual([{ refundId: rest.body.id }]);
+    expect(await prisma.checkout.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'refunded', amountRefunded: 3000n });
+  });
+
+  it('derives the refund id from the Idempotency-Key, so a retry after a timeout joins the first refund', async () => {
+    const slow = await startApi({ updateTimeoutMs: 300 });
+    const id = await checkoutAt('captured');
+    const key = uniqueKey();
+    slow.temporal.updateBehaviour = async (c, signal) => {
+      await startRefund(c); // accepted and under way when the API stops waiting
+      return hang(c, signal);
+    };
+    const first = await refund(id, { key, body: { amount: { amount: '500', currency: 'JPY' } }, base: slow.url });
+    expectError(first, 503, 'api_error', 'checkout_update_pending');
+    expect(first.headers.get('retry-after')).toBe('1');
+    expect(first.body.error.message).toContain('Idempotency-Key');
+
+    slow.temporal.updateBehaviour = (c) => finishRefund(c, 'succeeded');
+    const retry = await refund(id, { key, body: { amount: { amount: '500', currency: 'JPY' } }, base: slow.url });
+    expect(retry.status, retry.text).toBe(200); // the refund existed before this request
+    const refundId = expectedRefundId(id, key);
+    expect(retry.body).toMatchObject({ id: refundId, amount: { amount: '500', currency: 'JPY' }, status: 'succeeded' });
+    expect(slow.temporal.updates.map((u) => [u.updateId, (u.args[0] as { refundId: string }).refundId])).toEqual([
+      [refundId, refundId],
+      [refundId, refundId],
+    ]);
+    expect(await prisma.refund.count({ where: { checkoutId: id } })).toBe(1);
+  });
+
+  it('replays a finished refund from the table and rejects its key with another amount', async () => {
+    const id = await checkoutAt('captured');
+    const other = await checkoutAt('captured');
+    const key = uniqueKey();
+    api.temporal.updateBehaviour = refundAs();
+    const first = await refund(id, { key, body: { amount: { amount: '1000', currency: 'JPY' } } });
+    expect(first.status, first.text).toBe(201);
+    expect(first.body.id).toBe(expectedRefundId(id, key));
+
+    const again = await refund(id, { key, body: { amount: { amount: '1000', currency: 'JPY' } } });
+    expect(again.status, again.text).toBe(200);
+    expect(again.body).toEqual(first.body);
+    expect((await refund(id, { key })).body).toEqual(first.body); // "all that is left" was decided by the first
+    expect(api.temporal.updates).toHaveLength(1);
+
+    const reused = await refund(id, { key, body: { amount: { amount: '500', currency: 'JPY' } } });
+    expectError(reused, 422, 'invalid_request_error', 'idempotency_key_reused', 'Idempotency-Key');
+    expect(api.temporal.updates).toHaveLength(1);
+
+    // The key is scoped to its checkout.
+    const elsewhere = await refund(other, { key, body: { amount: { amount: '1000', currency: 'JPY' } } });
+    expect(elsewhere.status).toBe(201);
+    expect(elsewhere.body.id).toBe(expectedRefundId(other, key));
+    expect(elsewhere.body.id).not.toBe(first.body.id);
+    expect(await prisma.refund.count({ where: { checkoutId: id } })).toBe(1);
+  });
+
+  it('rejects a concurrent request with the same key and another amount after it joined the first', async () => {
+    const id = await checkoutAt('captured');
+    const key = uniqueKey();
+    // The workflow answers a repeated refund id with the first refund, whatever the amount.
+    api.temporal.updateBehaviour = refundAs();
+    expect((await refund(id, { key, body: { amount: { amount: '700', currency: 'JPY' } } })).status).toBe(201);
+    await prisma.refund.update({ where: { id: expectedRefundId(id, key) }, data: { status: 'pending' } });
+    api.temporal.updateBehaviour = async (c) => finishRefund(c, 'succeeded');
+    expectError(await refund(id, { key, body: { amount: { amount: '900', currency: 'JPY' } } }), 422, 'invalid_request_error', 'idempotency_key_reused');
+  });
+
+  it('answers a refund the card network refused with 201, status failed and its code', async () => {
+    const id = await checkoutAt('captured');
+    api.temporal.updateBehaviour = refundAs('failed');
+    const res = await refund(id, { body: { amount: { amount: '1000', currency: 'JPY' } } });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body).toMatchObject({ status: 'failed', failureCode: 'card_network_rejected' });
+    expect(await prisma.checkout.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'captured', amountRefunded: 0n });
+  });
+
+  it("falls back to the workflow's answer when there is no refund row", async () => {
+    const id = await checkoutAt('captured');
+    api.temporal.updateBehaviour = async ({ args }) => {
+      const { refundId } = args[0] as { refundId: string };
+      return { refundId, amount: { amount: '3000', currency: 'JPY' }, status: 'pending' } satisfies RefundSnapshot;
+    };
+    const res = await refund(id);
+    expect(res.status, res.text).toBe(201);
+    expect(res.body).toEqual({
+      id: expect.stringMatching(/^re_/),
+      checkoutId: id,
+      amount: { amount: '3000', currency: 'JPY' },
+      status: 'pending',
+      failureCode: null,
+      createdAt: expect.stringMatching(/^\d{4}-/),
+    });
+  });
+
+  it('answers 400 amount_invalid when the workflow finds too much to refund, and writes nothing', async () => {
+    const id = await checkoutAt('partially_refunded');
+    api.temporal.updateBehaviour = async () => {
+      throw rejected(FailureType.InvalidAmount, 'refund of 5000 exceeds the refundable 3000');
+    };
+    const res = await refund(id, { key: uniqueKey(), body: { amount: { amount: '5000', currency: 'JPY' } } });
+    expectError(res, 400, 'invalid_request_error', 'amount_invalid', 'amount');
+    expect(await prisma.refund.count({ where: { checkoutId: id } })).toBe(0);
+  });
+
+  it('answers 409 when the checkout has not been captured, and writes nothing', async () => {
+    const id = await checkoutAt('processing');
+    api.temporal.updateBehaviour = async () => {
+      throw rejected(FailureType.InvalidCheckoutState, 'checkout is processing; only a captured checkout can be refunded');
+    };
+    const res = await refund(id);
+    expectError(res, 409, 'conflict', 'checkout_state_invalid');
+    expect(res.body.error.message).toContain('processing');
+    expect(await prisma.refund.count({ where: { checkoutId: id } })).toBe(0);
+  });
+
+  const badRefunds: Array<[string, { body?: unknown; key?: string }, string, string]> = [
+    ['a malformed Idempotency-Key', { key: 'has space' }, 'Idempotency-Key', 'idempotency_key_invalid'],
+    ['an Idempotency-Key of 201 characters', { key: 'k'.repeat(201) }, 'Idempotency-Key', 'idempotency_key_invalid'],
+    ['another currency', { body: { amount: { amount: '100', currency: 'USD' } } }, 'amount.currency', 'currency_mismatch'],
+    ['a zero amount', { body: { amount: { amount: '0', currency: 'JPY' } } }, 'amount.amount', 'parameter_invalid'],
+    ['a negative amount', { body: { amount: { amount: '-100', currency: 'JPY' } } }, 'amount.amount', 'parameter_invalid'],
+    ['an unknown field', { body: { reason: 'requested_by_customer' } }, 'reason', 'parameter_unknown'],
+  ];
+  it.each(badRefunds)('rejects %s with 400 before asking the workflow, and writes nothing', async (_name, opts, param, code) => {
+    const id = await checkoutAt('captured');
+    expectError(await refund(id, opts), 400, 'invalid_request_error', code, param);
+    expect(api.temporal.updates).toHaveLength(0);
+    expect(await prisma.refund.count({ where: { checkoutId: id } })).toBe(0);
+  });
+});
+
+describe('checkout actions: reaching the workflow', () => {
+  const actions: Array<[string, unknown]> = [
+    ['capture', undefined],
+    ['cancel', undefined],
+    ['confirm', { result: 'succeeded' }],
+    ['refunds', undefined],
+  ];
+
+  it.each(actions)("%s answers 404 for another merchant's checkout and for unknown ids, without asking the workflow", async (action, body) => {
+    const id = await checkoutAt('captured');
+    const opts = body === undefined ? {} : { body };
+    expectError(await call('POST', actionUrl(id, action), { ...opts, key: OTHER_KEY }), 404, 'not_found', 'resource_missing');
+    expectError(await call('POST', actionUrl(`checkout-demo-${uniqueKey()}`, action), opts), 404, 'not_found', 'resource_missing');
+    expectError(await call('POST', actionUrl('x'.repeat(2000), action), opts), 404, 'not_found');
+    expect(api.temporal.updates).toHaveLength(0);
+    expect(await prisma.checkout.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'captured', amountRefunded: 0n });
+  });
+
+  const closedErrors: Array<[string, () => Error]> = [
+    ['WorkflowNotFoundError', () => new WorkflowNotFoundError('workflow execution already completed', 'checkout-x', undefined)],
+    ['a raw gRPC NOT_FOUND', () => Object.assign(new Error('5 NOT_FOUND: workflow execution already completed'), { code: 5, details: 'workflow execution already completed', metadata: {} })],
+    ['an update outlived by its run', () => rejected('AcceptedUpdateCompletedWorkflow', 'Workflow Update failed because the Workflow completed before the Update completed.')],
+  ];
+  it.each(closedErrors)('answers 409 checkout_closed for %s', async (_name, error) => {
+    const id = await checkoutAt('settled');
+    api.temporal.updateBehaviour = async () => {
+      throw error();
+    };
+    for (const [action, body] of actions) {
+      const res = await call('POST', actionUrl(id, action), body === undefined ? {} : { body });
+      expectError(res, 409, 'conflict', 'checkout_closed');
+      expect(res.body.error.message).toContain('settled');
+    }
+    expect(await prisma.refund.count({ where: { checkoutId: id } })).toBe(0);
+  });
+
+  it('answers 503 with Retry-After when the workflow does not answer in time', async () => {
+    const slow = await startApi({ updateTimeoutMs: 200 });
+    const id = await checkoutAt('requires_capture', 'manual');
+    slow.temporal.updateBehaviour = hang;
+    for (const [action, body] of actions) {
+      const res = await call('POST', actionUrl(id, action), { base: slow.url, ...(body === undefined ? {} : { body }) });
+      expectError(res, 503, 'api_error', 'checkout_update_pending');
+      expect(res.headers.get('retry-after')).toBe('1');
+    }
+    expect(await prisma.checkout.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'requires_capture', amountCaptured: 0n });
+  });
+
+  it('answers any other failure with a generic 500 and logs it', async () => {
+    const id = await checkoutAt('requires_capture', 'manual');
+    api.temporal.updateBehaviour = async () => {
+      throw new WorkflowUpdateFailedError('Workflow Update failed', ApplicationFailure.create({ type: 'Surprise', message: 'internal-update-detail' }));
+    };
+    const res = await call('POST', actionUrl(id, 'capture'));
+    expectError(res, 500, 'api_error', 'internal_error');
+    expect(res.text).not.toContain('internal-update-detail');
+    expect(logLines.some((l) => l.includes('internal-update-detail') && l.includes('"level":"error"'))).toBe(true);
   });
 });
 

@@ -6,13 +6,7 @@
 // recorded, and "nothing was held, nothing charged" is an outcome the buyer must see, not a fault
 // in the request.
 import { Router } from 'express';
-import {
-  ApplicationFailure,
-  WithStartWorkflowOperation,
-  WorkflowExecutionAlreadyStartedError,
-  isGrpcServiceError,
-  type Client,
-} from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, isGrpcServiceError, type Client } from '@temporalio/client';
 import type { PrismaClient } from '../../platform/db.js';
 import type { Logger } from '../../platform/logger.js';
 import {
@@ -30,7 +24,9 @@ import { merchantIdOf } from '../auth.js';
 import { ApiError, conflict, invalidRequest, notFound } from '../errors.js';
 import { requireJson } from '../json.js';
 import { checkoutResource, type CheckoutRow } from '../serialize.js';
-import { createCheckoutBody, isIdempotencyKey, parseBody, type CreateCheckoutBody } from '../validation.js';
+import { applicationFailureOf, errorName } from '../temporal-errors.js';
+import { createCheckoutBody, idempotencyKeyOf, parseBody, type CreateCheckoutBody } from '../validation.js';
+import { checkoutTimeoutsOf, loadSettings } from './settings.js';
 
 /** checkouts.amount is a BIGINT: a total above this cannot be stored, so the workflow would fail. */
 const MAX_AMOUNT = 9_223_372_036_854_775_807n;
@@ -44,6 +40,25 @@ export interface CheckoutsDeps {
   logger: Logger;
   /** How long a request waits for the reservation before answering 503 (the retry is safe). */
   reservationTimeoutMs: number;
+  /** How long capture, cancel, confirm and refund wait for the workflow before answering 503. */
+  updateTimeoutMs: number;
+}
+
+/**
+ * A checkout of this merchant as GET shows it, with its payment attempts and refunds; null for an
+ * unknown id or another merchant's checkout (which must look the same).
+ */
+export function findCheckout(prisma: PrismaClient, id: string, merchantId: string): Promise<CheckoutRow | null> {
+  // Ids are `checkout-<merchant>-<key of at most 200>`: anything much longer cannot exist.
+  if (id.length > 300) return Promise.resolve(null);
+  return prisma.checkout.findFirst({
+    where: { id, merchantId },
+    include: {
+      items: { orderBy: { sku: 'asc' } },
+      paymentAttempts: { orderBy: { createdAt: 'asc' } },
+      refunds: { orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] },
+    },
+  });
 }
 
 export function checkoutsRouter(deps: CheckoutsDeps): Router {
@@ -58,17 +73,7 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
 
   router.post('/', ...requireJson, async (req, res) => {
     const merchantId = merchantIdOf(res);
-    const idempotencyKey = req.get('Idempotency-Key');
-    if (idempotencyKey === undefined || idempotencyKey === '') {
-      throw invalidRequest('idempotency_key_missing', 'Missing required header: Idempotency-Key.', 'Idempotency-Key');
-    }
-    if (!isIdempotencyKey(idempotencyKey)) {
-      throw invalidRequest(
-        'idempotency_key_invalid',
-        'Invalid Idempotency-Key: must be 1 to 200 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-".',
-        'Idempotency-Key',
-      );
-    }
+    const idempotencyKey = idempotencyKeyOf(req.get('Idempotency-Key'), true);
     const body = parseBody(createCheckoutBody, req.body);
     const id = buildCheckoutId(merchantId, idempotencyKey);
     res.locals.checkoutId = id;
@@ -85,6 +90,8 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
     }
 
     await assertOrderable(prisma, merchantId, body);
+    // Resolved now, so later changes to the settings never move a running checkout's deadlines.
+    const timeouts = checkoutTimeoutsOf(await loadSettings(prisma, merchantId));
 
     const input: CheckoutInput = {
       checkoutId: id,
@@ -93,6 +100,8 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
       idempotencyKey,
       items: body.items.map(({ sku, quantity }) => ({ sku, quantity })),
       payment: { method: body.payment.method, token: body.payment.token },
+      captureMethod: body.captureMethod,
+      timeouts,
     };
     const startWorkflowOperation = new WithStartWorkflowOperation<typeof checkoutWorkflow>('checkoutWorkflow', {
       workflowId: id,
@@ -146,15 +155,7 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
   });
 
   router.get('/:id', async (req, res) => {
-    const merchantId = merchantIdOf(res);
-    const { id } = req.params;
-    const row =
-      id.length <= 300
-        ? await prisma.checkout.findFirst({
-            where: { id, merchantId },
-            include: { items: { orderBy: { sku: 'asc' } }, paymentAttempts: { orderBy: { createdAt: 'asc' } } },
-          })
-        : null;
+    const row = await findCheckout(prisma, req.params.id, merchantIdOf(res));
     if (!row) throw notFound('No such checkout.');
     res.locals.checkoutId = row.id;
     res.json(checkoutResource(row));
@@ -201,6 +202,7 @@ function assertSameRequest(row: CheckoutRow, body: CreateCheckoutBody): void {
   const same =
     row.customerId === body.customerId &&
     row.paymentMethod === body.payment.method &&
+    row.captureMethod === body.captureMethod &&
     stored.size === body.items.length &&
     body.items.every((i) => stored.get(i.sku) === i.quantity);
   if (!same) {
@@ -235,17 +237,6 @@ function isAlreadyStarted(err: unknown): boolean {
   return false;
 }
 
-function applicationFailureType(err: unknown): string | undefined {
-  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof ApplicationFailure && e.type) return e.type;
-  }
-  return undefined;
-}
-
-function errorName(err: unknown): string {
-  return err instanceof Error ? err.name : typeof err;
-}
-
 /** Maps a failed update-with-start for which no checkout row exists. */
 function temporalError(err: unknown, signal: AbortSignal, log: Logger): Error {
   if (signal.aborted) {
@@ -267,7 +258,7 @@ function temporalError(err: unknown, signal: AbortSignal, log: Logger): Error {
       'Idempotency-Key',
     );
   }
-  const business = businessFailure(applicationFailureType(err));
+  const business = businessFailure(applicationFailureOf(err)?.type);
   if (business) return business;
   // Not an ApiError: the error handler logs it and answers a generic 500.
   return err instanceof Error ? err : new Error(String(err));
