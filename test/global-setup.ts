@@ -2,6 +2,9 @@
 // PostgreSQL (migrated, demo merchant seeded) and an in-memory Temporal dev server, both on free
 // ports. Test files find them through DATABASE_URL and TEMPORAL_ADDRESS: the workers vitest forks
 // afterwards inherit this process's environment (test/migrations.test.ts checks that it did).
+// Meanwhile it prepares Temporal's time-skipping test server (jars, launcher, CDS archive; cached
+// under ~/.cache, so only the first run on a machine does work) and passes its path on as
+// TEMPORAL_TEST_SERVER_PATH: test files then pay only a JVM start (test/support/time-skipping.ts).
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +15,7 @@ import { startEmbeddedPostgres, type RunningPostgres } from '../scripts/postgres
 import { getFreePort } from '../scripts/processes.js';
 import { seedDemoMerchant } from '../scripts/seed.js';
 import { resolveTemporalCli, startTemporalDevServer, type DevServer } from '../scripts/temporal.js';
+import { ensureTimeSkippingServer } from '../scripts/time-skipping-server.js';
 
 /** Lines of server output worth showing are only the ones before a failure: keep them quiet. */
 const quiet = () => undefined;
@@ -24,6 +28,16 @@ export default async function setup(): Promise<() => Promise<void>> {
   let postgres: RunningPostgres | undefined;
   let temporal: DevServer | undefined;
   let tempDir: string | undefined;
+
+  // In parallel with everything below. Its first run on a machine takes 15-30 s (Maven fetch, CDS
+  // archive) and says so at info level; afterwards it only checks the cache (0.1-0.3 s, silent).
+  // It never rejects: without Java or Maven the other tests still run, and the time-skipping ones
+  // fail with the reason (TEMPORAL_TEST_SERVER_ERROR).
+  const timeSkippingLog = createLogger('test-setup', (process.env.TEST_LOG_LEVEL as 'debug' | undefined) ?? 'info');
+  const timeSkipping = ensureTimeSkippingServer(timeSkippingLog).then(
+    (serverPath) => ({ serverPath, error: undefined }),
+    (err: unknown) => ({ serverPath: undefined, error: err instanceof Error ? err.message : String(err) }),
+  );
 
   const teardown = async () => {
     await temporal?.stop().catch((err: unknown) => log.error('stopping Temporal failed', { error: String(err) }));
@@ -68,6 +82,8 @@ export default async function setup(): Promise<() => Promise<void>> {
     await applyMigrations(postgres!.url, undefined, log);
     await seedDemoMerchant(postgres!.url, config.demo);
   } catch (err) {
+    // Let a first-run preparation finish rather than leave its archive JVM behind.
+    await timeSkipping;
     await teardown();
     throw err;
   }
@@ -76,12 +92,21 @@ export default async function setup(): Promise<() => Promise<void>> {
   process.env.DATABASE_URL = postgres.url;
   process.env.TEMPORAL_ADDRESS = temporal.address;
   process.env.TEMPORAL_NAMESPACE = config.temporal.namespace;
+  const testServer = await timeSkipping;
+  if (testServer.serverPath) {
+    process.env.TEMPORAL_TEST_SERVER_PATH = testServer.serverPath;
+    delete process.env.TEMPORAL_TEST_SERVER_ERROR;
+  } else {
+    log.warn('time-skipping test server unavailable; time-skipping tests will fail', { error: testServer.error });
+    process.env.TEMPORAL_TEST_SERVER_ERROR = `time-skipping test server unavailable: ${testServer.error}`;
+  }
   log.info('test infrastructure ready', {
     databaseUrl: postgres.url,
     temporalAddress: temporal.address,
     postgresStartupMs: postgres.startupMs,
     postgresInitMs: postgres.initMs,
     temporalStartupMs: temporal.startupMs,
+    timeSkippingServer: testServer.serverPath,
     totalMs: Date.now() - started,
   });
   return teardown;
