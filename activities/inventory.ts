@@ -5,53 +5,35 @@
 import type { PrismaClient } from '../platform/db.js';
 import type { LineItem } from '../domain/index.js';
 
-export interface ReserveStockInput {
-  checkoutId: string;
-  merchantId: string;
-  items: LineItem[];
-}
-
-export type ReserveStockResult = { outcome: 'reserved' } | { outcome: 'sold_out'; sku: string };
-
-class SoldOut extends Error {
+export class SoldOut extends Error {
   constructor(readonly sku: string) {
     super(`sold out: ${sku}`);
   }
 }
 
+type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
+
+/**
+ * Holds every line's quantity inside the caller's transaction, all or nothing: throws SoldOut
+ * (rolling the transaction back) when a line cannot be held. Call it last in the transaction: the
+ * conditional update takes the hot product row's lock, held only until the commit that follows.
+ */
+export async function holdStock(tx: Tx, { checkoutId, merchantId, items }: { checkoutId: string; merchantId: string; items: LineItem[] }): Promise<void> {
+  await tx.stockReservation.createMany({
+    data: items.map((item) => ({ checkoutId, merchantId, sku: item.sku, quantity: item.quantity, status: 'held' })),
+  });
+  // Sorted so two checkouts of the same SKUs always take row locks in the same order.
+  for (const item of [...items].sort((a, b) => a.sku.localeCompare(b.sku))) {
+    const { count } = await tx.product.updateMany({
+      where: { merchantId, sku: item.sku, available: { gte: item.quantity } },
+      data: { available: { decrement: item.quantity }, reserved: { increment: item.quantity } },
+    });
+    if (count === 0) throw new SoldOut(item.sku);
+  }
+}
+
 export function createInventoryActivities(prisma: PrismaClient) {
   return {
-    /**
-     * Holds every line's quantity, all or nothing, and moves the checkout to `processing` in the
-     * same transaction; when any line cannot be held the checkout becomes `sold_out` and nothing
-     * is held.
-     */
-    async reserveStock({ checkoutId, merchantId, items }: ReserveStockInput): Promise<ReserveStockResult> {
-      const existing = await prisma.stockReservation.findMany({ where: { checkoutId } });
-      if (existing.length > 0) return { outcome: 'reserved' };
-      try {
-        await prisma.$transaction(async (tx) => {
-          // Sorted so two checkouts of the same SKUs always take row locks in the same order.
-          for (const item of [...items].sort((a, b) => a.sku.localeCompare(b.sku))) {
-            const { count } = await tx.product.updateMany({
-              where: { merchantId, sku: item.sku, available: { gte: item.quantity } },
-              data: { available: { decrement: item.quantity }, reserved: { increment: item.quantity } },
-            });
-            if (count === 0) throw new SoldOut(item.sku);
-            await tx.stockReservation.create({
-              data: { checkoutId, merchantId, sku: item.sku, quantity: item.quantity, status: 'held' },
-            });
-          }
-          await tx.checkout.update({ where: { id: checkoutId }, data: { status: 'processing' } });
-        });
-        return { outcome: 'reserved' };
-      } catch (err) {
-        if (!(err instanceof SoldOut)) throw err;
-        await prisma.checkout.update({ where: { id: checkoutId }, data: { status: 'sold_out' } });
-        return { outcome: 'sold_out', sku: err.sku };
-      }
-    },
-
     /** Held stock becomes sold: the order is confirmed. */
     async commitStock({ checkoutId }: { checkoutId: string }): Promise<void> {
       await prisma.$transaction(async (tx) => {
@@ -71,7 +53,7 @@ export function createInventoryActivities(prisma: PrismaClient) {
     },
 
     /**
-     * Compensation for reserveStock: returns the checkout's stock to `available`, whether it was
+     * Compensation for placeOrder's hold: returns the checkout's stock to `available`, whether it was
      * still held or already committed. Idempotent, and a no-op when nothing was reserved.
      */
     async releaseStock({ checkoutId }: { checkoutId: string }): Promise<{ released: number }> {

@@ -3,6 +3,9 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { PrismaClient } from '../platform/db.js';
 import { FailureType, money, type CheckoutInput, type CheckoutStatus, type Money } from '../domain/index.js';
+import { holdStock, SoldOut } from './inventory.js';
+
+export type PlaceOrderResult = { amount: Money; outcome: 'reserved' } | { amount: Money; outcome: 'sold_out'; sku: string };
 
 export interface PaymentAttemptRecord {
   checkoutId: string;
@@ -18,18 +21,24 @@ export interface PaymentAttemptRecord {
 export function createOrderActivities(prisma: PrismaClient) {
   return {
     /**
-     * Writes the order at today's prices and returns its total. Prices come from the products
-     * table, never from the request.
+     * Writes the order at today's prices and holds its stock, in one short transaction: the
+     * checkout is `processing` with its stock held, or `sold_out` with nothing held. Prices come
+     * from the products table, never from the request. Runs as a local activity: the buyer's
+     * answer waits on it, and it never calls anything slower than our own database.
      */
-    async createOrder(input: CheckoutInput): Promise<Money> {
+    async placeOrder(input: CheckoutInput): Promise<PlaceOrderResult> {
       const existing = await prisma.checkout.findUnique({ where: { id: input.checkoutId } });
-      if (existing) return money(existing.amount, existing.currency);
+      if (existing) {
+        // A retry after the first attempt committed: report what that attempt decided.
+        const amount = money(existing.amount, existing.currency);
+        return existing.status === 'sold_out' ? { amount, outcome: 'sold_out', sku: input.items[0]!.sku } : { amount, outcome: 'reserved' };
+      }
 
       const products = await prisma.product.findMany({
         where: { merchantId: input.merchantId, sku: { in: input.items.map((i) => i.sku) } },
       });
       const bySku = new Map(products.map((p) => [p.sku, p]));
-      let amount = 0n;
+      let total = 0n;
       let currency: string | undefined;
       const lines = input.items.map((item) => {
         const product = bySku.get(item.sku);
@@ -48,27 +57,34 @@ export function createOrderActivities(prisma: PrismaClient) {
           });
         }
         currency = product.currency;
-        amount += product.priceAmount * BigInt(item.quantity);
+        total += product.priceAmount * BigInt(item.quantity);
         return { sku: item.sku, quantity: item.quantity, unitAmount: product.priceAmount };
       });
-
-      await prisma.checkout.upsert({
-        where: { id: input.checkoutId },
-        update: {},
-        create: {
-          id: input.checkoutId,
-          merchantId: input.merchantId,
-          customerId: input.customerId,
-          idempotencyKey: input.idempotencyKey,
-          status: 'pending',
-          amount,
-          currency: currency!,
-          paymentMethod: input.payment.method,
-          captureMethod: input.captureMethod,
-          items: { create: lines },
-        },
+      const amount = money(total, currency!);
+      const order = (status: CheckoutStatus) => ({
+        id: input.checkoutId,
+        merchantId: input.merchantId,
+        customerId: input.customerId,
+        idempotencyKey: input.idempotencyKey,
+        status,
+        amount: total,
+        currency: currency!,
+        paymentMethod: input.payment.method,
+        captureMethod: input.captureMethod,
+        items: { create: lines },
       });
-      return money(amount, currency!);
+
+      try {
+        await prisma.$transaction(async (tx) => {
+          await tx.checkout.create({ data: order('processing') });
+          await holdStock(tx, input);
+        });
+        return { amount, outcome: 'reserved' };
+      } catch (err) {
+        if (!(err instanceof SoldOut)) throw err;
+        await prisma.checkout.create({ data: order('sold_out') });
+        return { amount, outcome: 'sold_out', sku: err.sku };
+      }
     },
 
     /**

@@ -6,18 +6,16 @@ import { createPrisma } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
 import { createApp } from './app.js';
 
-/** How long POST /v1/checkouts waits for the reservation before answering 503 (retry-safe). */
-const RESERVATION_TIMEOUT_MS = 15_000;
-/** How long capture, cancel, confirm and refund wait for the workflow before answering 503. */
-const UPDATE_TIMEOUT_MS = 15_000;
-/**
- * In-flight requests get this long to finish on shutdown before their sockets are cut: longer than
- * any request may wait for its workflow, so every client already waiting gets an answer.
- */
-const SHUTDOWN_GRACE_MS = Math.max(RESERVATION_TIMEOUT_MS, UPDATE_TIMEOUT_MS) + 5_000;
-
 async function main(): Promise<void> {
   const config = loadConfig();
+  /** How long a request waits for its workflow's answer before a 503 (retry-safe). */
+  const RESERVATION_TIMEOUT_MS = config.api.workflowAnswerTimeoutMs;
+  const UPDATE_TIMEOUT_MS = config.api.workflowAnswerTimeoutMs;
+  /**
+   * In-flight requests get this long to finish on shutdown before their sockets are cut: longer
+   * than any request may wait for its workflow, so every client already waiting gets an answer.
+   */
+  const SHUTDOWN_GRACE_MS = config.api.workflowAnswerTimeoutMs + 5_000;
   const logger = createLogger('api', config.logLevel);
   const prisma = createPrisma(config.databaseUrl);
   const connection = await Connection.connect({ address: config.temporal.address });

@@ -8,7 +8,12 @@ export interface Config {
   /** Project root; `.data/` below it holds embedded PostgreSQL's and Temporal's files. */
   rootDir: string;
   dataDir: string;
-  api: { host: string; port: number };
+  api: {
+    host: string;
+    port: number;
+    /** How long a request waits for its workflow (reservation, capture, refund...) before a 503. */
+    workflowAnswerTimeoutMs: number;
+  };
   /** Set when DATABASE_URL is given; otherwise the launcher starts embedded PostgreSQL. */
   databaseUrl: string;
   embeddedPostgres: boolean;
@@ -89,7 +94,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     rootDir,
     dataDir,
-    api: { host: str(env, 'API_HOST', '127.0.0.1'), port: int(env, 'API_PORT', 3000) },
+    api: {
+      host: str(env, 'API_HOST', '127.0.0.1'),
+      port: int(env, 'API_PORT', 3000),
+      workflowAnswerTimeoutMs: int(env, 'API_WORKFLOW_ANSWER_TIMEOUT_MS', 30_000),
+    },
     databaseUrl: databaseUrl || `postgresql://postgres:postgres@127.0.0.1:${postgresPort}/payments`,
     embeddedPostgres: databaseUrl === '',
     postgresPort,

@@ -18,6 +18,7 @@ import {
   isCancellation,
   log,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -39,10 +40,11 @@ import {
   type Money,
   type RefundSnapshot,
 } from '../domain/index.js';
-import { cardNetworkCall, compensation, databaseWrite } from './activity-profiles.js';
+import { cardNetworkCall, compensation, databaseWrite, localDatabaseWrite } from './activity-profiles.js';
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, reservationUpdate, statusQuery } from './checkout-messages.js';
 
 const db = proxyActivities<Activities>(databaseWrite);
+const localDb = proxyLocalActivities<Activities>(localDatabaseWrite);
 const card = proxyActivities<Activities>(cardNetworkCall);
 const undo = proxyActivities<Activities>(compensation);
 
@@ -214,11 +216,10 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
 
   const compensations: Compensation[] = [];
   try {
-    amount = await db.createOrder(input);
-
     compensations.push({ step: 'release stock', run: () => undo.releaseStock({ checkoutId }) });
-    const reservation = await db.reserveStock({ checkoutId, merchantId, items: input.items });
-    if (reservation.outcome === 'sold_out') {
+    const placed = await localDb.placeOrder(input);
+    amount = placed.amount;
+    if (placed.outcome === 'sold_out') {
       compensations.length = 0; // nothing was held
       moveTo('sold_out');
       reservationDecided = true;

@@ -89,7 +89,18 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
       return;
     }
 
-    await assertOrderable(prisma, merchantId, body);
+    const order = await assertOrderable(prisma, merchantId, body);
+    if (order.soldOut) {
+      // Sold-out fast path: in a flash sale most buyers arrive after the stock is gone. Their
+      // answer comes from one read and one insert, with no workflow started and nothing held, so
+      // they cannot pile up work in front of the buyers who did get stock. Stock that comes back
+      // later (a declined card releases its hold) goes to whoever asks next.
+      const row = await recordSoldOut(prisma, { id, merchantId, idempotencyKey, body, order });
+      if (row.created) log.info('checkout sold out', { status: 'sold_out' });
+      else assertSameRequest(row.checkout, body);
+      res.status(row.created ? 201 : 200).json(checkoutResource(row.checkout));
+      return;
+    }
     // Resolved now, so later changes to the settings never move a running checkout's deadlines.
     const timeouts = checkoutTimeoutsOf(await loadSettings(prisma, merchantId));
 
@@ -168,14 +179,24 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
  * Catches what a client can fix before any workflow starts. The workflow checks again when it
  * prices the order (a product can change in between); these are the friendly, named errors.
  */
-async function assertOrderable(prisma: PrismaClient, merchantId: string, body: CreateCheckoutBody): Promise<void> {
+interface Orderable {
+  currency: string;
+  total: bigint;
+  lines: Array<{ sku: string; quantity: number; unitAmount: bigint }>;
+  /** Some line asks for more than is available right now. */
+  soldOut: boolean;
+}
+
+async function assertOrderable(prisma: PrismaClient, merchantId: string, body: CreateCheckoutBody): Promise<Orderable> {
   const products = await prisma.product.findMany({
     where: { merchantId, sku: { in: body.items.map((i) => i.sku) } },
-    select: { sku: true, priceAmount: true, currency: true },
+    select: { sku: true, priceAmount: true, currency: true, available: true },
   });
   const bySku = new Map(products.map((p) => [p.sku, p]));
   let currency: string | undefined;
   let total = 0n;
+  let soldOut = false;
+  const lines: Orderable['lines'] = [];
   for (const [i, item] of body.items.entries()) {
     const product = bySku.get(item.sku);
     if (!product) throw invalidRequest('product_not_found', `No such product: items[${i}].sku (${item.sku}).`, `items[${i}].sku`);
@@ -188,8 +209,41 @@ async function assertOrderable(prisma: PrismaClient, merchantId: string, body: C
     }
     currency = product.currency;
     total += product.priceAmount * BigInt(item.quantity);
+    lines.push({ sku: item.sku, quantity: item.quantity, unitAmount: product.priceAmount });
+    if (product.available < item.quantity) soldOut = true;
   }
   if (total > MAX_AMOUNT) throw invalidRequest('amount_too_large', 'The checkout total is too large.', 'items');
+  return { currency: currency!, total, lines, soldOut };
+}
+
+/** Writes a `sold_out` checkout for a key, or finds the one a concurrent identical request wrote. */
+async function recordSoldOut(
+  prisma: PrismaClient,
+  { id, merchantId, idempotencyKey, body, order }: { id: string; merchantId: string; idempotencyKey: string; body: CreateCheckoutBody; order: Orderable },
+): Promise<{ created: boolean; checkout: CheckoutRow }> {
+  const include = { items: { orderBy: { sku: 'asc' as const } } };
+  try {
+    const checkout = await prisma.checkout.create({
+      data: {
+        id,
+        merchantId,
+        customerId: body.customerId,
+        idempotencyKey,
+        status: 'sold_out',
+        amount: order.total,
+        currency: order.currency,
+        paymentMethod: body.payment.method,
+        captureMethod: body.captureMethod,
+        items: { create: order.lines },
+      },
+      include,
+    });
+    return { created: true, checkout };
+  } catch (err) {
+    const existing = await prisma.checkout.findUnique({ where: { merchantId_idempotencyKey: { merchantId, idempotencyKey } }, include });
+    if (!existing) throw err;
+    return { created: false, checkout: existing };
+  }
 }
 
 /**
