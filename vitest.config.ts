@@ -5,6 +5,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // One PostgreSQL and one Temporal dev server for the whole run (see test/global-setup.ts).
     globalSetup: ['test/global-setup.ts'],
+    setupFiles: ['test/setup-runtime.ts'],
     // Child processes, not worker threads: the Temporal worker's native core bridge and the
     // end-to-end tests' own child processes behave best in a process of their own.
     pool: 'forks',

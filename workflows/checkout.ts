@@ -254,10 +254,17 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
     if (auth.status === 'requires_action') {
       await recordAuthorize(auth, 'requires_action');
       moveTo('requires_action');
-      const waitMs = Math.min(timeouts.actionTimeoutMs, holdDeadline - Date.now());
+      // Whichever comes first: the customer's time for the challenge, or the stock hold's.
+      const holdLeft = holdDeadline - Date.now();
+      const waitMs = Math.min(timeouts.actionTimeoutMs, holdLeft);
       const answered = waitMs > 0 && (await condition(() => actionResult !== undefined || cancelRequested, waitMs));
       if (cancelRequested) throw new Stop('canceled', 'canceled by the merchant');
-      if (!answered) throw new Stop('expired', 'the customer did not complete 3-D Secure in time');
+      if (!answered) {
+        throw new Stop(
+          'expired',
+          holdLeft < timeouts.actionTimeoutMs ? 'the stock hold expired before 3-D Secure was completed' : 'the customer did not complete 3-D Secure in time',
+        );
+      }
       const authenticateKey = stepKey(checkoutId, 'authenticate');
       auth = await card.authenticatePayment({ idempotencyKey: authenticateKey, authorizationId, result: actionResult! });
       await db.recordPaymentAttempt({ attempt: { checkoutId, idempotencyKey: authenticateKey, operation: 'authenticate', ...auth }, status: 'processing' });

@@ -1,0 +1,335 @@
+// The checkout's timers and merchant/customer actions on Temporal's time-skipping test server:
+// days of holds, 3-D Secure waits, authorization expiry and settlement pass in milliseconds, and
+// every test asserts the end state in PostgreSQL and at the (in-process) card network.
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import {
+  checkoutId,
+  DEFAULT_CHECKOUT_TIMEOUTS,
+  FailureType,
+  type CaptureMethod,
+  type CheckoutInput,
+  type CheckoutSnapshot,
+  type CheckoutStatus,
+  type CheckoutTimeouts,
+} from '../domain/index.js';
+import { createPrisma, type PrismaClient } from '../platform/db.js';
+import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
+import { checkoutWorkflow } from '../workflows/index.js';
+import { FakeCardNetwork } from './support/fake-card-network.js';
+import { createTimeSkippingEnv } from './support/time-skipping.js';
+
+const MERCHANT = 'demo';
+const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
+let env: TestWorkflowEnvironment;
+let prisma: PrismaClient;
+let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+
+beforeAll(async () => {
+  [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH })]);
+  prisma = createPrisma(process.env.DATABASE_URL!);
+});
+
+afterAll(async () => {
+  await prisma?.$disconnect();
+  await env?.teardown();
+});
+
+async function product(stock: number) {
+  const sku = `sku-${randomUUID()}`;
+  await prisma.product.create({ data: { merchantId: MERCHANT, sku, name: 'Concert ticket', priceAmount: 5000n, currency: 'JPY', available: stock } });
+  return sku;
+}
+
+async function stockOf(sku: string) {
+  const p = await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: MERCHANT, sku } } });
+  return { available: p.available, reserved: p.reserved, sold: p.sold };
+}
+
+const row = (id: string) => prisma.checkout.findUniqueOrThrow({ where: { id }, include: { refunds: true } });
+
+interface Scenario {
+  /** File name under test/histories when recording (RECORD_HISTORIES=1); see test/replay.test.ts. */
+  record: string;
+  token?: string;
+  captureMethod?: CaptureMethod;
+  timeouts?: Partial<CheckoutTimeouts>;
+}
+
+/**
+ * Starts a checkout on a fresh worker and hands the test its handle while the worker runs. Time
+ * only skips while the test awaits `handle.result()` or `env.sleep()`, so the test decides when
+ * each timer fires.
+ */
+async function withCheckout<T>(
+  network: FakeCardNetwork,
+  scenario: Scenario,
+  body: (ctx: { id: string; sku: string; handle: WorkflowHandle<typeof checkoutWorkflow> }) => Promise<T>,
+): Promise<T> {
+  const sku = await product(5);
+  const taskQueue = `lifecycle-${randomUUID()}`;
+  const key = randomUUID();
+  const input: CheckoutInput = {
+    checkoutId: checkoutId(MERCHANT, key),
+    merchantId: MERCHANT,
+    customerId: 'cus_lifecycle',
+    idempotencyKey: key,
+    items: [{ sku, quantity: 2 }],
+    payment: { method: 'card', token: scenario.token ?? 'tok_visa' },
+    captureMethod: scenario.captureMethod ?? 'automatic',
+    timeouts: { ...DEFAULT_CHECKOUT_TIMEOUTS, ...scenario.timeouts },
+  };
+  const worker: Worker = await createPaymentWorker({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    taskQueue,
+    activities: createActivities({ prisma, cardNetwork: network }),
+    workflowBundle,
+  });
+  return worker.runUntil(async () => {
+    const handle = await env.client.workflow.start(checkoutWorkflow, { workflowId: input.checkoutId, taskQueue, args: [input] });
+    try {
+      const result = await body({ id: input.checkoutId, sku, handle });
+      if (process.env.RECORD_HISTORIES) {
+        await fs.writeFile(path.join(import.meta.dirname, 'histories', `${scenario.record}.json`), historyToJSON(await handle.fetchHistory()) + '\n');
+      }
+      return result;
+    } finally {
+      // The server is shared by the file's tests: a run left waiting on a months-long timer with
+      // no worker would hold up time skipping for every test after it.
+      if ((await handle.describe()).status.name === 'RUNNING') await handle.terminate('test finished');
+    }
+  });
+}
+
+/** Polls the workflow (in real time: queries do not skip time) until it reaches `status`. */
+async function reach(handle: WorkflowHandle<typeof checkoutWorkflow>, status: CheckoutStatus): Promise<CheckoutSnapshot> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const snapshot = await handle.query(statusQuery);
+    if (snapshot.status === status) return snapshot;
+    if (Date.now() > deadline) throw new Error(`checkout stuck in ${snapshot.status}, expected ${status}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function rejection(promise: Promise<unknown>): Promise<string | undefined> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+  const cause = (err as WorkflowUpdateFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  return (cause as ApplicationFailure).type ?? undefined;
+}
+
+describe('stock hold', () => {
+  it('releases the stock and voids when 3-D Secure outlasts the reservation timeout', async () => {
+    const network = new FakeCardNetwork();
+    await withCheckout(
+      network,
+      { record: 'hold-expires-during-3ds', token: 'tok_threeDSecureRequired', timeouts: { reservationTimeoutMs: 10 * MINUTE, actionTimeoutMs: 60 * MINUTE } },
+      async ({ id, sku, handle }) => {
+        await reach(handle, 'requires_action');
+        expect(await stockOf(sku)).toEqual({ available: 3, reserved: 2, sold: 0 });
+        const before = await env.currentTimeMs();
+        const result = await handle.result();
+
+        expect(result.status).toBe('expired');
+        // The hold's timer, not the 3-D Secure one, ended it.
+        expect(result.failure?.message).toMatch(/stock hold expired/);
+        expect((await env.currentTimeMs()) - before).toBeGreaterThanOrEqual(10 * MINUTE - 1_000);
+        expect(await row(id)).toMatchObject({ status: 'expired', failureCode: 'expired' });
+        expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+        expect(network.count(id, 'void')).toBe(1);
+      },
+    );
+  });
+});
+
+describe('3-D Secure', () => {
+  it('expires when the customer does not answer within the action timeout', async () => {
+    const network = new FakeCardNetwork();
+    await withCheckout(
+      network,
+      { record: '3ds-action-timeout', token: 'tok_threeDSecureRequired', timeouts: { reservationTimeoutMs: DAY, actionTimeoutMs: 15 * MINUTE } },
+      async ({ id, sku, handle }) => {
+        await reach(handle, 'requires_action');
+        const before = await env.currentTimeMs();
+        const result = await handle.result();
+
+        expect(result.status).toBe('expired');
+        expect(result.failure?.message).toMatch(/did not complete 3-D Secure in time/);
+        expect((await env.currentTimeMs()) - before).toBeGreaterThanOrEqual(15 * MINUTE - 1_000);
+        expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+        expect(network.count(id, 'void')).toBe(1);
+        expect(network.count(id, 'capture')).toBe(0);
+      },
+    );
+  });
+
+  it('captures after the customer passes the challenge', async () => {
+    const network = new FakeCardNetwork();
+    await withCheckout(network, { record: '3ds-succeeded', token: 'tok_threeDSecureRequired' }, async ({ id, sku, handle }) => {
+      await reach(handle, 'requires_action');
+      await handle.executeUpdate(confirmUpdate, { args: [{ result: 'succeeded' }] });
+      await reach(handle, 'captured');
+
+      expect(await row(id)).toMatchObject({ status: 'captured', amountCaptured: 10000n });
+      expect(await stockOf(sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
+      expect(network.count(id, 'capture')).toBe(1);
+    });
+  });
+
+  it('fails and releases the stock when the challenge fails', async () => {
+    const network = new FakeCardNetwork();
+    await withCheckout(network, { record: '3ds-failed', token: 'tok_threeDSecureRequired' }, async ({ id, sku, handle }) => {
+      await reach(handle, 'requires_action');
+      await handle.executeUpdate(confirmUpdate, { args: [{ result: 'failed' }] });
+      const result = await handle.result();
+
+      expect(result.status).toBe('failed');
+      expect(await row(id)).toMatchObject({ status: 'failed', failureCode: 'authentication_failed' });
+      expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+      expect(network.count(id, 'capture')).toBe(0);
+    });
+  });
+});
+
+describe('manual capture', () => {
+  it('voids the authorization and releases the stock when it is not captured before it expires', async () => {
+    const network = new FakeCardNetwork();
+    await withCheckout(network, { record: 'manual-capture-expires', captureMethod: 'manual' }, async ({ id, sku, handle }) => {
+      await reach(handle, 'requires_capture');
+      expect(await row(id)).toMatchObject({ status: 'requires_capture' });
+      const before = await env.currentTimeMs();
+      const result = await handle.result();
+
+      expect(result.status).toBe('expired');
+      expect((await env.currentTimeMs()) - before).toBeGreaterThanOrEqual(7 * DAY - 1_000);
+      expect(await row(id)).toMatchObject({ status: 'expired', amountCaptured: 0n });
+      expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+      expect(network.count(id, 'void')).toBe(1);
+      expect(network.count(id, 'capture')).toBe(0);
+    });
+  });
+
+  it('captures a smaller amount than was authorized when asked to', async () => {
+    const network = new FakeCardNetwork();
+    await withCheckout(network, { record: 'manual-capture-partial', captureMethod: 'manual' }, async ({ id, sku, handle }) => {
+      const waiting = await reach(handle, 'requires_capture');
+      expect(waiting.amountCapturable).toBe('10000');
+
+      expect(await rejection(handle.executeUpdate(captureUpdate, { args: [{ amount: '10001' }] }))).toBe(FailureType.InvalidAmount);
+      const captured = await handle.executeUpdate(captureUpdate, { args: [{ amount: '7500' }] });
+
+      expect(captured).toMatchObject({ status: 'captured', amountCaptured: '7500' });
+      expect(await row(id)).toMatchObject({ status: 'captured', amountCaptured: 7500n });
+      expect(network.operations.filter((op) => op.reference === id && op.type === 'capture').map((op) => op.amount)).toEqual(['7500']);
+      expect(await stockOf(sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
+    });
+  });
+});
+
+describe('cancel', () => {
+  it('voids and releases before capture, once', async () => {
+    const network = new FakeCardNetwork();
+    await withCheckout(network, { record: 'cancel-before-capture', captureMethod: 'manual' }, async ({ id, sku, handle }) => {
+      await reach(handle, 'requires_capture');
+      const canceled = await handle.executeUpdate(cancelUpdate);
+
+      expect(canceled.status).toBe('canceled');
+      expect(await row(id)).toMatchObject({ status: 'canceled' });
+      expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+      expect(network.count(id, 'void')).toBe(1);
+      // The run is over once canceled: a second cancel finds nothing to act on (the API says 409).
+      await expect(handle.executeUpdate(cancelUpdate)).rejects.toMatchObject({ name: 'WorkflowNotFoundError' });
+      expect(network.count(id, 'void')).toBe(1);
+    });
+  });
+
+  it('refuses to cancel a captured checkout', async () => {
+    const network = new FakeCardNetwork();
+    await withCheckout(network, { record: 'cancel-after-capture' }, async ({ id, handle }) => {
+      await reach(handle, 'captured');
+      expect(await rejection(handle.executeUpdate(cancelUpdate))).toBe(FailureType.InvalidCheckoutState);
+      expect(network.count(id, 'void')).toBe(0);
+    });
+  });
+
+  it('shows a compensation that keeps failing, and finishes it once it can', async () => {
+    const network = new FakeCardNetwork();
+    network.reject.add('void');
+    await withCheckout(network, { record: 'compensation-stalls-then-recovers', captureMethod: 'manual' }, async ({ id, sku, handle }) => {
+      await reach(handle, 'requires_capture');
+      const canceling = handle.executeUpdate(cancelUpdate);
+      const deadline = Date.now() + 20_000;
+      let stalled: string | undefined;
+      while (!stalled && Date.now() < deadline) {
+        stalled = (await handle.query(statusQuery)).stalledCompensation;
+        if (!stalled) await env.sleep('30 seconds');
+      }
+      expect(stalled).toBe('void authorization');
+      const attributes = (await handle.describe()).searchAttributes as Record<string, unknown>;
+      expect(attributes.PaymentStatus).toEqual(['compensation_failing']);
+
+      network.reject.delete('void');
+      await env.sleep('20 minutes');
+      expect((await canceling).status).toBe('canceled');
+      expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+      expect(network.count(id, 'void')).toBe(1);
+    });
+  });
+});
+
+describe('after capture', () => {
+  it('settles on a timer at capture time + the settlement delay', async () => {
+    const network = new FakeCardNetwork();
+    await withCheckout(network, { record: 'settlement', timeouts: { settlementDelayMs: 2 * DAY, refundWindowMs: 0 } }, async ({ id, handle }) => {
+      await reach(handle, 'captured');
+      const capturedAt = await env.currentTimeMs();
+      expect((await row(id)).settledAt).toBeNull();
+      const result = await handle.result();
+
+      expect(result.status).toBe('settled');
+      expect((await env.currentTimeMs()) - capturedAt).toBeGreaterThanOrEqual(2 * DAY - 1_000);
+      const settled = await row(id);
+      expect(settled.status).toBe('settled');
+      expect(settled.settledAt).not.toBeNull();
+    });
+  });
+
+  it('refunds partially then fully, never more than was captured', async () => {
+    const network = new FakeCardNetwork();
+    await withCheckout(network, { record: 'refunds-partial-then-full' }, async ({ id, handle }) => {
+      await reach(handle, 'captured');
+      const first = await handle.executeUpdate(refundUpdate, { args: [{ refundId: 're_first', amount: '4000' }] });
+      expect(first).toMatchObject({ status: 'succeeded', amount: { amount: '4000', currency: 'JPY' } });
+      expect((await handle.query(statusQuery)).status).toBe('partially_refunded');
+
+      expect(await rejection(handle.executeUpdate(refundUpdate, { args: [{ refundId: 're_too_much', amount: '6001' }] }))).toBe(FailureType.InvalidAmount);
+      const rest = await handle.executeUpdate(refundUpdate, { args: [{ refundId: 're_rest' }] });
+      expect(rest.amount.amount).toBe('6000');
+      expect(await rejection(handle.executeUpdate(refundUpdate, { args: [{ refundId: 're_more', amount: '1' }] }))).toBe(FailureType.InvalidAmount);
+
+      const stored = await row(id);
+      expect(stored).toMatchObject({ status: 'refunded', amountCaptured: 10000n, amountRefunded: 10000n });
+      expect(stored.refunds.map((r) => [r.id, r.amount, r.status]).sort()).toEqual([
+        ['re_first', 4000n, 'succeeded'],
+        ['re_rest', 6000n, 'succeeded'],
+      ]);
+      expect(network.operations.filter((op) => op.reference === id && op.type === 'refund').map((op) => op.amount).sort()).toEqual(['4000', '6000']);
+    });
+  });
+});
