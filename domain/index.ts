@@ -4,3 +4,5 @@ export * from './money.js';
 export * from './errors.js';
 export * from './checkout.js';
 export * from './search-attributes.js';
+export * from './ledger.js';
+export * from './wallet.js';
