@@ -41,6 +41,7 @@ import {
   type RefundSnapshot,
 } from '../domain/index.js';
 import { cardNetworkCall, compensation, databaseWrite, localDatabaseWrite } from './activity-profiles.js';
+import { Saga } from './saga.js';
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, reservationUpdate, statusQuery } from './checkout-messages.js';
 
 const db = proxyActivities<Activities>(databaseWrite);
@@ -58,11 +59,6 @@ class Stop extends Error {
   }
 }
 
-interface Compensation {
-  step: string;
-  run: () => Promise<unknown>;
-}
-
 export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSnapshot> {
   const { checkoutId, merchantId, timeouts } = input;
   const logFields = { checkoutId, merchantId, customerId: input.customerId };
@@ -77,7 +73,6 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
   let settled = false;
   let refundWindowOpen = true;
   let failure: CheckoutSnapshot['failure'];
-  let stalledCompensation: string | undefined;
   const refunds = new Map<string, RefundSnapshot>();
 
   // What the merchant and the customer have asked for, set by the update handlers below.
@@ -95,7 +90,7 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
     amountRefunded: amountRefunded.toString(),
     refunds: [...refunds.values()],
     ...(failure ? { failure } : {}),
-    ...(stalledCompensation ? { stalledCompensation } : {}),
+    ...(saga.stalled ? { stalledCompensation: saga.stalled } : {}),
   });
   const moveTo = (next: CheckoutStatus) => {
     status = next;
@@ -112,6 +107,7 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
     return next;
   };
 
+  const saga = new Saga(logFields);
   setHandler(statusQuery, snapshot);
 
   setHandler(reservationUpdate, async () => {
@@ -214,13 +210,12 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
     },
   );
 
-  const compensations: Compensation[] = [];
   try {
-    compensations.push({ step: 'release stock', run: () => undo.releaseStock({ checkoutId }) });
+    saga.add('release stock', () => undo.releaseStock({ checkoutId }));
     const placed = await localDb.placeOrder(input);
     amount = placed.amount;
     if (placed.outcome === 'sold_out') {
-      compensations.length = 0; // nothing was held
+      saga.clear(); // nothing was held
       moveTo('sold_out');
       reservationDecided = true;
       return await finish(snapshot());
@@ -231,10 +226,7 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
     reservationDecided = true;
 
     const authorizeKey = stepKey(checkoutId, 'authorize');
-    compensations.push({
-      step: 'void authorization',
-      run: () => undo.voidAuthorization({ idempotencyKey: stepKey(checkoutId, 'void'), authorizeKey }),
-    });
+    saga.add('void authorization', () => undo.voidAuthorization({ idempotencyKey: stepKey(checkoutId, 'void'), authorizeKey }));
     const authorizeWithinHold = proxyActivities<Activities>({
       ...cardNetworkCall,
       scheduleToCloseTimeout: Math.max(holdDeadline - Date.now(), 1),
@@ -309,10 +301,8 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
     const outcome = err instanceof Stop ? err.outcome : isCancellation(err) ? 'canceled' : 'failed';
     failure = err instanceof Stop ? { code: outcome, message: err.message } : describeFailure(err);
     log.warn('checkout did not complete; compensating', { ...logFields, outcome, failure });
-    await CancellationScope.nonCancellable(async () => {
-      await compensate(compensations);
-      await db.setCheckoutStatus({ checkoutId, status: outcome, failure });
-    });
+    await saga.compensate();
+    await CancellationScope.nonCancellable(() => db.setCheckoutStatus({ checkoutId, status: outcome, failure }));
     amountCapturable = 0n;
     moveTo(outcome);
     reservationDecided = true;
@@ -333,28 +323,6 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
   if (timeouts.refundWindowMs > 0) await sleep(timeouts.refundWindowMs);
   refundWindowOpen = false;
   return await finish(snapshot());
-
-  /**
-   * Runs the undos newest first until each succeeds. One that keeps failing does not fail
-   * silently: the checkout shows it (status query, PaymentStatus=compensation_failing, an error
-   * log) and it is retried with a growing pause until it goes through.
-   */
-  async function compensate(steps: Compensation[]): Promise<void> {
-    for (const { step, run } of [...steps].reverse()) {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await run();
-          break;
-        } catch (err) {
-          stalledCompensation = step;
-          upsertSearchAttributes([{ key: PaymentStatus, value: 'compensation_failing' }]);
-          log.error('compensation failing; will retry', { ...logFields, step, attempt, error: describeFailure(err) });
-          await sleep(Math.min(attempt * 60_000, 15 * 60_000));
-        }
-      }
-    }
-    stalledCompensation = undefined;
-  }
 }
 
 /** Lets in-flight updates return their answers before the run closes. */
