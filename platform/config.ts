@@ -46,6 +46,22 @@ export interface Config {
     /** The simulator's own database when set; otherwise it shares `databaseUrl` (own schema). */
     databaseUrl: string | undefined;
   };
+  /** The bank simulator (payouts), and how clients reach it. */
+  bank: {
+    url: string;
+    host: string;
+    port: number;
+    /** Delay before every transfer request acts. */
+    latencyMs: number;
+    /** Fraction (0..1) of transfer requests the simulator answers 503 without acting. */
+    errorRate: number;
+    /** Fraction (0..1) of transfer requests the simulator acts on but never answers. */
+    lostResponseRate: number;
+    /** Client-side limit per request; past it the outcome is unknown and the caller looks up by key. */
+    requestTimeoutMs: number;
+    /** The simulator's database: BANK_DATABASE_URL, else `databaseUrl` (its own schema `bank`). */
+    databaseUrl: string;
+  };
   demo: { merchantId: string; apiKey: string };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -85,12 +101,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const temporalAddress = str(env, 'TEMPORAL_ADDRESS', '');
   const cardHost = str(env, 'CARD_NETWORK_HOST', '127.0.0.1');
   const cardPort = int(env, 'CARD_NETWORK_PORT', 4100);
+  const bankHost = str(env, 'BANK_HOST', '127.0.0.1');
+  const bankPort = int(env, 'BANK_PORT', 4200);
   const logLevel = str(env, 'LOG_LEVEL', 'info');
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) {
     throw new Error(`LOG_LEVEL must be debug, info, warn or error, got "${logLevel}"`);
   }
   const cacheHome = str(env, 'XDG_CACHE_HOME', path.join(os.homedir(), '.cache'));
   const cliVersion = str(env, 'TEMPORAL_CLI_VERSION', 'v1.5.1');
+  const resolvedDatabaseUrl = databaseUrl || `postgresql://postgres:postgres@127.0.0.1:${postgresPort}/payments`;
   return {
     rootDir,
     dataDir,
@@ -99,7 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       port: int(env, 'API_PORT', 3000),
       workflowAnswerTimeoutMs: int(env, 'API_WORKFLOW_ANSWER_TIMEOUT_MS', 30_000),
     },
-    databaseUrl: databaseUrl || `postgresql://postgres:postgres@127.0.0.1:${postgresPort}/payments`,
+    databaseUrl: resolvedDatabaseUrl,
     embeddedPostgres: databaseUrl === '',
     postgresPort,
     temporal: {
@@ -122,6 +141,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       lostResponseRate: fraction(env, 'CARD_NETWORK_LOST_RESPONSE_RATE', 0),
       requestTimeoutMs: int(env, 'CARD_NETWORK_TIMEOUT_MS', 10_000),
       databaseUrl: env.CARD_NETWORK_DATABASE_URL || undefined,
+    },
+    bank: {
+      url: str(env, 'BANK_URL', `http://${bankHost}:${bankPort}`),
+      host: bankHost,
+      port: bankPort,
+      latencyMs: int(env, 'BANK_LATENCY_MS', 100),
+      errorRate: fraction(env, 'BANK_ERROR_RATE', 0),
+      lostResponseRate: fraction(env, 'BANK_LOST_RESPONSE_RATE', 0),
+      requestTimeoutMs: int(env, 'BANK_TIMEOUT_MS', 10_000),
+      databaseUrl: str(env, 'BANK_DATABASE_URL', resolvedDatabaseUrl),
     },
     demo: { merchantId: 'demo', apiKey: str(env, 'DEMO_API_KEY', 'sk_test_demo') },
     logLevel: logLevel as Config['logLevel'],

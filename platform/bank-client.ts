@@ -1,0 +1,186 @@
+// Typed HTTP client for the bank. It only translates HTTP into three outcomes: a transfer (paid or
+// rejected), "unavailable" (the outcome is unknown: retry with the same key or look it up by key)
+// and "rejected request" (the request itself is wrong: retrying cannot help). What to do about
+// each is the workflow's business. It never retries: Temporal's activity retries do.
+import { z } from 'zod';
+
+export interface BankTransfer {
+  id: string;
+  idempotencyKey: string;
+  /** `paid`: the money left for the account; `rejected`: nothing moved, see `failureCode`. */
+  status: 'paid' | 'rejected';
+  /** Integer minor units as a decimal string. */
+  amount: string;
+  currency: string;
+  bankCode: string;
+  accountNumber: string;
+  /** The caller's business reference (our payout id). */
+  reference: string;
+  /** Only on a rejection, e.g. `account_closed`. */
+  failureCode?: string;
+  createdAt: string;
+}
+
+/** 5xx, connection failure or timeout: the bank may or may not have paid. */
+export class BankUnavailableError extends Error {
+  override readonly name = 'BankUnavailableError';
+  /** HTTP status when the bank answered; undefined when no answer arrived. */
+  readonly status: number | undefined;
+  constructor(message: string, opts: { status?: number; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.status = opts.status;
+  }
+}
+
+/** A 4xx that is not a rejected transfer: the bank refused the request itself and did not act on it. */
+export class BankRejectedError extends Error {
+  override readonly name = 'BankRejectedError';
+  /** The bank's error code, e.g. `invalid_parameter`, `idempotency_key_reused`. */
+  readonly code: string;
+  readonly status: number;
+  constructor(message: string, opts: { code: string; status: number }) {
+    super(message);
+    this.code = opts.code;
+    this.status = opts.status;
+  }
+}
+
+export interface BankTransferRequest {
+  idempotencyKey: string;
+  amount: bigint;
+  currency: string;
+  /** 4 digits. */
+  bankCode: string;
+  /** 7 digits. */
+  accountNumber: string;
+  reference: string;
+}
+
+export interface BankClient {
+  /**
+   * A refused account (closed, ...) resolves with status 'rejected' and a failureCode: an answer,
+   * not a failure. Retrying under the same key returns the first answer, paid or rejected.
+   */
+  transfer(req: BankTransferRequest): Promise<BankTransfer>;
+  /** The transfer made under a key, or null when none was (a request that failed or never arrived). */
+  lookup(idempotencyKey: string): Promise<BankTransfer | null>;
+  /** Every transfer for a reference (payout id), paid or rejected, oldest first. */
+  listTransfers(reference: string): Promise<BankTransfer[]>;
+}
+
+const transferSchema = z.object({
+  id: z.string(),
+  idempotencyKey: z.string(),
+  status: z.enum(['paid', 'rejected']),
+  amount: z.string(),
+  currency: z.string(),
+  bankCode: z.string(),
+  accountNumber: z.string(),
+  reference: z.string(),
+  failureCode: z.string().optional(),
+  createdAt: z.string(),
+});
+const rejectedTransferSchema = transferSchema.extend({ status: z.literal('rejected'), failureCode: z.string() });
+const listSchema = z.object({ data: z.array(transferSchema) });
+const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
+interface Answer {
+  status: number;
+  body: unknown;
+  what: string;
+}
+
+export function createBankClient(opts: { baseUrl: string; timeoutMs?: number }): BankClient {
+  const baseUrl = opts.baseUrl.replace(/\/+$/, '');
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+
+  async function send(method: 'GET' | 'POST', path: string, idempotencyKey?: string, body?: object): Promise<Answer> {
+    const what = `${method} ${path}`;
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let status: number;
+    let text: string;
+    try {
+      // The timeout also covers reading the body: a response cut off half-way is no answer.
+      const res = await fetch(baseUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      status = res.status;
+      text = await res.text();
+    } catch (err) {
+      const reason = err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : describe(err);
+      throw new BankUnavailableError(`bank ${what}: ${reason}`, { cause: err });
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    // 408 and 429 say "not now", not "never": treat them like a 5xx.
+    if (status >= 500 || status === 408 || status === 429) {
+      const detail = errorSchema.safeParse(parsed);
+      const reason = detail.success ? `${detail.data.error.code}: ${detail.data.error.message}` : `HTTP ${status}`;
+      throw new BankUnavailableError(`bank ${what}: ${reason}`, { status });
+    }
+    return { status, body: parsed, what };
+  }
+
+  function rejected(answer: Answer): BankRejectedError {
+    const detail = errorSchema.safeParse(answer.body);
+    const code = detail.success ? detail.data.error.code : `http_${answer.status}`;
+    const message = detail.success ? detail.data.error.message : `HTTP ${answer.status}`;
+    return new BankRejectedError(`bank ${answer.what}: ${code}: ${message}`, { code, status: answer.status });
+  }
+
+  function decode<T>(schema: z.ZodType<T>, answer: Answer): T {
+    const result = schema.safeParse(answer.body);
+    // The bank answered success but we cannot read what it did, so the outcome is unknown.
+    if (!result.success) throw new BankUnavailableError(`bank ${answer.what}: unreadable response`, { status: answer.status });
+    return result.data;
+  }
+
+  const seg = encodeURIComponent;
+  return {
+    async transfer(r) {
+      const answer = await send('POST', '/v1/transfers', r.idempotencyKey, {
+        amount: r.amount.toString(),
+        currency: r.currency,
+        bankCode: r.bankCode,
+        accountNumber: r.accountNumber,
+        reference: r.reference,
+      });
+      if (answer.status >= 200 && answer.status < 300) return decode(transferSchema, answer);
+      // A 422 is either a rejected transfer (an answer, stored under the key) or a misused key
+      // (an error body): only the shape of the body tells them apart.
+      if (answer.status === 422) {
+        const transfer = rejectedTransferSchema.safeParse(answer.body);
+        if (transfer.success) return transfer.data;
+      }
+      throw rejected(answer);
+    },
+    async lookup(idempotencyKey) {
+      const answer = await send('GET', `/v1/transfers/by-key/${seg(idempotencyKey)}`);
+      if (answer.status === 200) return decode(transferSchema, answer);
+      // Only the bank's own "no such transfer" means absent; any other 404 (a wrong base URL)
+      // must not be mistaken for "the bank never paid".
+      if (answer.status === 404 && errorSchema.safeParse(answer.body).data?.error.code === 'transfer_not_found') return null;
+      throw rejected(answer);
+    },
+    async listTransfers(reference) {
+      const answer = await send('GET', `/v1/transfers?reference=${seg(reference)}`);
+      if (answer.status === 200) return decode(listSchema, answer).data;
+      throw rejected(answer);
+    },
+  };
+}
+
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  return `${err.message}${cause}`;
+}

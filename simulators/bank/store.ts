@@ -1,0 +1,314 @@
+// The bank's own books, in PostgreSQL under schema `bank`. It models a system we do not own, so
+// it lives outside our Prisma schema and creates its tables itself.
+//
+// Every transfer request runs in one transaction holding an advisory lock on its idempotency key:
+// the first request with a key acts and stores its response; later ones (including concurrent
+// ones, which wait on the lock) replay that response byte for byte, as Stripe does. A rejection is
+// an answer like a payment, so it is stored and replayed too.
+//
+// The helpers below repeat a few lines of the card-network simulator on purpose: the two stand for
+// two unrelated external systems, and neither should change because the other did.
+import { createHash, randomBytes } from 'node:crypto';
+import type pg from 'pg';
+
+/** `paid`: the money left for the account; `rejected`: the bank refused the account and nothing moved. */
+export type TransferStatus = 'paid' | 'rejected';
+
+/** `lose_response`: act (or replay) as usual, then drop the connection; `error_503`: answer 503 without acting. */
+export const FAULT_MODES = ['lose_response', 'error_503'] as const;
+export type FaultMode = (typeof FAULT_MODES)[number];
+
+export interface FaultSpec {
+  /** The reference the transfer requests carry (our payout id). */
+  reference: string;
+  mode: FaultMode;
+  /** How many matching requests, from now on, the fault applies to. */
+  times: number;
+}
+
+export interface FaultRecord extends FaultSpec {
+  id: string;
+  /** Matching requests still to be hit; 0 once used up (kept, so a test can see it fired). */
+  remaining: number;
+  createdAt: string;
+}
+
+export interface TransferRecord {
+  id: string;
+  idempotencyKey: string;
+  status: TransferStatus;
+  /** Integer minor units as a decimal string. */
+  amount: string;
+  currency: string;
+  bankCode: string;
+  accountNumber: string;
+  /** The caller's business reference (our payout id). */
+  reference: string;
+  /** Set only on a rejection, e.g. `account_closed`. */
+  failureCode?: string;
+  createdAt: string;
+}
+
+export interface TransferRequest {
+  amount: bigint;
+  currency: string;
+  bankCode: string;
+  accountNumber: string;
+  reference: string;
+}
+
+export interface ErrorBody {
+  error: { type: 'invalid_request_error' | 'idempotency_error' | 'api_error'; code: string; message: string; param?: string };
+}
+
+export function errorBody(type: ErrorBody['error']['type'], code: string, message: string, param?: string): ErrorBody {
+  return { error: param === undefined ? { type, code, message } : { type, code, message, param } };
+}
+
+interface AccountBehaviour {
+  /** The bank refuses transfers to the account with this code (stored: a replay refuses again). */
+  failureCode?: string;
+  /** The bank pays, but the response of the try that paid is dropped. */
+  loseResponse?: boolean;
+}
+
+const ACCOUNTS = {
+  '0000000': { failureCode: 'account_closed' },
+  '9999999': { loseResponse: true },
+} satisfies Record<string, AccountBehaviour>;
+
+/**
+ * Test account numbers with scripted behaviour, in the spirit of Stripe's test tokens. Any other
+ * well-formed account (7 digits, at a 4-digit bank code) is open and accepts transfers.
+ */
+export const TEST_ACCOUNTS: Readonly<Record<string, AccountBehaviour>> = ACCOUNTS;
+
+export function accountBehaviour(accountNumber: string): AccountBehaviour {
+  return Object.hasOwn(TEST_ACCOUNTS, accountNumber) ? TEST_ACCOUNTS[accountNumber]! : {};
+}
+
+/**
+ * `first`: this request acted and its response is now stored under the key; `replay`: the stored
+ * response of an earlier request; `unstored`: a transient or key-misuse answer that a retry may change.
+ */
+export interface Outcome {
+  kind: 'first' | 'replay' | 'unstored';
+  status: number;
+  /** JSON text, so a replay is byte-identical to the first response. */
+  body: string;
+  /** An injected `lose_response` fault hit this request: the server must drop the response. */
+  loseResponse?: boolean;
+}
+
+// Two-int advisory locks live in a key space apart from one-bigint locks (Prisma uses those), and
+// the first int keeps ours apart from anyone else's two-int locks (the card network uses "CNET").
+const LOCK_NAMESPACE = 0x42414e4b; // "BANK"
+
+const SCHEMA_SQL = `
+CREATE SCHEMA IF NOT EXISTS bank;
+CREATE TABLE IF NOT EXISTS bank.transfers (
+  seq bigserial UNIQUE,
+  id text PRIMARY KEY,
+  idempotency_key text NOT NULL UNIQUE,
+  status text NOT NULL CHECK (status IN ('paid', 'rejected')),
+  amount bigint NOT NULL CHECK (amount > 0),
+  currency text NOT NULL,
+  bank_code text NOT NULL,
+  account_number text NOT NULL,
+  reference text NOT NULL,
+  failure_code text,
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  CHECK ((status = 'rejected') = (failure_code IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS transfers_reference_seq ON bank.transfers (reference, seq);
+CREATE TABLE IF NOT EXISTS bank.idempotency_keys (
+  key text PRIMARY KEY,
+  request_hash text NOT NULL,
+  status_code integer NOT NULL,
+  body text NOT NULL,
+  transfer_id text NOT NULL REFERENCES bank.transfers (id),
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+-- Test faults live here, not among the transfers: they are the test's instructions, not the bank's books.
+CREATE TABLE IF NOT EXISTS bank.faults (
+  id bigserial PRIMARY KEY,
+  reference text NOT NULL,
+  mode text NOT NULL CHECK (mode IN ('lose_response', 'error_503')),
+  times integer NOT NULL CHECK (times > 0),
+  remaining integer NOT NULL CHECK (remaining BETWEEN 0 AND times),
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS faults_pending ON bank.faults (reference, id) WHERE remaining > 0;
+`;
+
+interface TransferRow {
+  id: string;
+  idempotency_key: string;
+  status: TransferStatus;
+  amount: string; // pg returns bigint as a string, which is what the wire wants
+  currency: string;
+  bank_code: string;
+  account_number: string;
+  reference: string;
+  failure_code: string | null;
+  created_at: Date;
+}
+
+function toRecord(row: TransferRow): TransferRecord {
+  return {
+    id: row.id,
+    idempotencyKey: row.idempotency_key,
+    status: row.status,
+    amount: row.amount,
+    currency: row.currency,
+    bankCode: row.bank_code,
+    accountNumber: row.account_number,
+    reference: row.reference,
+    ...(row.failure_code === null ? {} : { failureCode: row.failure_code }),
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+interface FaultRow {
+  id: string; // bigserial, as a string
+  reference: string;
+  mode: FaultMode;
+  times: number;
+  remaining: number;
+  created_at: Date;
+}
+
+function toFaultRecord(row: FaultRow): FaultRecord {
+  return {
+    id: row.id,
+    reference: row.reference,
+    mode: row.mode,
+    times: row.times,
+    remaining: row.remaining,
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+function newId(prefix: string): string {
+  return `${prefix}_${randomBytes(12).toString('hex')}`;
+}
+
+/** Fingerprint of what a request asks for; a key reused with another fingerprint is refused. */
+export function requestHash(parts: unknown[]): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+}
+
+async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+export class BankStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  /** Idempotent; serialised so simulators starting together do not race on the catalog. */
+  async migrate(): Promise<void> {
+    await inTransaction(this.pool, async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1, 0)', [LOCK_NAMESPACE]);
+      await c.query(SCHEMA_SQL);
+    });
+  }
+
+  /**
+   * Pays `req` once per key: 201 with a `paid` transfer, or 422 with a `rejected` one for a closed
+   * account. Either is stored, so every retry under the key gets the same answer.
+   */
+  transfer(key: string, hash: string, req: TransferRequest): Promise<Outcome> {
+    return inTransaction(this.pool, async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, key]);
+      // Before the replay check: an injected fault hits every matching request, replays included,
+      // so `times: n` means n failed tries in a row whatever the caller retries with.
+      const fault = await this.takeFault(c, req.reference);
+      if (fault === 'error_503') {
+        const body = errorBody('api_error', 'temporarily_unavailable', 'the bank is temporarily unavailable (injected fault); retry with the same key');
+        return { kind: 'unstored', status: 503, body: JSON.stringify(body) };
+      }
+      const loseResponse = fault === 'lose_response' ? { loseResponse: true } : {};
+      const { rows } = await c.query<{ request_hash: string; status_code: number; body: string }>(
+        `SELECT request_hash, status_code, body FROM bank.idempotency_keys WHERE key = $1`,
+        [key],
+      );
+      const prior = rows[0];
+      if (prior && prior.request_hash !== hash) {
+        const body = errorBody('idempotency_error', 'idempotency_key_reused', 'this Idempotency-Key was used with different parameters');
+        return { kind: 'unstored', status: 422, body: JSON.stringify(body), ...loseResponse };
+      }
+      if (prior) return { kind: 'replay', status: prior.status_code, body: prior.body, ...loseResponse };
+
+      const failureCode = accountBehaviour(req.accountNumber).failureCode ?? null;
+      const { rows: inserted } = await c.query<TransferRow>(
+        `INSERT INTO bank.transfers (id, idempotency_key, status, amount, currency, bank_code, account_number, reference, failure_code)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+        [newId('tr'), key, failureCode ? 'rejected' : 'paid', req.amount.toString(), req.currency, req.bankCode, req.accountNumber, req.reference, failureCode],
+      );
+      const transfer = toRecord(inserted[0]!);
+      const status = failureCode ? 422 : 201;
+      const body = JSON.stringify(transfer);
+      await c.query(
+        `INSERT INTO bank.idempotency_keys (key, request_hash, status_code, body, transfer_id) VALUES ($1, $2, $3, $4, $5)`,
+        [key, hash, status, body, transfer.id],
+      );
+      return { kind: 'first', status, body, ...loseResponse };
+    });
+  }
+
+  /** Waits for a request holding the key to finish, so an in-flight transfer is not reported as absent. */
+  transferByKey(key: string): Promise<TransferRecord | null> {
+    return inTransaction(this.pool, async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock_shared($1, hashtext($2))', [LOCK_NAMESPACE, key]);
+      const { rows } = await c.query<TransferRow>(`SELECT * FROM bank.transfers WHERE idempotency_key = $1`, [key]);
+      return rows[0] ? toRecord(rows[0]) : null;
+    });
+  }
+
+  /** Every transfer for a reference, paid or rejected, oldest first. */
+  async transfersByReference(reference: string): Promise<TransferRecord[]> {
+    const { rows } = await this.pool.query<TransferRow>(`SELECT * FROM bank.transfers WHERE reference = $1 ORDER BY seq`, [reference]);
+    return rows.map(toRecord);
+  }
+
+  /** Queues a fault behind any pending ones for the same reference. */
+  async addFault(spec: FaultSpec): Promise<FaultRecord> {
+    const { rows } = await this.pool.query<FaultRow>(
+      `INSERT INTO bank.faults (reference, mode, times, remaining) VALUES ($1, $2, $3, $3) RETURNING *`,
+      [spec.reference, spec.mode, spec.times],
+    );
+    return toFaultRecord(rows[0]!);
+  }
+
+  /** Every fault injected for a reference, oldest first, used up or not. */
+  async faultsByReference(reference: string): Promise<FaultRecord[]> {
+    const { rows } = await this.pool.query<FaultRow>(`SELECT * FROM bank.faults WHERE reference = $1 ORDER BY id`, [reference]);
+    return rows.map(toFaultRecord);
+  }
+
+  /**
+   * Uses one hit of the oldest pending fault for the reference. It runs in the request's own
+   * transaction, so a fault is spent exactly when the request it shaped commits.
+   */
+  private async takeFault(c: pg.PoolClient, reference: string): Promise<FaultMode | undefined> {
+    const { rows } = await c.query<{ mode: FaultMode }>(
+      `UPDATE bank.faults SET remaining = remaining - 1
+        WHERE id = (SELECT id FROM bank.faults WHERE reference = $1 AND remaining > 0 ORDER BY id LIMIT 1 FOR UPDATE)
+        RETURNING mode`,
+      [reference],
+    );
+    return rows[0]?.mode;
+  }
+}
