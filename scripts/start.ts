@@ -1,7 +1,7 @@
 // `npm start`: the whole stack in the foreground on a fresh machine. PostgreSQL (embedded unless
 // DATABASE_URL is set), migrations, the demo merchant, Temporal (a dev server unless
-// TEMPORAL_ADDRESS is set), then the card-network simulator, the worker and the API as supervised
-// child processes. Ctrl-C stops them in reverse order: services, Temporal, PostgreSQL.
+// TEMPORAL_ADDRESS is set), then the card-network and bank simulators, the worker and the API as
+// supervised child processes. Ctrl-C stops them in reverse order: services, Temporal, PostgreSQL.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -17,8 +17,9 @@ const config = loadConfig();
 const log = createLogger('launcher', config.logLevel);
 
 const SERVICES = [
-  // The simulator first: the worker's activities call it.
+  // The simulators first: the worker's activities call them.
   { name: 'card-network', entry: 'simulators/card-network/main.ts' },
+  { name: 'bank', entry: 'simulators/bank/main.ts' },
   { name: 'worker', entry: 'workers/main.ts' },
   { name: 'api', entry: 'api/main.ts' },
 ] as const;
@@ -102,6 +103,7 @@ async function main(): Promise<void> {
   const ports = [
     { port: config.api.port, what: 'API', env: 'API_PORT' },
     { port: config.cardNetwork.port, what: 'card-network simulator', env: 'CARD_NETWORK_PORT' },
+    { port: config.bank.port, what: 'bank simulator', env: 'BANK_PORT' },
   ];
   if (!config.temporal.external) {
     ports.push(
@@ -175,6 +177,7 @@ async function main(): Promise<void> {
     TEMPORAL_NAMESPACE: config.temporal.namespace,
     TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
     CARD_NETWORK_URL: config.cardNetwork.url,
+    BANK_URL: config.bank.url,
   };
   for (const service of SERVICES) {
     const { command, args } = nodeEntry(service.entry, config.rootDir);

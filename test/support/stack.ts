@@ -1,7 +1,7 @@
-// The whole application as real processes, for end-to-end tests: the card-network simulator, the
-// worker and the API, each spawned the way `npm start` spawns them, against the PostgreSQL and
-// Temporal server of test/global-setup.ts. Each stack has its own task queue and ports, so a
-// stack never picks up another stack's (or another test file's) workflows.
+// The whole application as real processes, for end-to-end tests: the card-network and bank
+// simulators, the worker and the API, each spawned the way `npm start` spawns them, against the
+// PostgreSQL and Temporal server of test/global-setup.ts. Each stack has its own task queue and
+// ports, so a stack never picks up another stack's (or another test file's) workflows.
 import { randomUUID } from 'node:crypto';
 import { Connection } from '@temporalio/client';
 import { loadConfig } from '../../platform/config.js';
@@ -9,7 +9,7 @@ import { createLogger } from '../../platform/logger.js';
 import { getFreePort, nodeEntry, startProcess, waitUntil, type ManagedProcess } from '../../scripts/processes.js';
 
 export interface StackOptions {
-  /** Extra environment for all three processes (e.g. CARD_NETWORK_LATENCY_MS). */
+  /** Extra environment for all the processes (e.g. CARD_NETWORK_LATENCY_MS, BANK_LATENCY_MS). */
   env?: Record<string, string>;
   /** Print the processes' output as it comes (also on with STACK_LOGS=1); otherwise only on failure. */
   logs?: boolean;
@@ -20,6 +20,7 @@ export interface StackOptions {
 export interface Stack {
   apiUrl: string;
   cardNetworkUrl: string;
+  bankUrl: string;
   /** The environment the processes run with (DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_TASK_QUEUE, ...). */
   env: Record<string, string>;
   /** SIGKILL the worker, like a crash: no graceful shutdown, in-flight activities are abandoned. */
@@ -68,9 +69,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const config = loadConfig();
   const readyTimeoutMs = options.readyTimeoutMs ?? 90_000;
   const showLogs = options.logs ?? process.env.STACK_LOGS === '1';
-  const [apiPort, cardNetworkPort] = await Promise.all([getFreePort(), getFreePort()]);
+  const [apiPort, cardNetworkPort, bankPort] = await Promise.all([getFreePort(), getFreePort(), getFreePort()]);
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const cardNetworkUrl = `http://127.0.0.1:${cardNetworkPort}`;
+  const bankUrl = `http://127.0.0.1:${bankPort}`;
   const namespace = process.env.TEMPORAL_NAMESPACE ?? config.temporal.namespace;
   const taskQueue = `e2e-${randomUUID().slice(0, 8)}`;
 
@@ -84,6 +86,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     CARD_NETWORK_HOST: '127.0.0.1',
     CARD_NETWORK_PORT: String(cardNetworkPort),
     CARD_NETWORK_URL: cardNetworkUrl,
+    BANK_HOST: '127.0.0.1',
+    BANK_PORT: String(bankPort),
+    BANK_URL: bankUrl,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     ...options.env,
   };
@@ -137,8 +142,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
   try {
     const cardNetwork = spawnService('card-network', 'simulators/card-network/main.ts');
-    processes.push(cardNetwork);
-    await waitForReady(cardNetwork, `card-network simulator at ${cardNetworkUrl}`, () => answers200(`${cardNetworkUrl}/health`), readyTimeoutMs);
+    const bank = spawnService('bank', 'simulators/bank/main.ts');
+    processes.push(cardNetwork, bank);
+    await Promise.all([
+      waitForReady(cardNetwork, `card-network simulator at ${cardNetworkUrl}`, () => answers200(`${cardNetworkUrl}/health`), readyTimeoutMs),
+      waitForReady(bank, `bank simulator at ${bankUrl}`, () => answers200(`${bankUrl}/health`), readyTimeoutMs),
+    ]);
     // The worker and the API start together: the worker's workflow bundling is the slow part.
     worker = spawnService('worker', 'workers/main.ts');
     const api = spawnService('api', 'api/main.ts');
@@ -155,6 +164,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   return {
     apiUrl,
     cardNetworkUrl,
+    bankUrl,
     env,
     killWorker: async () => {
       await worker?.kill();
