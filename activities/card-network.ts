@@ -94,11 +94,25 @@ export function createCardNetworkActivities(client: CardNetworkClient) {
       try {
         return await settle(req.idempotencyKey, () => client.void({ idempotencyKey: req.idempotencyKey, authorizationId: auth.id }));
       } catch (err) {
-        // Declined during 3-D Secure: nothing is held, nothing to undo. Any other rejection
-        // (already captured, above all) is a real problem and stays a failure, visibly.
-        if (rejectionCode(err) === 'authorization_declined') return null;
+        // Declined during 3-D Secure: nothing is held. Already captured: the capture's own undo
+        // (refundCapture, registered before every capture) gives the money back. Any other
+        // rejection is a real problem and stays a failure, visibly.
+        const code = rejectionCode(err);
+        if (code === 'authorization_declined' || code === 'already_captured') return null;
         throw err;
       }
+    },
+
+    /**
+     * Compensation for capturePayment, registered before the capture is attempted: finds the
+     * capture by its key and refunds it; when the network never captured, there is nothing to do.
+     */
+    async refundCapture(req: { idempotencyKey: string; captureKey: string }): Promise<CardOutcome | null> {
+      const capture = await client.lookup(req.captureKey);
+      if (!capture || capture.status !== 'succeeded') return null;
+      return settle(req.idempotencyKey, () =>
+        client.refund({ idempotencyKey: req.idempotencyKey, authorizationId: capture.authorizationId, amount: BigInt(capture.amount) }),
+      );
     },
   };
 }

@@ -59,7 +59,12 @@ export interface CardPayment {
   token: string;
 }
 
-export type PaymentMethod = CardPayment;
+/** Pay from the customer's wallet at this merchant: held at authorization, posted at capture. */
+export interface WalletPayment {
+  method: 'wallet';
+}
+
+export type PaymentMethod = CardPayment | WalletPayment;
 
 /**
  * Every delay of a checkout, as data: the merchant's settings resolved by the API, so tests and

@@ -15,6 +15,8 @@ export const FailureType = {
   InvalidCheckoutState: 'InvalidCheckoutState',
   /** A capture or refund amount is out of range (zero, or above what can be captured/refunded). */
   InvalidAmount: 'InvalidAmount',
+  /** A request (cancel) does not fit the payout's current status. */
+  InvalidPayoutState: 'InvalidPayoutState',
   /** A ledger debit (posted or held) would take an account that may not overdraw below zero. */
   InsufficientFunds: 'InsufficientFunds',
   /** A transfer id was reused with different fields, or a pending transfer was already resolved differently. */

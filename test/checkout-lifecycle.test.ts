@@ -25,6 +25,7 @@ import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
 import { checkoutWorkflow } from '../workflows/index.js';
+import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
 
@@ -93,7 +94,7 @@ async function withCheckout<T>(
     connection: env.nativeConnection,
     namespace: env.namespace ?? 'default',
     taskQueue,
-    activities: createActivities({ prisma, cardNetwork: network }),
+    activities: createActivities({ prisma, cardNetwork: network, bank: new FakeBank() }),
     workflowBundle,
   });
   return worker.runUntil(async () => {

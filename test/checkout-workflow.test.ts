@@ -9,6 +9,7 @@ import { checkoutId, DEFAULT_CHECKOUT_TIMEOUTS, PaymentStatus, type CheckoutInpu
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
 import { checkoutWorkflow } from '../workflows/index.js';
+import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 
 const MERCHANT = 'demo';
@@ -58,7 +59,7 @@ async function runCheckout(network: FakeCardNetwork, sku: string, opts: { token?
     connection: env.nativeConnection,
     namespace: env.namespace ?? 'default',
     taskQueue,
-    activities: createActivities({ prisma, cardNetwork: network }),
+    activities: createActivities({ prisma, cardNetwork: network, bank: new FakeBank() }),
     workflowBundle,
   });
   return worker.runUntil(async () => {

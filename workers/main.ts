@@ -2,6 +2,7 @@
 // database: they share the task queue, and every step is idempotent.
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
+import { createBankClient } from '../platform/bank-client.js';
 import { createCardNetworkClient } from '../platform/card-network-client.js';
 import { loadConfig } from '../platform/config.js';
 import { createPrisma } from '../platform/db.js';
@@ -13,12 +14,13 @@ const log = createLogger('worker', config.logLevel);
 
 const prisma = createPrisma(config.databaseUrl);
 const cardNetwork = createCardNetworkClient({ baseUrl: config.cardNetwork.url, timeoutMs: config.cardNetwork.requestTimeoutMs });
+const bank = createBankClient({ baseUrl: config.bank.url, timeoutMs: config.bank.requestTimeoutMs });
 const connection = await NativeConnection.connect({ address: config.temporal.address });
 const worker = await createPaymentWorker({
   connection,
   namespace: config.temporal.namespace,
   taskQueue: config.temporal.taskQueue,
-  activities: createActivities({ prisma, cardNetwork }),
+  activities: createActivities({ prisma, cardNetwork, bank }),
 });
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

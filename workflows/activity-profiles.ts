@@ -28,6 +28,9 @@ export const cardNetworkCall: ActivityOptions = {
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
 };
 
+/** Calls to banks: like the card network, slow and flaky, and safe to retry with the same key. */
+export const bankCall: ActivityOptions = cardNetworkCall;
+
 /**
  * Undo steps. A few quick retries, then the workflow's own loop takes over (see compensate() in
  * checkout.ts): it makes a stubborn failure visible and keeps retrying with a growing pause,

@@ -32,6 +32,7 @@ import {
   PaymentStatus,
   capturedStatus,
   isAmountString,
+  ledgerAccount,
   money,
   stepKey,
   type CheckoutInput,
@@ -41,6 +42,7 @@ import {
   type RefundSnapshot,
 } from '../domain/index.js';
 import { cardNetworkCall, compensation, databaseWrite, localDatabaseWrite } from './activity-profiles.js';
+import { describeFailure, failureType, isBusinessFailure } from './failures.js';
 import { Saga } from './saga.js';
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, reservationUpdate, statusQuery } from './checkout-messages.js';
 
@@ -175,9 +177,24 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
       refundsInFlight += value;
       const refund: RefundSnapshot = { refundId, amount: money(value, amount.currency), status: 'pending' };
       refunds.set(refundId, refund);
+      // Before settlement the money comes out of the merchant's pending balance, after it out of
+      // the available one; it goes back where it came from (the card network or the wallet).
+      const fromAccount = settled ? ledgerAccount.merchantAvailable(merchantId, amount.currency) : ledgerAccount.merchantPending(merchantId, amount.currency);
       try {
         await db.createRefund({ refundId, checkoutId, merchantId, amount: refund.amount });
-        await card.refundPayment({ idempotencyKey: stepKey(checkoutId, 'refund', refundId), authorizationId: authorizationId!, amount: refund.amount.amount });
+        if (input.payment.method === 'card') {
+          await card.refundPayment({ idempotencyKey: stepKey(checkoutId, 'refund', refundId), authorizationId: authorizationId!, amount: refund.amount.amount });
+        }
+        await db.createTransfer({
+          id: `${checkoutId}:ledger-refund:${refundId}`,
+          debitAccountId: fromAccount,
+          creditAccountId: input.payment.method === 'card' ? ledgerAccount.cardClearing(amount.currency) : walletAccount(),
+          amount: refund.amount.amount,
+          currency: amount.currency,
+          kind: 'posted',
+          code: 'checkout_refund',
+          reference: checkoutId,
+        });
         amountRefunded += value;
         refund.status = 'succeeded';
       } catch (err) {
@@ -210,6 +227,31 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
     },
   );
 
+  const walletAccount = () => ledgerAccount.wallet(merchantId, input.customerId, amount.currency);
+  const walletHoldId = `${checkoutId}:wallet-hold`;
+  const walletVoidId = `${checkoutId}:wallet-void`;
+  const walletCaptureId = `${checkoutId}:wallet-capture`;
+  /** The wallet's answer to an authorization: held, or declined for want of funds. */
+  const holdOnWallet = async (): Promise<CardOutcome> => {
+    const outcome = { networkId: walletHoldId, authorizationId: walletHoldId, amount: amount.amount, currency: amount.currency };
+    try {
+      await db.createTransfer({
+        id: walletHoldId,
+        debitAccountId: walletAccount(),
+        creditAccountId: ledgerAccount.merchantPending(merchantId, amount.currency),
+        amount: amount.amount,
+        currency: amount.currency,
+        kind: 'pending',
+        code: 'checkout_wallet_payment',
+        reference: checkoutId,
+      });
+      return { status: 'succeeded', ...outcome };
+    } catch (err) {
+      if (failureType(err) !== FailureType.InsufficientFunds) throw err;
+      return { status: 'declined', declineCode: 'insufficient_funds', ...outcome };
+    }
+  };
+
   try {
     saga.add('release stock', () => undo.releaseStock({ checkoutId }));
     const placed = await localDb.placeOrder(input);
@@ -226,43 +268,51 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
     reservationDecided = true;
 
     const authorizeKey = stepKey(checkoutId, 'authorize');
-    saga.add('void authorization', () => undo.voidAuthorization({ idempotencyKey: stepKey(checkoutId, 'void'), authorizeKey }));
-    const authorizeWithinHold = proxyActivities<Activities>({
-      ...cardNetworkCall,
-      scheduleToCloseTimeout: Math.max(holdDeadline - Date.now(), 1),
-    }).authorizePayment;
     let auth: CardOutcome;
-    try {
-      auth = await authorizeWithinHold({ idempotencyKey: authorizeKey, amount: amount.amount, currency: amount.currency, token: input.payment.token, reference: checkoutId });
-    } catch (err) {
-      if (isTimeout(err)) throw new Stop('expired', 'the card was not authorized before the stock hold expired');
-      throw err;
-    }
-    authorizationId = auth.authorizationId;
     const recordAuthorize = (outcome: CardOutcome, next?: CheckoutStatus) =>
       db.recordPaymentAttempt({ attempt: { checkoutId, idempotencyKey: authorizeKey, operation: 'authorize', ...outcome }, ...(next ? { status: next } : {}) });
-    if (cancelRequested) throw new Stop('canceled', 'canceled by the merchant');
-
-    if (auth.status === 'requires_action') {
-      await recordAuthorize(auth, 'requires_action');
-      moveTo('requires_action');
-      // Whichever comes first: the customer's time for the challenge, or the stock hold's.
-      const holdLeft = holdDeadline - Date.now();
-      const waitMs = Math.min(timeouts.actionTimeoutMs, holdLeft);
-      const answered = waitMs > 0 && (await condition(() => actionResult !== undefined || cancelRequested, waitMs));
-      if (cancelRequested) throw new Stop('canceled', 'canceled by the merchant');
-      if (!answered) {
-        throw new Stop(
-          'expired',
-          holdLeft < timeouts.actionTimeoutMs ? 'the stock hold expired before 3-D Secure was completed' : 'the customer did not complete 3-D Secure in time',
-        );
-      }
-      const authenticateKey = stepKey(checkoutId, 'authenticate');
-      auth = await card.authenticatePayment({ idempotencyKey: authenticateKey, authorizationId, result: actionResult! });
-      await db.recordPaymentAttempt({ attempt: { checkoutId, idempotencyKey: authenticateKey, operation: 'authenticate', ...auth }, status: 'processing' });
-      moveTo('processing');
-    } else {
+    if (input.payment.method === 'wallet') {
+      // A wallet payment is a two-phase ledger transfer: held now, posted at capture.
+      saga.add('release wallet hold', () => undo.releaseHold({ id: walletVoidId, pendingId: walletHoldId }));
+      auth = await holdOnWallet();
       await recordAuthorize(auth);
+    } else {
+      const token = input.payment.token;
+      saga.add('void authorization', () => undo.voidAuthorization({ idempotencyKey: stepKey(checkoutId, 'void'), authorizeKey }));
+      const authorizeWithinHold = proxyActivities<Activities>({
+        ...cardNetworkCall,
+        scheduleToCloseTimeout: Math.max(holdDeadline - Date.now(), 1),
+      }).authorizePayment;
+      try {
+        auth = await authorizeWithinHold({ idempotencyKey: authorizeKey, amount: amount.amount, currency: amount.currency, token, reference: checkoutId });
+      } catch (err) {
+        if (isTimeout(err)) throw new Stop('expired', 'the card was not authorized before the stock hold expired');
+        throw err;
+      }
+      authorizationId = auth.authorizationId;
+      if (cancelRequested) throw new Stop('canceled', 'canceled by the merchant');
+
+      if (auth.status === 'requires_action') {
+        await recordAuthorize(auth, 'requires_action');
+        moveTo('requires_action');
+        // Whichever comes first: the customer's time for the challenge, or the stock hold's.
+        const holdLeft = holdDeadline - Date.now();
+        const waitMs = Math.min(timeouts.actionTimeoutMs, holdLeft);
+        const answered = waitMs > 0 && (await condition(() => actionResult !== undefined || cancelRequested, waitMs));
+        if (cancelRequested) throw new Stop('canceled', 'canceled by the merchant');
+        if (!answered) {
+          throw new Stop(
+            'expired',
+            holdLeft < timeouts.actionTimeoutMs ? 'the stock hold expired before 3-D Secure was completed' : 'the customer did not complete 3-D Secure in time',
+          );
+        }
+        const authenticateKey = stepKey(checkoutId, 'authenticate');
+        auth = await card.authenticatePayment({ idempotencyKey: authenticateKey, authorizationId, result: actionResult! });
+        await db.recordPaymentAttempt({ attempt: { checkoutId, idempotencyKey: authenticateKey, operation: 'authenticate', ...auth }, status: 'processing' });
+        moveTo('processing');
+      } else {
+        await recordAuthorize(auth);
+      }
     }
     if (auth.status === 'declined') {
       throw ApplicationFailure.create({
@@ -287,7 +337,31 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
     await db.commitStock({ checkoutId });
     const captureAmount = captureRequest?.amount ?? amountCapturable;
     const captureKey = stepKey(checkoutId, 'capture');
-    const capture = await card.capturePayment({ idempotencyKey: captureKey, authorizationId, amount: captureAmount.toString() });
+    let capture: CardOutcome;
+    if (input.payment.method === 'wallet') {
+      saga.add('give back wallet payment', () =>
+        undo.reversePostedTransfer({ id: `${checkoutId}:wallet-reversal`, transferId: walletCaptureId, code: 'checkout_refund' }),
+      );
+      await db.postPendingTransfer({ id: walletCaptureId, pendingId: walletHoldId, amount: captureAmount.toString() });
+      capture = { status: 'succeeded', networkId: walletCaptureId, authorizationId: walletHoldId, amount: captureAmount.toString(), currency: amount.currency };
+    } else {
+      saga.add('refund capture', () => undo.refundCapture({ idempotencyKey: stepKey(checkoutId, 'refund', 'compensation'), captureKey }));
+      capture = await card.capturePayment({ idempotencyKey: captureKey, authorizationId: authorizationId!, amount: captureAmount.toString() });
+      // The card network owes the merchant what it captured: credit their pending balance.
+      saga.add('take back merchant credit', () =>
+        undo.reversePostedTransfer({ id: `${checkoutId}:merchant-credit-reversal`, transferId: `${checkoutId}:merchant-credit`, code: 'checkout_refund' }),
+      );
+      await db.createTransfer({
+        id: `${checkoutId}:merchant-credit`,
+        debitAccountId: ledgerAccount.cardClearing(amount.currency),
+        creditAccountId: ledgerAccount.merchantPending(merchantId, amount.currency),
+        amount: captureAmount.toString(),
+        currency: amount.currency,
+        kind: 'posted',
+        code: 'checkout_card_capture',
+        reference: checkoutId,
+      });
+    }
     amountCaptured = captureAmount;
     amountCapturable = 0n;
     await db.recordPaymentAttempt({
@@ -315,7 +389,23 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
 
   // Captured. Settlement is a durable timer; refunds keep arriving as updates meanwhile.
   if (timeouts.settlementDelayMs > 0) await sleep(timeouts.settlementDelayMs);
+  // What is still the merchant's moves from pending to available; refunds in flight finish first,
+  // and later ones are taken from the available balance.
+  await condition(() => refundsInFlight === 0n);
+  const settlement = amountCaptured - amountRefunded;
   settled = true;
+  if (settlement > 0n) {
+    await db.createTransfer({
+      id: `${checkoutId}:settlement`,
+      debitAccountId: ledgerAccount.merchantPending(merchantId, amount.currency),
+      creditAccountId: ledgerAccount.merchantAvailable(merchantId, amount.currency),
+      amount: settlement.toString(),
+      currency: amount.currency,
+      kind: 'posted',
+      code: 'settlement',
+      reference: checkoutId,
+    });
+  }
   moveTo(capturedStatus(amountCaptured, amountRefunded, settled));
   await serially(() => db.markSettled({ checkoutId, status: capturedStatus(amountCaptured, amountRefunded, settled) }));
   log.info('checkout settled', logFields);
@@ -348,25 +438,4 @@ function checkAmount(requested: string, limit: bigint, what: string): void {
 
 function isTimeout(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
-}
-
-/** The typed failure behind an error: activity failures carry it as their cause. */
-function applicationFailureOf(err: unknown): ApplicationFailure | undefined {
-  if (err instanceof ApplicationFailure) return err;
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause;
-  return undefined;
-}
-
-function isBusinessFailure(err: unknown): boolean {
-  const type = applicationFailureOf(err)?.type;
-  return type !== undefined && type !== null && (Object.values(FailureType) as string[]).includes(type);
-}
-
-function describeFailure(err: unknown): { code: string; message: string } {
-  const failure = applicationFailureOf(err);
-  if (failure) {
-    const declineCode = (failure.details?.[0] as { declineCode?: string } | undefined)?.declineCode;
-    return { code: declineCode ?? failure.type ?? 'failed', message: failure.message };
-  }
-  return { code: 'failed', message: err instanceof Error ? err.message : String(err) };
 }

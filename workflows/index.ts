@@ -1,2 +1,4 @@
 // The only workflowsPath: every workflow the worker runs is exported here.
 export { checkoutWorkflow } from './checkout.js';
+export { topupWorkflow } from './topup.js';
+export { payoutWorkflow } from './payout.js';

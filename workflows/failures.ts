@@ -1,0 +1,30 @@
+// Reading failures in workflow code: by their type (domain/errors.ts), never by message or class.
+import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
+import { FailureType } from '../domain/index.js';
+
+/** The typed failure behind an error: activity failures carry it as their cause. */
+export function applicationFailureOf(err: unknown): ApplicationFailure | undefined {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause;
+  return undefined;
+}
+
+export function failureType(err: unknown): string | undefined {
+  return applicationFailureOf(err)?.type ?? undefined;
+}
+
+/** A failure the business expects (a decline, a rejection): the run completes, it does not fail. */
+export function isBusinessFailure(err: unknown): boolean {
+  const type = failureType(err);
+  return type !== undefined && (Object.values(FailureType) as string[]).includes(type);
+}
+
+/** Code and message for the resource's row: a decline code when there is one, else the type. */
+export function describeFailure(err: unknown): { code: string; message: string } {
+  const failure = applicationFailureOf(err);
+  if (failure) {
+    const details = failure.details?.[0] as { declineCode?: string; code?: string } | undefined;
+    return { code: details?.declineCode ?? failure.type ?? 'failed', message: failure.message };
+  }
+  return { code: 'failed', message: err instanceof Error ? err.message : String(err) };
+}
