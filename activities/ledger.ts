@@ -1,0 +1,41 @@
+// Ledger writes as activities. The ledger core (platform/ledger.ts) makes every write idempotent by
+// transfer id, so Temporal may retry any of these freely: a retry whose first attempt committed
+// answers `exists` and moves nothing. Refusals the data decides (insufficient funds, a conflicting
+// transfer id or resolution) become non-retryable failures typed for the workflow to branch on;
+// anything else (database down, a lock timeout, a bug) stays retryable.
+import { ApplicationFailure } from '@temporalio/activity';
+import { FailureType, type TransferRequest, type TransferResult } from '../domain/index.js';
+import type { PrismaClient } from '../platform/db.js';
+import { createTransfer, LedgerError, postPending, voidPending, type PostPendingRequest, type VoidPendingRequest } from '../platform/ledger.js';
+
+async function refusalsAsFailures(write: () => Promise<TransferResult>): Promise<TransferResult> {
+  try {
+    return await write();
+  } catch (err) {
+    if (err instanceof LedgerError) {
+      throw ApplicationFailure.create({ type: FailureType[err.type], message: err.message, nonRetryable: true });
+    }
+    throw err;
+  }
+}
+
+export function createLedgerActivities(prisma: PrismaClient) {
+  return {
+    /** A posted or pending transfer. InsufficientFunds when a no-overdraft account cannot cover it. */
+    async createTransfer(req: TransferRequest): Promise<TransferResult> {
+      return refusalsAsFailures(() => createTransfer(prisma, req));
+    },
+
+    /** Posts all or part of a pending transfer; the rest of the hold is released. */
+    async postPendingTransfer(req: PostPendingRequest): Promise<TransferResult> {
+      return refusalsAsFailures(() => postPending(prisma, req));
+    },
+
+    /** Releases a pending transfer's hold. */
+    async voidPendingTransfer(req: VoidPendingRequest): Promise<TransferResult> {
+      return refusalsAsFailures(() => voidPending(prisma, req));
+    },
+  };
+}
+
+export type LedgerActivities = ReturnType<typeof createLedgerActivities>;
