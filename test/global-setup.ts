@@ -9,6 +9,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../platform/config.js';
+import { createPrisma } from '../platform/db.js';
+import { checkLedger } from '../platform/ledger.js';
 import { createLogger } from '../platform/logger.js';
 import { applyMigrations } from '../scripts/migrate.js';
 import { startEmbeddedPostgres, type RunningPostgres } from '../scripts/postgres.js';
@@ -109,5 +111,25 @@ export default async function setup(): Promise<() => Promise<void>> {
     timeSkippingServer: testServer.serverPath,
     totalMs: Date.now() - started,
   });
-  return teardown;
+  const url = postgres.url;
+  return async () => {
+    // After the whole suite, every test's money movements together must still form a consistent
+    // ledger: journal balanced per currency, balances equal to the journal, no wallet overdrawn.
+    // A failure here fails the run even when every test passed on its own.
+    let report: Awaited<ReturnType<typeof checkLedger>> | undefined;
+    const prisma = createPrisma(url);
+    try {
+      report = await checkLedger(prisma);
+    } finally {
+      await prisma.$disconnect();
+      await teardown();
+    }
+    if (!report.ok) {
+      // vitest reports an error thrown here but still exits 0: set the exit code ourselves.
+      process.exitCode = 1;
+      const json = JSON.stringify(report, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2);
+      throw new Error(`the ledger check failed after the test suite:\n${json}`);
+    }
+    process.stdout.write(`ledger check after the suite: ok (${report.accounts} accounts, ${report.transfers} transfers)\n`);
+  };
 }

@@ -103,7 +103,7 @@ ALTER TABLE "ledger_balances" ADD CONSTRAINT "ledger_balances_account_id_fkey" F
 -- The ledger's invariants, enforced by the database as well as the code: amounts are positive,
 -- counters never negative, a transfer stays in one currency between two different accounts, a
 -- resolution names a pending transfer and nothing else does. (No overdraft is enforced by the
--- conditional balance update in activities/ledger.ts: it needs the account's flag.)
+-- conditional balance update in platform/ledger.ts: it needs the account's flag.)
 ALTER TABLE "ledger_transfers" ADD CONSTRAINT "ledger_transfers_amount_positive" CHECK ("amount" > 0);
 ALTER TABLE "ledger_transfers" ADD CONSTRAINT "ledger_transfers_two_accounts" CHECK ("debit_account_id" <> "credit_account_id");
 ALTER TABLE "ledger_transfers" ADD CONSTRAINT "ledger_transfers_kind"
