@@ -10,18 +10,26 @@ import { productsRouter } from './routes/products.js';
 import { checkoutsRouter, type CheckoutsDeps } from './routes/checkouts.js';
 import { checkoutActionsRouter } from './routes/checkout-actions.js';
 import { settingsRouter } from './routes/settings.js';
+import { topupsRouter, type WalletFlowsDeps } from './routes/topups.js';
+import { payoutsRouter } from './routes/payouts.js';
+import { walletsRouter } from './routes/wallets.js';
 
 export interface AppDeps {
   prisma: PrismaClient;
   temporal: Client;
   taskQueue: string;
   logger: Logger;
-  /** How long POST /v1/checkouts waits for the reservation before answering 503. Default 15 s. */
+  /**
+   * How long POST /v1/checkouts waits for the reservation, and POST /v1/topups and /v1/payouts for
+   * their workflow's first answer, before answering 503. Default 15 s.
+   */
   reservationTimeoutMs?: number;
-  /** How long capture, cancel, confirm and refund wait for the workflow before answering 503. Default 15 s. */
+  /** How long capture, cancel, confirm, refund and a payout's cancel wait for the workflow before answering 503. Default 15 s. */
   updateTimeoutMs?: number;
   /** How long a key -> merchant lookup is cached. Default 60 s. */
   authCacheTtlMs?: number;
+  /** How long after the request a payout without `scheduledAt` goes to the bank. Default 0 (at once). */
+  payoutDelayMs?: number;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -49,6 +57,8 @@ export function createApp(deps: AppDeps): Express {
         durationMs: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
         merchantId: res.locals.merchantId as string | undefined,
         checkoutId: res.locals.checkoutId as string | undefined,
+        topupId: res.locals.topupId as string | undefined,
+        payoutId: res.locals.payoutId as string | undefined,
       };
       if (res.statusCode >= 500) logger.warn('request', fields);
       else logger.info('request', fields);
@@ -73,6 +83,20 @@ export function createApp(deps: AppDeps): Express {
   };
   v1.use('/checkouts', checkoutsRouter(checkouts), checkoutActionsRouter(checkouts));
   v1.use('/settings', settingsRouter(prisma, logger));
+  const walletFlows: WalletFlowsDeps = {
+    prisma,
+    temporal: deps.temporal,
+    taskQueue: deps.taskQueue,
+    logger,
+    // The top-up and payout answer as soon as their row is written (and the payout's money held),
+    // like a checkout's reservation.
+    answerTimeoutMs: deps.reservationTimeoutMs ?? 15_000,
+    updateTimeoutMs: deps.updateTimeoutMs ?? 15_000,
+    payoutDelayMs: deps.payoutDelayMs ?? 0,
+  };
+  v1.use('/topups', topupsRouter(walletFlows));
+  v1.use('/payouts', payoutsRouter(walletFlows));
+  v1.use('/wallets', walletsRouter(prisma));
   app.use('/v1', v1);
 
   app.use(routeNotFound);

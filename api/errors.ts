@@ -121,6 +121,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       path: req.path,
       merchantId: res.locals.merchantId as string | undefined,
       checkoutId: res.locals.checkoutId as string | undefined,
+      topupId: res.locals.topupId as string | undefined,
+      payoutId: res.locals.payoutId as string | undefined,
       error: describeError(err),
     });
     sendError(res, new ApiError(500, 'api_error', 'internal_error', 'An internal error occurred. Retry the request later.'));

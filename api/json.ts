@@ -1,6 +1,6 @@
 // Body parsing for the routes that take one. Parsing happens after authentication, so an anonymous
 // client cannot make us buffer and parse bodies.
-import express, { type RequestHandler } from 'express';
+import express, { type Request, type RequestHandler } from 'express';
 import { ApiError } from './errors.js';
 
 export const BODY_LIMIT = '100kb';
@@ -25,3 +25,8 @@ const rejectNonJson: RequestHandler = (req, _res, next) => {
 };
 
 export const requireJson: RequestHandler[] = [rejectNonJson, parseJson];
+
+/** No body at all means the same as `{}` on the routes whose body is optional (cancel, capture...). */
+export function bodyOf(req: Request): unknown {
+  return req.body === undefined ? {} : req.body;
+}

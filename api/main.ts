@@ -28,6 +28,7 @@ async function main(): Promise<void> {
     logger,
     reservationTimeoutMs: RESERVATION_TIMEOUT_MS,
     updateTimeoutMs: UPDATE_TIMEOUT_MS,
+    payoutDelayMs: config.payouts.delayMs,
   });
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {

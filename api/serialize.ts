@@ -1,7 +1,16 @@
 // Rows -> wire shapes. BigInt columns leave as decimal strings (convention 10); nothing here sees a
 // float.
-import type { Checkout, CheckoutItem, Merchant, PaymentAttempt, Product, Refund } from '../generated/prisma/client.js';
-import { money, type CaptureMethod, type CheckoutStatus, type Money, type RefundSnapshot, type RefundStatus } from '../domain/index.js';
+import type { Checkout, CheckoutItem, Merchant, PaymentAttempt, Payout, Product, Refund, Topup } from '../generated/prisma/client.js';
+import {
+  money,
+  type CaptureMethod,
+  type CheckoutStatus,
+  type Money,
+  type PayoutStatus,
+  type RefundSnapshot,
+  type RefundStatus,
+  type TopupStatus,
+} from '../domain/index.js';
 
 export interface ProductResource {
   sku: string;
@@ -125,4 +134,82 @@ export function settingsResource(m: MerchantSettings): MerchantSettings {
     settlementDelaySeconds: m.settlementDelaySeconds,
     refundWindowSeconds: m.refundWindowSeconds,
   };
+}
+
+/** A failure as the row stores it, shown only when there is one (as for checkouts). */
+function failureOf(row: { failureCode: string | null; failureMessage: string | null }): { failure?: { code: string; message: string } } {
+  return row.failureCode !== null ? { failure: { code: row.failureCode, message: row.failureMessage ?? '' } } : {};
+}
+
+export interface TopupResource {
+  id: string;
+  customerId: string;
+  amount: Money;
+  status: TopupStatus;
+  failure?: { code: string; message: string };
+  createdAt: string;
+}
+
+export function topupResource(t: Topup): TopupResource {
+  return {
+    id: t.id,
+    customerId: t.customerId,
+    amount: money(t.amount, t.currency),
+    // Only the top-up workflow writes this column, and only TopupStatus values.
+    status: t.status as TopupStatus,
+    ...failureOf(t),
+    createdAt: t.createdAt.toISOString(),
+  };
+}
+
+export interface PayoutResource {
+  id: string;
+  customerId: string;
+  amount: Money;
+  bankAccount: { bankCode: string; accountNumber: string };
+  scheduledAt: string;
+  status: PayoutStatus;
+  failure?: { code: string; message: string };
+  createdAt: string;
+}
+
+export function payoutResource(p: Payout): PayoutResource {
+  return {
+    id: p.id,
+    customerId: p.customerId,
+    amount: money(p.amount, p.currency),
+    bankAccount: { bankCode: p.bankCode, accountNumber: p.accountNumber },
+    scheduledAt: p.scheduledAt.toISOString(),
+    // Only the payout workflow writes this column, and only PayoutStatus values.
+    status: p.status as PayoutStatus,
+    ...failureOf(p),
+    createdAt: p.createdAt.toISOString(),
+  };
+}
+
+export interface WalletResource {
+  customerId: string;
+  available: Money;
+  held: Money;
+}
+
+export function walletResource(customerId: string, currency: string, balance: { available: bigint; held: bigint }): WalletResource {
+  return { customerId, available: money(balance.available, currency), held: money(balance.held, currency) };
+}
+
+/** `posted`: the money moved; `held`: reserved on the wallet, not yet moved; `voided`: the hold was released. */
+export type WalletTransactionStatus = 'held' | 'posted' | 'voided';
+
+export interface WalletTransactionResource {
+  /** The ledger transfer's id (for a hold, the hold's). */
+  id: string;
+  /** Why the money moved: the transfer code (`topup`, `payout`, `checkout_wallet_payment`, ...). */
+  type: string;
+  /** From the wallet's side: `credit` adds to it, `debit` takes from it. */
+  direction: 'credit' | 'debit';
+  amount: Money;
+  status: WalletTransactionStatus;
+  /** The top-up, payout or checkout the money moved for. */
+  reference: string | null;
+  createdAt: string;
 }

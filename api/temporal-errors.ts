@@ -1,8 +1,10 @@
-// How failures of the checkout workflow's updates reach a client. Only typed outcomes are matched:
+// How failures of update-with-start (checkouts, top-ups, payouts) and of the checkout's and the
+// payout's updates reach a client. Only typed outcomes are matched:
 // error classes the Temporal client documents, gRPC status codes and ApplicationFailure types,
 // never messages (convention 8).
 import {
   ApplicationFailure,
+  WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -12,8 +14,9 @@ import { FailureType } from '../domain/index.js';
 import type { Logger } from '../platform/logger.js';
 import { ApiError, conflict, invalidRequest } from './errors.js';
 
-/** gRPC NOT_FOUND; @grpc/grpc-js is not a direct dependency, so its enum is not imported. */
+/** gRPC status codes; @grpc/grpc-js is not a direct dependency, so its enum is not imported. */
 const GRPC_NOT_FOUND = 5;
+const GRPC_ALREADY_EXISTS = 6;
 /**
  * The server's failure type for an update that was accepted but whose run closed before the
  * handler finished (e.g. the refund window ended under it). Temporal's name, not ours.
@@ -42,6 +45,56 @@ export function errorName(err: unknown): string {
  */
 function isWorkflowClosed(err: unknown): boolean {
   return causes(err).some((e) => e instanceof WorkflowNotFoundError || (isGrpcServiceError(e) && e.code === GRPC_NOT_FOUND));
+}
+
+/** The workflow id is taken by a closed execution, which REJECT_DUPLICATE will not start again. */
+function isAlreadyStarted(err: unknown): boolean {
+  // A rejected start inside a multi-operation can also surface as the raw gRPC status, or wrapped.
+  return causes(err).some((e) => e instanceof WorkflowExecutionAlreadyStartedError || (isGrpcServiceError(e) && e.code === GRPC_ALREADY_EXISTS));
+}
+
+export interface StartErrorContext {
+  /** Aborts when the request has waited long enough. */
+  signal: AbortSignal;
+  log: Logger;
+  /** What the request creates, for codes and messages: `checkout_pending`, "A topup with ...". */
+  resource: 'checkout' | 'topup' | 'payout';
+  /** Why retrying with the same key is safe ("it will not be charged twice"). */
+  retrySafety: string;
+}
+
+/**
+ * Maps the failures every update-with-start shares, for a request whose row does not exist: no
+ * answer in time is 503 (the retry is safe), a closed execution under the key is 409. Undefined
+ * for anything else, which the route maps (business failures) or lets through as a 500.
+ */
+export function startError(err: unknown, ctx: StartErrorContext): ApiError | undefined {
+  const { log, resource } = ctx;
+  if (ctx.signal.aborted) {
+    log.warn(`${resource} not answered in time`, { error: errorName(err) });
+    return new ApiError(
+      503,
+      'api_error',
+      `${resource}_pending`,
+      `The ${resource} did not answer in time. Retry with the same Idempotency-Key; ${ctx.retrySafety}.`,
+      undefined,
+      { 'Retry-After': '1' },
+    );
+  }
+  if (isAlreadyStarted(err)) {
+    log.warn(`${resource} execution closed without its row`);
+    return conflict(
+      'idempotency_key_closed',
+      `A ${resource} with this Idempotency-Key already ran and could not be created. Use a new key.`,
+      'Idempotency-Key',
+    );
+  }
+  return undefined;
+}
+
+/** Anything that is not an ApiError reaches the error handler, which logs it and answers 500. */
+export function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 export interface UpdateErrorContext {
@@ -93,4 +146,38 @@ function closed(ctx: UpdateErrorContext): ApiError {
     'checkout_closed',
     `This checkout (${ctx.status}) is closed and accepts no more changes; for a captured checkout the refund window has ended.`,
   );
+}
+
+export interface PayoutUpdateErrorContext {
+  signal: AbortSignal;
+  log: Logger;
+  /** The payout's status when the request arrived, for the messages. */
+  status: string;
+}
+
+/**
+ * Maps a failed cancel of a payout: the workflow's validator rejects a payout that is no longer
+ * pending (409), a closed execution is 409 too, no answer in time 503. The route first checks
+ * whether the payout ended up canceled anyway (a retry of a cancel that worked), so these are
+ * only the real refusals.
+ */
+export function payoutUpdateError(err: unknown, ctx: PayoutUpdateErrorContext): Error {
+  const { log, status } = ctx;
+  if (ctx.signal.aborted || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+    log.warn('payout update not answered in time', { action: 'cancel', error: errorName(err) });
+    return new ApiError(503, 'api_error', 'payout_update_pending', 'The payout did not answer in time. Retry the request: it joins the first.', undefined, {
+      'Retry-After': '1',
+    });
+  }
+  const failure = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+  if (failure?.type === FailureType.InvalidPayoutState) {
+    log.info('payout update rejected', { action: 'cancel', failure: failure.type });
+    // The validator names the status it saw, which may be newer than the row the route read.
+    return conflict('payout_state_invalid', `This payout cannot be canceled: ${failure.message || `it is ${status}, and only a pending payout can be`}.`);
+  }
+  if (failure?.type === ACCEPTED_UPDATE_COMPLETED_WORKFLOW || isWorkflowClosed(err)) {
+    log.info('payout update reached a closed payout', { action: 'cancel', status });
+    return conflict('payout_closed', `This payout is ${status} and closed; it can no longer be canceled.`);
+  }
+  return asError(err);
 }

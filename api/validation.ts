@@ -2,7 +2,7 @@
 // Objects are strict: an unknown or misspelt field is rejected rather than silently ignored, which
 // also turns hostile keys such as `__proto__` into an ordinary 400.
 import { z } from 'zod';
-import { isAmountString, isCurrencyCode } from '../domain/index.js';
+import { isAmountString, isCurrencyCode, type PaymentMethod } from '../domain/index.js';
 import { invalidRequest, type ApiError } from './errors.js';
 
 const SKU = /^[A-Za-z0-9._-]{1,64}$/;
@@ -23,9 +23,9 @@ export function isIdempotencyKey(value: string): boolean {
 }
 
 /**
- * The `Idempotency-Key` header, validated. Required on `POST /v1/checkouts`; optional on refunds,
- * where it only makes retries safe. An empty header is "missing" when required and invalid
- * otherwise, since a client that sends one meant to send a key.
+ * The `Idempotency-Key` header, validated. Required on `POST /v1/checkouts`, `/v1/topups` and
+ * `/v1/payouts`; optional on refunds, where it only makes retries safe. An empty header is
+ * "missing" when required and invalid otherwise, since a client that sends one meant to send a key.
  */
 export function idempotencyKeyOf(value: string | undefined, required: true): string;
 export function idempotencyKeyOf(value: string | undefined, required: false): string | undefined;
@@ -75,6 +75,32 @@ const money = z.strictObject(
 /** An amount to capture or refund: zero is never meaningful, so it is a malformed request. */
 const positiveMoney = money.refine((m) => m.amount !== '0', { error: 'must be an amount greater than zero', path: ['amount'] });
 
+// At most 18 digits (isAmountString), so every amount fits the BIGINT columns and ledger counters.
+
+const CARD_TOKEN_RULE = 'must be a card token of 1 to 200 visible ASCII characters';
+const cardPayment = z.strictObject(
+  {
+    method: z.literal('card', { error: 'must be "card"' }),
+    token: z.string({ error: CARD_TOKEN_RULE }).max(200, { error: CARD_TOKEN_RULE }).regex(VISIBLE_ASCII, { error: CARD_TOKEN_RULE }),
+  },
+  { error: 'must be an object { method, token }' },
+);
+const walletPayment = z.strictObject({ method: z.literal('wallet', { error: 'must be "wallet"' }) }, { error: 'must be an object { method }' });
+
+const WALLET_CUSTOMER_ID_RULE = 'must not start or end with ":" or contain "::", since it names the customer\'s wallet';
+
+/**
+ * A wallet's ledger account is `wallet:<merchant>:<customer>:<currency>`, and the ledger reads an
+ * empty `:`-separated part as a malformed id: a customer id such as `cus:` would make every
+ * transfer on that wallet fail inside the workflow, long after the API said yes.
+ */
+export function isWalletCustomerId(value: string): boolean {
+  return value.split(':').every((part) => part !== '');
+}
+
+const customerId = text(1, 100, 'without control characters');
+const walletCustomerId = customerId.refine(isWalletCustomerId, { error: WALLET_CUSTOMER_ID_RULE });
+
 export const createProductBody = z.strictObject(
   {
     sku,
@@ -90,7 +116,7 @@ const lineItem = z.strictObject({ sku, quantity: int(1, 1000) }, { error: 'must 
 
 export const createCheckoutBody = z.strictObject(
   {
-    customerId: text(1, 100, 'without control characters'),
+    customerId,
     items: z
       .array(lineItem, { error: 'must be an array of 1 to 50 items' })
       .min(1, { error: 'must be an array of 1 to 50 items' })
@@ -103,21 +129,98 @@ export const createCheckoutBody = z.strictObject(
           seen.add(item.sku);
         });
       }),
-    payment: z.strictObject(
-      {
-        method: z.literal('card', { error: 'must be "card"' }),
-        token: z
-          .string({ error: 'must be a card token of 1 to 200 visible ASCII characters' })
-          .max(200, { error: 'must be a card token of 1 to 200 visible ASCII characters' })
-          .regex(VISIBLE_ASCII, { error: 'must be a card token of 1 to 200 visible ASCII characters' }),
-      },
-      { error: 'must be an object { method, token }' },
-    ),
+    payment: z.discriminatedUnion('method', [cardPayment, walletPayment], {
+      // Zod reports an unknown or missing `method` as a failed union at payment.method.
+      error: (issue) => (issue.code === 'invalid_union' ? 'must be "card" or "wallet"' : 'must be an object { method, token } or { method: "wallet" }'),
+    }),
     captureMethod: z.enum(['automatic', 'manual'], { error: 'must be "automatic" or "manual"' }).default('automatic'),
   },
   { error: 'must be a JSON object' },
-);
+).superRefine((body, ctx) => {
+  // The wallet's ledger account is named after the customer, so the id must make a valid one.
+  if (body.payment.method === 'wallet' && !isWalletCustomerId(body.customerId)) {
+    ctx.addIssue({ code: 'custom', path: ['customerId'], message: WALLET_CUSTOMER_ID_RULE });
+  }
+});
 export type CreateCheckoutBody = z.infer<typeof createCheckoutBody>;
+
+/** The workflow's view of the request's payment: a card token travels on, a wallet has nothing to add. */
+export function paymentMethodOf(payment: CreateCheckoutBody['payment']): PaymentMethod {
+  return payment.method === 'card' ? { method: 'card', token: payment.token } : { method: 'wallet' };
+}
+
+/** `POST /v1/topups`: the card is charged, then the wallet credited. */
+export const createTopupBody = z.strictObject(
+  {
+    customerId: walletCustomerId,
+    amount: positiveMoney,
+    payment: cardPayment,
+  },
+  { error: 'must be a JSON object' },
+);
+export type CreateTopupBody = z.infer<typeof createTopupBody>;
+
+/**
+ * `POST /v1/payouts`: to a Japanese (Zengin) bank account. `scheduledAt` must carry its offset (a
+ * local time would mean different instants on different servers); the route resolves its range.
+ */
+export const createPayoutBody = z.strictObject(
+  {
+    customerId: walletCustomerId,
+    amount: positiveMoney,
+    bankAccount: z.strictObject(
+      {
+        bankCode: z.string({ error: 'must be 4 digits' }).regex(/^[0-9]{4}$/, { error: 'must be 4 digits' }),
+        accountNumber: z.string({ error: 'must be 7 digits' }).regex(/^[0-9]{7}$/, { error: 'must be 7 digits' }),
+      },
+      { error: 'must be an object { bankCode, accountNumber }' },
+    ),
+    scheduledAt: z.iso
+      .datetime({ offset: true, error: 'must be an ISO 8601 date-time with an offset, e.g. "2025-04-01T09:00:00+09:00"' })
+      .optional(),
+  },
+  { error: 'must be a JSON object' },
+);
+export type CreatePayoutBody = z.infer<typeof createPayoutBody>;
+
+/**
+ * Query parameters are strings (or arrays when repeated, which is rejected). An unknown parameter
+ * is a 400 like an unknown body field: a misspelt `limit` must not silently mean 20.
+ */
+const currencyQuery = z
+  .string({ error: 'must be an ISO 4217 code in upper case, e.g. "JPY"' })
+  .refine(isCurrencyCode, { error: 'must be an ISO 4217 code in upper case, e.g. "JPY"' });
+
+/**
+ * Wallets have no currency of their own and merchants none configured, so a request without one
+ * reads the JPY wallet: the currency this deployment's merchants sell in.
+ */
+export const DEFAULT_WALLET_CURRENCY = 'JPY';
+
+/** `GET /v1/wallets/:customerId` */
+export const walletQuery = z.strictObject({ currency: currencyQuery.default(DEFAULT_WALLET_CURRENCY) }, { error: 'must be a query string' });
+
+/** `GET /v1/wallets/:customerId/transactions` */
+export const walletTransactionsQuery = z.strictObject(
+  {
+    currency: currencyQuery.default(DEFAULT_WALLET_CURRENCY),
+    limit: z
+      .string({ error: 'must be an integer from 1 to 100' })
+      .regex(/^[1-9][0-9]{0,2}$/, { error: 'must be an integer from 1 to 100' })
+      .transform(Number)
+      .refine((n) => n <= 100, { error: 'must be an integer from 1 to 100' })
+      .default(20),
+    starting_after: z
+      .string({ error: 'must be the nextCursor of an earlier page' })
+      .min(1, { error: 'must be the nextCursor of an earlier page' })
+      .max(500, { error: 'must be the nextCursor of an earlier page' })
+      .optional(),
+  },
+  { error: 'must be a query string' },
+);
+
+/** A wallet's path: `/v1/wallets/:customerId`. */
+export const walletPath = z.strictObject({ customerId: walletCustomerId });
 
 /** `POST /v1/checkouts/:id/capture`: without an amount, everything authorized is captured. */
 export const captureBody = z.strictObject({ amount: positiveMoney.optional() }, { error: 'must be a JSON object' });

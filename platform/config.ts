@@ -62,6 +62,11 @@ export interface Config {
     /** The simulator's database: BANK_DATABASE_URL, else `databaseUrl` (its own schema `bank`). */
     databaseUrl: string;
   };
+  /** Payouts (wallet -> bank account). */
+  payouts: {
+    /** How long after the request a payout without `scheduledAt` is sent to the bank; 0: at once. */
+    delayMs: number;
+  };
   demo: { merchantId: string; apiKey: string };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -151,6 +156,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       lostResponseRate: fraction(env, 'BANK_LOST_RESPONSE_RATE', 0),
       requestTimeoutMs: int(env, 'BANK_TIMEOUT_MS', 10_000),
       databaseUrl: str(env, 'BANK_DATABASE_URL', resolvedDatabaseUrl),
+    },
+    payouts: {
+      delayMs: int(env, 'PAYOUT_DELAY_MS', 0),
     },
     demo: { merchantId: 'demo', apiKey: str(env, 'DEMO_API_KEY', 'sk_test_demo') },
     logLevel: logLevel as Config['logLevel'],

@@ -15,7 +15,7 @@ import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate } from '../../
 import type { Logger } from '../../platform/logger.js';
 import { merchantIdOf } from '../auth.js';
 import { ApiError, conflict, invalidRequest, notFound } from '../errors.js';
-import { requireJson } from '../json.js';
+import { bodyOf, requireJson } from '../json.js';
 import { checkoutResource, refundFromSnapshot, refundResource, type CheckoutRow } from '../serialize.js';
 import { updateError } from '../temporal-errors.js';
 import { cancelBody, captureBody, confirmBody, idempotencyKeyOf, parseBody, refundBody } from '../validation.js';
@@ -153,11 +153,6 @@ export function checkoutActionsRouter(deps: CheckoutsDeps): Router {
   });
 
   return router;
-}
-
-/** No body at all means the same as `{}` on these routes. */
-function bodyOf(req: Request): unknown {
-  return req.body === undefined ? {} : req.body;
 }
 
 function inCheckoutCurrency(amount: Money, row: CheckoutRow): Money {

@@ -6,7 +6,7 @@
 // recorded, and "nothing was held, nothing charged" is an outcome the buyer must see, not a fault
 // in the request.
 import { Router } from 'express';
-import { WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, isGrpcServiceError, type Client } from '@temporalio/client';
+import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import type { PrismaClient } from '../../platform/db.js';
 import type { Logger } from '../../platform/logger.js';
 import {
@@ -21,17 +21,15 @@ import {
 import { reservationUpdate } from '../../workflows/checkout-messages.js';
 import type { checkoutWorkflow } from '../../workflows/checkout.js';
 import { merchantIdOf } from '../auth.js';
-import { ApiError, conflict, invalidRequest, notFound } from '../errors.js';
+import { ApiError, invalidRequest, notFound } from '../errors.js';
 import { requireJson } from '../json.js';
 import { checkoutResource, type CheckoutRow } from '../serialize.js';
-import { applicationFailureOf, errorName } from '../temporal-errors.js';
-import { createCheckoutBody, idempotencyKeyOf, parseBody, type CreateCheckoutBody } from '../validation.js';
+import { applicationFailureOf, asError, errorName, startError } from '../temporal-errors.js';
+import { createCheckoutBody, idempotencyKeyOf, parseBody, paymentMethodOf, type CreateCheckoutBody } from '../validation.js';
 import { checkoutTimeoutsOf, loadSettings } from './settings.js';
 
 /** checkouts.amount is a BIGINT: a total above this cannot be stored, so the workflow would fail. */
 const MAX_AMOUNT = 9_223_372_036_854_775_807n;
-/** gRPC ALREADY_EXISTS; @grpc/grpc-js is not a direct dependency, so its enum is not imported. */
-const GRPC_ALREADY_EXISTS = 6;
 
 export interface CheckoutsDeps {
   prisma: PrismaClient;
@@ -110,7 +108,7 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
       customerId: body.customerId,
       idempotencyKey,
       items: body.items.map(({ sku, quantity }) => ({ sku, quantity })),
-      payment: { method: body.payment.method, token: body.payment.token },
+      payment: paymentMethodOf(body.payment),
       captureMethod: body.captureMethod,
       timeouts,
     };
@@ -282,38 +280,11 @@ function businessFailure(type: string | null | undefined): ApiError | undefined 
   return undefined;
 }
 
-function isAlreadyStarted(err: unknown): boolean {
-  if (err instanceof WorkflowExecutionAlreadyStartedError) return true;
-  // A rejected start inside a multi-operation can also surface as the raw gRPC status, or wrapped.
-  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (isGrpcServiceError(e) && e.code === GRPC_ALREADY_EXISTS) return true;
-  }
-  return false;
-}
-
 /** Maps a failed update-with-start for which no checkout row exists. */
 function temporalError(err: unknown, signal: AbortSignal, log: Logger): Error {
-  if (signal.aborted) {
-    log.warn('reservation not answered in time', { error: errorName(err) });
-    return new ApiError(
-      503,
-      'api_error',
-      'checkout_pending',
-      'The checkout did not answer in time. Retry with the same Idempotency-Key; it will not be charged twice.',
-      undefined,
-      { 'Retry-After': '1' },
-    );
-  }
-  if (isAlreadyStarted(err)) {
-    log.warn('checkout execution closed without a checkouts row');
-    return conflict(
-      'idempotency_key_closed',
-      'A checkout with this Idempotency-Key already ran and could not be created. Use a new key.',
-      'Idempotency-Key',
-    );
-  }
-  const business = businessFailure(applicationFailureOf(err)?.type);
-  if (business) return business;
-  // Not an ApiError: the error handler logs it and answers a generic 500.
-  return err instanceof Error ? err : new Error(String(err));
+  return (
+    startError(err, { signal, log, resource: 'checkout', retrySafety: 'it will not be charged twice' }) ??
+    businessFailure(applicationFailureOf(err)?.type) ??
+    asError(err)
+  );
 }
