@@ -1,0 +1,85 @@
+// Wallet flows through the HTTP API on real processes: top-up, concurrent wallet checkouts,
+// payouts to the bank simulator, and the history derived from the ledger.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack } from './support/stack.js';
+
+const HEADERS = { authorization: 'Bearer sk_test_demo', 'content-type': 'application/json' };
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await startStack({ env: { CARD_NETWORK_LATENCY_MS: '20', BANK_LATENCY_MS: '20' } });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { ...HEADERS, ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as Json };
+}
+
+const yen = (amount: number) => ({ amount: String(amount), currency: 'JPY' });
+const key = () => ({ 'idempotency-key': randomUUID() });
+
+async function until(path: string, done: (body: Json) => boolean, timeoutMs = 45_000): Promise<Json> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await call('GET', path);
+    if (done(res.body)) return res.body;
+    if (Date.now() > deadline) throw new Error(`${path} stuck at ${JSON.stringify(res.body)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function topUp(customerId: string, amount: number) {
+  const res = await call('POST', '/v1/topups', { customerId, amount: yen(amount), payment: { method: 'card', token: 'tok_visa' } }, key());
+  expect(res.status).toBe(201);
+  return until(`/v1/topups/${res.body.id}`, (b) => b.status !== 'processing');
+}
+
+describe('wallet over HTTP', () => {
+  it('top-up 5,000, then 80 simultaneous wallet checkouts of 100: exactly 50 captured and the wallet at 0', async () => {
+    const customerId = `cus_${randomUUID()}`;
+    expect((await topUp(customerId, 5000)).status).toBe('succeeded');
+    expect((await call('GET', `/v1/wallets/${customerId}`)).body).toMatchObject({ available: yen(5000), held: yen(0) });
+
+    const sku = `beans-${randomUUID().slice(0, 8)}`;
+    expect((await call('POST', '/v1/products', { sku, name: 'Coffee beans', price: yen(100), stock: 200 })).status).toBe(201);
+    const created = await Promise.all(
+      Array.from({ length: 80 }, () => call('POST', '/v1/checkouts', { customerId, items: [{ sku, quantity: 1 }], payment: { method: 'wallet' } }, key())),
+    );
+    expect(created.filter((c) => c.status !== 201)).toEqual([]);
+    const final = await Promise.all(created.map((c) => until(`/v1/checkouts/${c.body.id}`, (b) => ['captured', 'failed'].includes(b.status))));
+
+    expect(final.filter((c) => c.status === 'captured')).toHaveLength(50);
+    expect(final.filter((c) => c.status === 'failed').map((c) => c.failure?.code)).toEqual(Array(30).fill('insufficient_funds'));
+    expect((await call('GET', `/v1/wallets/${customerId}`)).body).toMatchObject({ available: yen(0), held: yen(0) });
+    expect((await call('GET', `/v1/products/${sku}`)).body.stock).toEqual({ available: 150, reserved: 0, sold: 50 });
+  });
+
+  it('pays out 1,000 from a 3,000 wallet, refuses one above the balance, and lists every movement', async () => {
+    const customerId = `cus_${randomUUID()}`;
+    await topUp(customerId, 3000);
+
+    const payout = await call('POST', '/v1/payouts', { customerId, amount: yen(1000), bankAccount: { bankCode: '0001', accountNumber: '1234567' } }, key());
+    expect(payout.status).toBe(201);
+    expect((await until(`/v1/payouts/${payout.body.id}`, (b) => ['paid', 'failed'].includes(b.status))).status).toBe('paid');
+    expect((await call('GET', `/v1/wallets/${customerId}`)).body).toMatchObject({ available: yen(2000), held: yen(0) });
+    const sent = await fetch(`${stack.bankUrl}/v1/transfers?reference=${encodeURIComponent(payout.body.id)}`);
+    expect(((await sent.json()) as { data: unknown[] }).data).toHaveLength(1);
+
+    const tooMuch = await call('POST', '/v1/payouts', { customerId, amount: yen(2001), bankAccount: { bankCode: '0001', accountNumber: '1234567' } }, key());
+    expect(tooMuch.status).toBe(409);
+    expect((await call('GET', `/v1/wallets/${customerId}`)).body).toMatchObject({ available: yen(2000), held: yen(0) });
+
+    const history = (await call('GET', `/v1/wallets/${customerId}/transactions`)).body;
+    const moves = history.data.map((t: Json) => `${t.type}:${t.direction}:${t.amount.amount}`);
+    expect(moves).toEqual(expect.arrayContaining(['topup:credit:3000', 'payout:debit:1000']));
+    // Newest first.
+    expect(history.data[0].type).toBe('payout');
+  });
+});
