@@ -3,9 +3,12 @@
 // the accounts it touched: stored balances equal the journal, nothing overdrawn, per-currency
 // debits equal credits.
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/activity';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
 import { createActivities, type Activities } from '../activities/index.js';
 import {
@@ -84,6 +87,13 @@ async function fund(wallet: string, amount: bigint) {
 
 const yen = (amount: number) => ({ amount: String(amount), currency: 'JPY' });
 
+/** With RECORD_HISTORIES=1, keeps the run's history for the replay test (test/replay.test.ts). */
+async function record(name: string, workflowId: string) {
+  if (!process.env.RECORD_HISTORIES) return;
+  const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+  await fs.writeFile(path.join(import.meta.dirname, 'histories', `${name}.json`), historyToJSON(history) + '\n');
+}
+
 function topupInput(customerId: string, amount: number, token = 'tok_visa'): TopupInput {
   const key = randomUUID();
   return { topupId: topupId(MERCHANT, key), merchantId: MERCHANT, customerId, idempotencyKey: key, amount: yen(amount), payment: { method: 'card', token } };
@@ -112,6 +122,7 @@ describe('top-up', () => {
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 5000n, held: 0n });
       expect(await prisma.topup.findUniqueOrThrow({ where: { id: input.topupId } })).toMatchObject({ status: 'succeeded', amount: 5000n });
       expect(network.count(input.topupId, 'capture')).toBe(1);
+      await record('topup-succeeded', input.topupId);
     });
   });
 
@@ -140,6 +151,7 @@ describe('top-up', () => {
       expect(network.count(input.topupId, 'capture')).toBe(1);
       expect(network.operations.filter((op) => op.reference === input.topupId && op.type === 'refund').map((op) => op.amount)).toEqual(['5000']);
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 0n, held: 0n });
+      await record('topup-credit-fails-card-refunded', input.topupId);
     }, failingCredit);
   });
 });
@@ -161,6 +173,7 @@ describe('payout', () => {
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 2000n, held: 0n });
       expect(bank.paid(input.payoutId)).toBe(1);
       expect(await prisma.payout.findUniqueOrThrow({ where: { id: input.payoutId } })).toMatchObject({ status: 'paid' });
+      await record('payout-scheduled-paid', input.payoutId);
     });
   });
 
@@ -184,6 +197,7 @@ describe('payout', () => {
 
       expect(result).toMatchObject({ status: 'failed', failure: { code: 'account_closed' } });
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 3000n, held: 0n });
+      await record('payout-rejected', input.payoutId);
     });
   });
 
@@ -212,6 +226,7 @@ describe('payout', () => {
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 3000n, held: 0n });
       expect(bank.transfers).toHaveLength(0);
       expect(await prisma.payout.findUniqueOrThrow({ where: { id: input.payoutId } })).toMatchObject({ status: 'canceled' });
+      await record('payout-canceled', input.payoutId);
     });
   });
 });
@@ -257,6 +272,7 @@ describe('wallet payment in checkout', () => {
       const availableRefunded = await accountBalance(prisma, ledgerAccount.merchantAvailable(MERCHANT, 'JPY'));
       expect(availableRefunded.debitsPosted - availableAfter.debitsPosted).toBe(100n);
       await handle.terminate('test finished');
+      await record('wallet-checkout-captured-settled-refunded', handle.workflowId);
     });
   });
 
