@@ -3,6 +3,7 @@
 // or look it up by key) and "rejected" (the request itself is wrong: retrying cannot help). What
 // to do about each is the workflow's business. It never retries: Temporal's activity retries do.
 import { z } from 'zod';
+import { createJsonClient, errorCode } from './http-json-client.js';
 
 export interface CardOperation {
   id: string;
@@ -82,67 +83,15 @@ const operationSchema = z.object({
   createdAt: z.string(),
 });
 const listSchema = z.object({ data: z.array(operationSchema) });
-const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
-
-interface Answer {
-  status: number;
-  body: unknown;
-  what: string;
-}
 
 export function createCardNetworkClient(opts: { baseUrl: string; timeoutMs?: number }): CardNetworkClient {
-  const baseUrl = opts.baseUrl.replace(/\/+$/, '');
-  const timeoutMs = opts.timeoutMs ?? 10_000;
-
-  async function send(method: 'GET' | 'POST', path: string, idempotencyKey?: string, body?: object): Promise<Answer> {
-    const what = `${method} ${path}`;
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let status: number;
-    let text: string;
-    try {
-      // The timeout also covers reading the body: a response cut off half-way is no answer.
-      const res = await fetch(baseUrl + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      status = res.status;
-      text = await res.text();
-    } catch (err) {
-      const reason = err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : describe(err);
-      throw new CardNetworkUnavailableError(`card network ${what}: ${reason}`, { cause: err });
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    // 408 and 429 say "not now", not "never": treat them like a 5xx.
-    if (status >= 500 || status === 408 || status === 429) {
-      const detail = errorSchema.safeParse(parsed);
-      const reason = detail.success ? `${detail.data.error.code}: ${detail.data.error.message}` : `HTTP ${status}`;
-      throw new CardNetworkUnavailableError(`card network ${what}: ${reason}`, { status });
-    }
-    return { status, body: parsed, what };
-  }
-
-  function rejected(answer: Answer): CardNetworkRejectedError {
-    const detail = errorSchema.safeParse(answer.body);
-    const code = detail.success ? detail.data.error.code : `http_${answer.status}`;
-    const message = detail.success ? detail.data.error.message : `HTTP ${answer.status}`;
-    return new CardNetworkRejectedError(`card network ${answer.what}: ${code}: ${message}`, { code, status: answer.status });
-  }
-
-  function decode<T>(schema: z.ZodType<T>, answer: Answer): T {
-    const result = schema.safeParse(answer.body);
-    // The network answered success but we cannot read what it did, so the outcome is unknown.
-    if (!result.success) throw new CardNetworkUnavailableError(`card network ${answer.what}: unreadable response`, { status: answer.status });
-    return result.data;
-  }
+  const { send, rejected, decode } = createJsonClient({
+    baseUrl: opts.baseUrl,
+    timeoutMs: opts.timeoutMs,
+    system: 'card network',
+    unavailable: (message, o) => new CardNetworkUnavailableError(message, o),
+    rejected: (message, o) => new CardNetworkRejectedError(message, o),
+  });
 
   /** 2xx carries the operation; 402 carries a declined one. */
   async function operation(method: 'POST', path: string, idempotencyKey: string, body: object): Promise<CardOperation> {
@@ -171,7 +120,7 @@ export function createCardNetworkClient(opts: { baseUrl: string; timeoutMs?: num
       if (answer.status === 200) return decode(operationSchema, answer);
       // Only the network's own "no such operation" means absent; any other 404 (a wrong base URL)
       // must not be mistaken for "the network never acted".
-      if (answer.status === 404 && errorSchema.safeParse(answer.body).data?.error.code === 'operation_not_found') return null;
+      if (answer.status === 404 && errorCode(answer) === 'operation_not_found') return null;
       throw rejected(answer);
     },
     async listOperations(reference) {
@@ -180,10 +129,4 @@ export function createCardNetworkClient(opts: { baseUrl: string; timeoutMs?: num
       throw rejected(answer);
     },
   };
-}
-
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
-  return `${err.message}${cause}`;
 }

@@ -1,22 +1,19 @@
 // The bank's own books, in PostgreSQL under schema `bank`. It models a system we do not own, so
 // it lives outside our Prisma schema and creates its tables itself.
 //
-// Every transfer request runs in one transaction holding an advisory lock on its idempotency key:
-// the first request with a key acts and stores its response; later ones (including concurrent
-// ones, which wait on the lock) replay that response byte for byte, as Stripe does. A rejection is
-// an answer like a payment, so it is stored and replayed too.
-//
-// The helpers below repeat a few lines of the card-network simulator on purpose: the two stand for
-// two unrelated external systems, and neither should change because the other did.
-import { createHash, randomBytes } from 'node:crypto';
+// Every transfer request acts at most once per idempotency key and later ones replay its stored
+// response, by the rules in ../shared/idempotency.ts that every simulated system keeps. A
+// rejection is an answer like a payment, so it is stored and replayed too. What the bank does
+// with a transfer (its accounts, its books) stays here.
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import { FAULT_MODES, IdempotencyKeys, type FaultMode, type Outcome } from '../shared/idempotency.js';
+
+export { FAULT_MODES, type FaultMode, type Outcome };
 
 /** `paid`: the money left for the account; `rejected`: the bank refused the account and nothing moved. */
 export type TransferStatus = 'paid' | 'rejected';
 
-/** `lose_response`: act (or replay) as usual, then drop the connection; `error_503`: answer 503 without acting. */
-export const FAULT_MODES = ['lose_response', 'error_503'] as const;
-export type FaultMode = (typeof FAULT_MODES)[number];
 
 export interface FaultSpec {
   /** The reference the transfer requests carry (our payout id). */
@@ -57,14 +54,6 @@ export interface TransferRequest {
   reference: string;
 }
 
-export interface ErrorBody {
-  error: { type: 'invalid_request_error' | 'idempotency_error' | 'api_error'; code: string; message: string; param?: string };
-}
-
-export function errorBody(type: ErrorBody['error']['type'], code: string, message: string, param?: string): ErrorBody {
-  return { error: param === undefined ? { type, code, message } : { type, code, message, param } };
-}
-
 interface AccountBehaviour {
   /** The bank refuses transfers to the account with this code (stored: a replay refuses again). */
   failureCode?: string;
@@ -85,19 +74,6 @@ export const TEST_ACCOUNTS: Readonly<Record<string, AccountBehaviour>> = ACCOUNT
 
 export function accountBehaviour(accountNumber: string): AccountBehaviour {
   return Object.hasOwn(TEST_ACCOUNTS, accountNumber) ? TEST_ACCOUNTS[accountNumber]! : {};
-}
-
-/**
- * `first`: this request acted and its response is now stored under the key; `replay`: the stored
- * response of an earlier request; `unstored`: a transient or key-misuse answer that a retry may change.
- */
-export interface Outcome {
-  kind: 'first' | 'replay' | 'unstored';
-  status: number;
-  /** JSON text, so a replay is byte-identical to the first response. */
-  body: string;
-  /** An injected `lose_response` fault hit this request: the server must drop the response. */
-  loseResponse?: boolean;
 }
 
 // Two-int advisory locks live in a key space apart from one-bigint locks (Prisma uses those), and
@@ -193,36 +169,22 @@ function newId(prefix: string): string {
   return `${prefix}_${randomBytes(12).toString('hex')}`;
 }
 
-/** Fingerprint of what a request asks for; a key reused with another fingerprint is refused. */
-export function requestHash(parts: unknown[]): string {
-  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
-}
-
-async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-    throw err;
-  } finally {
-    client.release(broken);
-  }
-}
-
 export class BankStore {
-  constructor(private readonly pool: pg.Pool) {}
+  private readonly keys: IdempotencyKeys;
+
+  constructor(private readonly pool: pg.Pool) {
+    this.keys = new IdempotencyKeys({
+      pool,
+      lockNamespace: LOCK_NAMESPACE,
+      schema: 'bank',
+      recordColumn: 'transfer_id',
+      unavailableMessage: 'the bank is temporarily unavailable',
+    });
+  }
 
   /** Idempotent; serialised so simulators starting together do not race on the catalog. */
-  async migrate(): Promise<void> {
-    await inTransaction(this.pool, async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock($1, 0)', [LOCK_NAMESPACE]);
-      await c.query(SCHEMA_SQL);
-    });
+  migrate(): Promise<void> {
+    return this.keys.migrate(SCHEMA_SQL);
   }
 
   /**
@@ -230,27 +192,7 @@ export class BankStore {
    * account. Either is stored, so every retry under the key gets the same answer.
    */
   transfer(key: string, hash: string, req: TransferRequest): Promise<Outcome> {
-    return inTransaction(this.pool, async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, key]);
-      // Before the replay check: an injected fault hits every matching request, replays included,
-      // so `times: n` means n failed tries in a row whatever the caller retries with.
-      const fault = await this.takeFault(c, req.reference);
-      if (fault === 'error_503') {
-        const body = errorBody('api_error', 'temporarily_unavailable', 'the bank is temporarily unavailable (injected fault); retry with the same key');
-        return { kind: 'unstored', status: 503, body: JSON.stringify(body) };
-      }
-      const loseResponse = fault === 'lose_response' ? { loseResponse: true } : {};
-      const { rows } = await c.query<{ request_hash: string; status_code: number; body: string }>(
-        `SELECT request_hash, status_code, body FROM bank.idempotency_keys WHERE key = $1`,
-        [key],
-      );
-      const prior = rows[0];
-      if (prior && prior.request_hash !== hash) {
-        const body = errorBody('idempotency_error', 'idempotency_key_reused', 'this Idempotency-Key was used with different parameters');
-        return { kind: 'unstored', status: 422, body: JSON.stringify(body), ...loseResponse };
-      }
-      if (prior) return { kind: 'replay', status: prior.status_code, body: prior.body, ...loseResponse };
-
+    return this.keys.once(key, hash, (c) => this.takeFault(c, req.reference), async (c) => {
       const failureCode = accountBehaviour(req.accountNumber).failureCode ?? null;
       const { rows: inserted } = await c.query<TransferRow>(
         `INSERT INTO bank.transfers (id, idempotency_key, status, amount, currency, bank_code, account_number, reference, failure_code)
@@ -258,20 +200,13 @@ export class BankStore {
         [newId('tr'), key, failureCode ? 'rejected' : 'paid', req.amount.toString(), req.currency, req.bankCode, req.accountNumber, req.reference, failureCode],
       );
       const transfer = toRecord(inserted[0]!);
-      const status = failureCode ? 422 : 201;
-      const body = JSON.stringify(transfer);
-      await c.query(
-        `INSERT INTO bank.idempotency_keys (key, request_hash, status_code, body, transfer_id) VALUES ($1, $2, $3, $4, $5)`,
-        [key, hash, status, body, transfer.id],
-      );
-      return { kind: 'first', status, body, ...loseResponse };
+      return { status: failureCode ? 422 : 201, body: transfer, recordId: transfer.id };
     });
   }
 
   /** Waits for a request holding the key to finish, so an in-flight transfer is not reported as absent. */
   transferByKey(key: string): Promise<TransferRecord | null> {
-    return inTransaction(this.pool, async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock_shared($1, hashtext($2))', [LOCK_NAMESPACE, key]);
+    return this.keys.readUnderKey(key, async (c) => {
       const { rows } = await c.query<TransferRow>(`SELECT * FROM bank.transfers WHERE idempotency_key = $1`, [key]);
       return rows[0] ? toRecord(rows[0]) : null;
     });

@@ -1,43 +1,21 @@
 // Process entry of the card-network simulator: `npx tsx simulators/card-network/main.ts`.
 // It expects PostgreSQL to be reachable (the launcher's embedded one by default) and keeps all of
 // its state there, so it can be killed and restarted at any time.
-import pg from 'pg';
 import { loadConfig } from '../../platform/config.js';
-import { createLogger } from '../../platform/logger.js';
+import { runSimulatorProcess } from '../shared/process.js';
 import { createCardNetworkServer } from './server.js';
 
 const config = loadConfig();
 const { host, port, latencyMs, latencyJitterMs, errorRate, lostResponseRate } = config.cardNetwork;
-const log = createLogger('card-network', config.logLevel);
+const settings = { latencyMs, latencyJitterMs, errorRate, lostResponseRate };
 
-const pool = new pg.Pool({ connectionString: config.cardNetwork.databaseUrl ?? config.databaseUrl });
-// An idle client losing its connection must not crash the process; the next query reconnects.
-pool.on('error', (err) => log.warn('idle database connection failed', { error: err.message }));
-
-const simulator = createCardNetworkServer({ pool, latencyMs, latencyJitterMs, errorRate, lostResponseRate, logger: log });
-
-try {
-  const url = await simulator.listen(port, host);
-  log.info('card network simulator listening', { url, latencyMs, latencyJitterMs, errorRate, lostResponseRate });
-} catch (err) {
-  log.error('card network simulator failed to start', { error: err instanceof Error ? err.message : String(err) });
-  await pool.end().catch(() => undefined);
-  process.exit(1);
-}
-
-let stopping = false;
-async function stop(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  log.info('card network simulator stopping', { signal });
-  try {
-    await simulator.close();
-    await pool.end();
-    process.exit(0);
-  } catch (err) {
-    log.error('card network simulator did not stop cleanly', { error: err instanceof Error ? err.message : String(err) });
-    process.exit(1);
-  }
-}
-process.once('SIGTERM', () => void stop('SIGTERM'));
-process.once('SIGINT', () => void stop('SIGINT'));
+await runSimulatorProcess({
+  component: 'card-network',
+  title: 'card network simulator',
+  logLevel: config.logLevel,
+  databaseUrl: config.cardNetwork.databaseUrl ?? config.databaseUrl,
+  host,
+  port,
+  settings,
+  create: (pool, logger) => createCardNetworkServer({ pool, ...settings, logger }),
+});

@@ -1,11 +1,13 @@
 // The card network's own books, in PostgreSQL under schema `card_network`. It models a system we
 // do not own, so it lives outside our Prisma schema and creates its tables itself.
 //
-// Every mutating request runs in one transaction holding an advisory lock on its idempotency key:
-// the first request with a key acts and stores its response; later ones (including concurrent
-// ones, which wait on the lock) replay that response byte for byte, as Stripe does.
-import { createHash, randomBytes } from 'node:crypto';
+// Every mutating request acts at most once per idempotency key and later ones replay its stored
+// response, by the rules in ../shared/idempotency.ts that every simulated system keeps.
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import { errorBody, FAULT_MODES, IdempotencyKeys, type ActResult, type ErrorBody, type FaultMode, type Outcome } from '../shared/idempotency.js';
+
+export { FAULT_MODES, type FaultMode, type Outcome };
 
 export type OperationType = 'authorization' | 'authentication' | 'capture' | 'void' | 'refund';
 /** `requires_action`: the issuer wants 3-D Secure before it holds any money (Stripe's name). */
@@ -15,9 +17,6 @@ export type AuthorizationState = 'requires_action' | 'authorized' | 'captured' |
 /** Requests a test fault can target; capture, void, refund and authenticate match by their authorization's reference. */
 export const FAULT_OPERATIONS = ['authorize', 'capture', 'void', 'refund', 'authenticate'] as const;
 export type FaultOperation = (typeof FAULT_OPERATIONS)[number];
-/** `lose_response`: act (or replay) as usual, then drop the connection; `error_503`: answer 503 without acting. */
-export const FAULT_MODES = ['lose_response', 'error_503'] as const;
-export type FaultMode = (typeof FAULT_MODES)[number];
 
 export interface FaultSpec {
   /** The checkout id the requests carry (for capture, void, refund, authenticate: their authorization's). */
@@ -51,14 +50,6 @@ export interface OperationRecord {
   createdAt: string;
 }
 
-export interface ErrorBody {
-  error: { type: 'invalid_request_error' | 'idempotency_error' | 'api_error'; code: string; message: string; param?: string };
-}
-
-export function errorBody(type: ErrorBody['error']['type'], code: string, message: string, param?: string): ErrorBody {
-  return { error: param === undefined ? { type, code, message } : { type, code, message, param } };
-}
-
 interface TokenBehaviour {
   declineCode?: string;
   /** Answers 503 without acting on this many first tries of a key, then acts. */
@@ -87,29 +78,11 @@ export function isTestToken(token: string): token is TestToken {
   return Object.hasOwn(TEST_TOKENS, token);
 }
 
-/**
- * `first`: this request acted (or was refused for good) and its response is now stored under the
- * key; `replay`: the stored response of an earlier request; `unstored`: a transient or
- * key-misuse answer that a retry may change.
- */
-export interface Outcome {
-  kind: 'first' | 'replay' | 'unstored';
-  status: number;
-  /** JSON text, so a replay is byte-identical to the first response. */
-  body: string;
-  /** An injected `lose_response` fault hit this request: the server must drop the response. */
-  loseResponse?: boolean;
-}
-
 /** Which injected faults a request can hit: by reference (authorize) or by its authorization's reference. */
 export type FaultTarget = { operation: FaultOperation } & ({ reference: string } | { authorizationId: string });
 
-interface Result {
-  status: number;
+interface Result extends ActResult {
   body: OperationRecord | ErrorBody;
-  operationId?: string;
-  /** Not stored under the key: the request did not act and a retry may succeed. */
-  transient?: boolean;
 }
 
 // Two-int advisory locks live in a key space apart from one-bigint locks (Prisma uses those),
@@ -242,42 +215,28 @@ function newId(prefix: string): string {
   return `${prefix}_${randomBytes(12).toString('hex')}`;
 }
 
-/** Fingerprint of what a request asks for; a key reused with another fingerprint is refused. */
-export function requestHash(parts: unknown[]): string {
-  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
-}
-
 const notFound = (id: string): Result => ({
   status: 404,
   body: errorBody('invalid_request_error', 'authorization_not_found', `no authorization ${id}`, 'id'),
 });
 const conflict = (code: string, message: string): Result => ({ status: 409, body: errorBody('invalid_request_error', code, message) });
 
-async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-    throw err;
-  } finally {
-    client.release(broken);
-  }
-}
-
 export class CardNetworkStore {
-  constructor(private readonly pool: pg.Pool) {}
+  private readonly keys: IdempotencyKeys;
+
+  constructor(private readonly pool: pg.Pool) {
+    this.keys = new IdempotencyKeys({
+      pool,
+      lockNamespace: LOCK_NAMESPACE,
+      schema: 'card_network',
+      recordColumn: 'operation_id',
+      unavailableMessage: 'the network is temporarily unavailable',
+    });
+  }
 
   /** Idempotent; serialised so simulators starting together do not race on the catalog. */
-  async migrate(): Promise<void> {
-    await inTransaction(this.pool, async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock($1, 0)', [LOCK_NAMESPACE]);
-      await c.query(SCHEMA_SQL);
-    });
+  migrate(): Promise<void> {
+    return this.keys.migrate(SCHEMA_SQL);
   }
 
   authorize(key: string, hash: string, req: { amount: bigint; currency: string; token: TestToken; reference: string }): Promise<Outcome> {
@@ -310,7 +269,7 @@ export class CardNetworkStore {
         id, key, type: 'authorization', status, authorizationId: id,
         amount: req.amount, currency: req.currency, reference: req.reference, declineCode,
       });
-      return { status: declineCode ? 402 : 201, body: op, operationId: id };
+      return { status: declineCode ? 402 : 201, body: op, recordId: id };
     });
   }
 
@@ -335,7 +294,7 @@ export class CardNetworkStore {
         id: newId('authn'), key, type: 'authentication', status: succeeded ? 'succeeded' : 'declined', authorizationId: auth.id,
         amount: BigInt(auth.amount), currency: auth.currency, reference: auth.reference, declineCode: succeeded ? null : 'authentication_failed',
       });
-      return { status: succeeded ? 200 : 402, body: op, operationId: op.id };
+      return { status: succeeded ? 200 : 402, body: op, recordId: op.id };
     });
   }
 
@@ -357,7 +316,7 @@ export class CardNetworkStore {
         [auth.id, amount.toString()],
       );
       const op = await this.insertOperation(c, { id: newId('cap'), key, type: 'capture', status: 'succeeded', authorizationId: auth.id, amount, currency: auth.currency, reference: auth.reference, declineCode: null });
-      return { status: 200, body: op, operationId: op.id };
+      return { status: 200, body: op, recordId: op.id };
     });
   }
 
@@ -375,11 +334,11 @@ export class CardNetworkStore {
           `SELECT * FROM card_network.operations WHERE authorization_id = $1 AND type = 'void'`,
           [auth.id],
         );
-        return { status: 200, body: toRecord(rows[0]!), operationId: rows[0]!.id };
+        return { status: 200, body: toRecord(rows[0]!), recordId: rows[0]!.id };
       }
       await c.query(`UPDATE card_network.authorizations SET state = 'voided', updated_at = clock_timestamp() WHERE id = $1`, [auth.id]);
       const op = await this.insertOperation(c, { id: newId('void'), key, type: 'void', status: 'succeeded', authorizationId: auth.id, amount: BigInt(auth.amount), currency: auth.currency, reference: auth.reference, declineCode: null });
-      return { status: 200, body: op, operationId: op.id };
+      return { status: 200, body: op, recordId: op.id };
     });
   }
 
@@ -397,14 +356,13 @@ export class CardNetworkStore {
         [auth.id, req.amount.toString()],
       );
       const op = await this.insertOperation(c, { id: newId('re'), key, type: 'refund', status: 'succeeded', authorizationId: auth.id, amount: req.amount, currency: auth.currency, reference: auth.reference, declineCode: null });
-      return { status: 201, body: op, operationId: op.id };
+      return { status: 201, body: op, recordId: op.id };
     });
   }
 
   /** Waits for a request holding the key to finish, so an in-flight act is not reported as absent. */
   operationByKey(key: string): Promise<OperationRecord | null> {
-    return inTransaction(this.pool, async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock_shared($1, hashtext($2))', [LOCK_NAMESPACE, key]);
+    return this.keys.readUnderKey(key, async (c) => {
       const { rows } = await c.query<OperationRow>(
         `SELECT o.* FROM card_network.idempotency_keys k JOIN card_network.operations o ON o.id = k.operation_id WHERE k.key = $1`,
         [key],
@@ -458,35 +416,7 @@ export class CardNetworkStore {
   }
 
   private once(key: string, hash: string, target: FaultTarget, act: (c: pg.PoolClient) => Promise<Result>): Promise<Outcome> {
-    return inTransaction(this.pool, async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, key]);
-      // Before the replay check: an injected fault hits every matching request, replays included,
-      // so `times: n` means n failed tries in a row whatever the caller retries with.
-      const fault = await this.takeFault(c, target);
-      if (fault === 'error_503') {
-        const body = errorBody('api_error', 'temporarily_unavailable', 'the network is temporarily unavailable (injected fault); retry with the same key');
-        return { kind: 'unstored', status: 503, body: JSON.stringify(body) };
-      }
-      const loseResponse = fault === 'lose_response' ? { loseResponse: true } : {};
-      const { rows } = await c.query<{ request_hash: string; status_code: number; body: string }>(
-        `SELECT request_hash, status_code, body FROM card_network.idempotency_keys WHERE key = $1`,
-        [key],
-      );
-      const prior = rows[0];
-      if (prior && prior.request_hash !== hash) {
-        const body = errorBody('idempotency_error', 'idempotency_key_reused', 'this Idempotency-Key was used with different parameters');
-        return { kind: 'unstored', status: 422, body: JSON.stringify(body), ...loseResponse };
-      }
-      if (prior) return { kind: 'replay', status: prior.status_code, body: prior.body, ...loseResponse };
-      const result = await act(c);
-      const body = JSON.stringify(result.body);
-      if (result.transient) return { kind: 'unstored', status: result.status, body, ...loseResponse };
-      await c.query(
-        `INSERT INTO card_network.idempotency_keys (key, request_hash, status_code, body, operation_id) VALUES ($1, $2, $3, $4, $5)`,
-        [key, hash, result.status, body, result.operationId ?? null],
-      );
-      return { kind: 'first', status: result.status, body, ...loseResponse };
-    });
+    return this.keys.once(key, hash, (c) => this.takeFault(c, target), act);
   }
 
   private async lockAuthorization(c: pg.PoolClient, id: string): Promise<AuthorizationRow | undefined> {

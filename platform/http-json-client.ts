@@ -1,0 +1,103 @@
+// The HTTP half both of our clients for external systems (card network, bank) share: send JSON
+// with a timeout and classify the answer. 5xx, 408, 429, a timeout or a dead connection mean the
+// outcome is unknown ("unavailable"); any other answer is returned for the client to read, and a
+// client turns what it cannot accept into "rejected". It never retries: Temporal's activity
+// retries do. Each client keeps its own error classes, endpoints and what each status means.
+import { z } from 'zod';
+
+/** An answer the system gave: its status, its parsed JSON body (undefined if not JSON), and `METHOD path`. */
+export interface JsonAnswer {
+  status: number;
+  body: unknown;
+  what: string;
+}
+
+export const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
+/** The error code of a Stripe-style error body, if the answer carries one. */
+export function errorCode(answer: JsonAnswer): string | undefined {
+  return errorSchema.safeParse(answer.body).data?.error.code;
+}
+
+export interface JsonClientOptions {
+  baseUrl: string;
+  timeoutMs?: number;
+  /** The system's name at the start of every error message, e.g. "bank". */
+  system: string;
+  /** Builds the client's own "outcome unknown" error. */
+  unavailable: (message: string, opts: { status?: number; cause?: unknown }) => Error;
+  /** Builds the client's own "the system refused the request" error. */
+  rejected: (message: string, opts: { code: string; status: number }) => Error;
+}
+
+export interface JsonClient {
+  send(method: 'GET' | 'POST', path: string, idempotencyKey?: string, body?: object): Promise<JsonAnswer>;
+  /** The error for an answer the client cannot accept, with the system's code when it gave one. */
+  rejected(answer: JsonAnswer): Error;
+  /** Reads a success answer; one that does not fit `schema` leaves the outcome unknown. */
+  decode<T>(schema: z.ZodType<T>, answer: JsonAnswer): T;
+}
+
+export function createJsonClient(opts: JsonClientOptions): JsonClient {
+  const baseUrl = opts.baseUrl.replace(/\/+$/, '');
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const { system } = opts;
+
+  return {
+    async send(method, path, idempotencyKey, body) {
+      const what = `${method} ${path}`;
+      const headers: Record<string, string> = { accept: 'application/json' };
+      if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      let status: number;
+      let text: string;
+      try {
+        // The timeout also covers reading the body: a response cut off half-way is no answer.
+        const res = await fetch(baseUrl + path, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        status = res.status;
+        text = await res.text();
+      } catch (err) {
+        const reason = err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : describe(err);
+        throw opts.unavailable(`${system} ${what}: ${reason}`, { cause: err });
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      // 408 and 429 say "not now", not "never": treat them like a 5xx.
+      if (status >= 500 || status === 408 || status === 429) {
+        const detail = errorSchema.safeParse(parsed);
+        const reason = detail.success ? `${detail.data.error.code}: ${detail.data.error.message}` : `HTTP ${status}`;
+        throw opts.unavailable(`${system} ${what}: ${reason}`, { status });
+      }
+      return { status, body: parsed, what };
+    },
+
+    rejected(answer) {
+      const detail = errorSchema.safeParse(answer.body);
+      const code = detail.success ? detail.data.error.code : `http_${answer.status}`;
+      const message = detail.success ? detail.data.error.message : `HTTP ${answer.status}`;
+      return opts.rejected(`${system} ${answer.what}: ${code}: ${message}`, { code, status: answer.status });
+    },
+
+    decode(schema, answer) {
+      const result = schema.safeParse(answer.body);
+      // The system answered success but we cannot read what it did, so the outcome is unknown.
+      if (!result.success) throw opts.unavailable(`${system} ${answer.what}: unreadable response`, { status: answer.status });
+      return result.data;
+    },
+  };
+}
+
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  return `${err.message}${cause}`;
+}
