@@ -5,6 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import { requireApiKey } from './auth.js';
+import { createIdempotency } from './idempotency.js';
 import { errorHandler, routeNotFound } from './errors.js';
 import { productsRouter } from './routes/products.js';
 import { checkoutsRouter, type CheckoutsDeps } from './routes/checkouts.js';
@@ -26,6 +27,14 @@ export interface AppDeps {
   reservationTimeoutMs?: number;
   /** How long capture, cancel, confirm, refund and a payout's cancel wait for the workflow before answering 503. Default 15 s. */
   updateTimeoutMs?: number;
+  /** How long an Idempotency-Key's first answer is replayed. Default 24 h. */
+  idempotencyKeyTtlHours?: number;
+  /**
+   * How long a request waits for an earlier one with the same Idempotency-Key before a 409
+   * `idempotency_request_in_progress`. Default: the longer of the two timeouts above, since that is
+   * how long the earlier one may legitimately take.
+   */
+  idempotencyWaitMs?: number;
   /** How long a key -> merchant lookup is cached. Default 60 s. */
   authCacheTtlMs?: number;
   /** How long after the request a payout without `scheduledAt` goes to the bank. Default 0 (at once). */
@@ -73,13 +82,22 @@ export function createApp(deps: AppDeps): Express {
   const v1 = express.Router();
   v1.use(requireApiKey(prisma, deps.authCacheTtlMs !== undefined ? { cacheTtlMs: deps.authCacheTtlMs } : {}));
   v1.use('/products', productsRouter(prisma));
+  const reservationTimeoutMs = deps.reservationTimeoutMs ?? 15_000;
+  const updateTimeoutMs = deps.updateTimeoutMs ?? 15_000;
+  const idempotency = createIdempotency({
+    prisma,
+    logger,
+    ttlHours: deps.idempotencyKeyTtlHours ?? 24,
+    waitMs: deps.idempotencyWaitMs ?? Math.max(reservationTimeoutMs, updateTimeoutMs),
+  });
   const checkouts: CheckoutsDeps = {
     prisma,
     temporal: deps.temporal,
     taskQueue: deps.taskQueue,
     logger,
-    reservationTimeoutMs: deps.reservationTimeoutMs ?? 15_000,
-    updateTimeoutMs: deps.updateTimeoutMs ?? 15_000,
+    reservationTimeoutMs,
+    updateTimeoutMs,
+    idempotency,
   };
   v1.use('/checkouts', checkoutsRouter(checkouts), checkoutActionsRouter(checkouts));
   v1.use('/settings', settingsRouter(prisma, logger));
@@ -90,9 +108,10 @@ export function createApp(deps: AppDeps): Express {
     logger,
     // The top-up and payout answer as soon as their row is written (and the payout's money held),
     // like a checkout's reservation.
-    answerTimeoutMs: deps.reservationTimeoutMs ?? 15_000,
-    updateTimeoutMs: deps.updateTimeoutMs ?? 15_000,
+    answerTimeoutMs: reservationTimeoutMs,
+    updateTimeoutMs,
     payoutDelayMs: deps.payoutDelayMs ?? 0,
+    idempotency,
   };
   v1.use('/topups', topupsRouter(walletFlows));
   v1.use('/payouts', payoutsRouter(walletFlows));

@@ -29,6 +29,7 @@ async function main(): Promise<void> {
     reservationTimeoutMs: RESERVATION_TIMEOUT_MS,
     updateTimeoutMs: UPDATE_TIMEOUT_MS,
     payoutDelayMs: config.payouts.delayMs,
+    idempotencyKeyTtlHours: config.api.idempotencyKeyTtlHours,
   });
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {

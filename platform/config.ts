@@ -13,6 +13,11 @@ export interface Config {
     port: number;
     /** How long a request waits for its workflow (reservation, capture, refund...) before a 503. */
     workflowAnswerTimeoutMs: number;
+    /**
+     * How long an Idempotency-Key is remembered (its first answer replayed). At least 24 h, as
+     * Stripe promises clients; an expired key is treated as new.
+     */
+    idempotencyKeyTtlHours: number;
   };
   /** Set when DATABASE_URL is given; otherwise the launcher starts embedded PostgreSQL. */
   databaseUrl: string;
@@ -96,6 +101,13 @@ function str(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
   return raw === undefined || raw === '' ? fallback : raw;
 }
 
+/** Clients are promised that a key is honoured for 24 h; a shorter setting would break retries. */
+function idempotencyKeyTtlHours(env: NodeJS.ProcessEnv): number {
+  const hours = int(env, 'IDEMPOTENCY_KEY_TTL_HOURS', 24);
+  if (hours < 24) throw new Error(`IDEMPOTENCY_KEY_TTL_HOURS must be at least 24, got "${hours}"`);
+  return hours;
+}
+
 const PROJECT_ROOT = path.resolve(import.meta.dirname, '..');
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -122,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       host: str(env, 'API_HOST', '127.0.0.1'),
       port: int(env, 'API_PORT', 3000),
       workflowAnswerTimeoutMs: int(env, 'API_WORKFLOW_ANSWER_TIMEOUT_MS', 30_000),
+      idempotencyKeyTtlHours: idempotencyKeyTtlHours(env),
     },
     databaseUrl: resolvedDatabaseUrl,
     embeddedPostgres: databaseUrl === '',

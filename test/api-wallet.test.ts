@@ -408,16 +408,26 @@ describe('POST /v1/topups', () => {
     });
   });
 
-  it('replays a repeated key from the table with 200, showing the stored status, without Temporal', async () => {
+  it('replays a repeated key with the first answer (201), without Temporal; the row answers once the key expired', async () => {
     const customerId = uniqueCustomer();
     const key = uniqueKey();
     const first = await post('/v1/topups', topupBody(customerId), key);
     expect(first.status).toBe(201);
     await prisma.topup.update({ where: { id: first.body.id }, data: { status: 'failed', failureCode: 'card_declined', failureMessage: 'card declined: insufficient_funds' } });
 
-    const again = await post('/v1/topups', topupBody(customerId, { payment: { method: 'card', token: 'tok_other' } }), key);
-    expect(again.status, again.text).toBe(200);
-    expect(again.body).toEqual({ ...first.body, status: 'failed', failure: { code: 'card_declined', message: 'card declined: insufficient_funds' } });
+    const again = await post('/v1/topups', topupBody(customerId), key);
+    expect(again.status, again.text).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body).toEqual(first.body);
+    // The card token is a parameter like any other.
+    const otherCard = await post('/v1/topups', topupBody(customerId, { payment: { method: 'card', token: 'tok_other' } }), key);
+    expectError(otherCard, 422, 'invalid_request_error', 'idempotency_key_reused', 'Idempotency-Key');
+
+    // Past the key's lifetime, the top-up row is the second line of defence: 200, as it is now.
+    await prisma.idempotencyRequest.update({ where: { merchantId_key: { merchantId: 'demo', key } }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    const late = await post('/v1/topups', topupBody(customerId, { payment: { method: 'card', token: 'tok_other' } }), key);
+    expect(late.status, late.text).toBe(200);
+    expect(late.body).toEqual({ ...first.body, status: 'failed', failure: { code: 'card_declined', message: 'card declined: insufficient_funds' } });
     expect(api.temporal.starts).toHaveLength(1);
   });
 
@@ -594,7 +604,7 @@ describe('POST /v1/payouts', () => {
     expectError(await post('/v1/payouts', payoutBody(customerId, { amount: jpy('10') }), key), 422, 'invalid_request_error', 'idempotency_key_reused');
   });
 
-  it('replays a payout the bank later refused with that same code as 200: its money had been held', async () => {
+  it('replays a payout the bank later refused from its row with 200 once the key expired: its money had been held', async () => {
     const customerId = uniqueCustomer();
     await fund(customerId, '5000');
     const key = uniqueKey();
@@ -602,12 +612,17 @@ describe('POST /v1/payouts', () => {
     expect(first.status).toBe(201);
     await voidPending(prisma, { id: `${first.body.id}:void`, pendingId: holdId(first.body.id) });
     await prisma.payout.update({ where: { id: first.body.id }, data: { status: 'failed', failureCode: 'insufficient_funds', failureMessage: 'bank' } });
+    // Within the key's lifetime a retry gets the first answer.
+    const replay = await post('/v1/payouts', payoutBody(customerId), key);
+    expect(replay.status, replay.text).toBe(201);
+    expect(replay.body).toEqual(first.body);
+    await prisma.idempotencyRequest.update({ where: { merchantId_key: { merchantId: 'demo', key } }, data: { expiresAt: new Date(Date.now() - 1000) } });
     const again = await post('/v1/payouts', payoutBody(customerId), key);
     expect(again.status, again.text).toBe(200);
     expect(again.body).toMatchObject({ id: first.body.id, status: 'failed', failure: { code: 'insufficient_funds', message: 'bank' } });
   });
 
-  it('replays a repeated key with 200 and rejects different parameters with 422', async () => {
+  it('replays a repeated key with the first answer and rejects different parameters with 422', async () => {
     const customerId = uniqueCustomer();
     await fund(customerId, '10000');
     const key = uniqueKey();
@@ -615,11 +630,13 @@ describe('POST /v1/payouts', () => {
     const first = await post('/v1/payouts', payoutBody(customerId, { scheduledAt: at }), key);
     expect(first.status, first.text).toBe(201);
     const again = await post('/v1/payouts', payoutBody(customerId, { scheduledAt: at }), key);
-    expect(again.status, again.text).toBe(200);
+    expect(again.status, again.text).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
     expect(again.body).toEqual(first.body);
-    // Leaving out scheduledAt takes what the first request chose.
-    expect((await post('/v1/payouts', payoutBody(customerId), key)).status).toBe(200);
     for (const body of [
+      // Leaving out scheduledAt is other parameters here (the payout row alone, consulted once the
+      // key's record expired, would take it as the first request's choice).
+      payoutBody(customerId),
       payoutBody(customerId, { scheduledAt: new Date(Date.now() + 3 * DAY_MS).toISOString() }),
       payoutBody(customerId, { scheduledAt: at, amount: jpy('3001') }),
       payoutBody(customerId, { scheduledAt: at, bankAccount: { bankCode: '0002', accountNumber: ACCOUNT_NUMBER } }),
@@ -638,6 +655,9 @@ describe('POST /v1/payouts', () => {
     const key = uniqueKey();
     const body = payoutBody(customerId, { amount: jpy('1'), scheduledAt: '2024-06-01T00:00:00Z' });
     expect((await post('/v1/payouts', body, key)).status).toBe(201);
+    expect((await post('/v1/payouts', body, key)).status).toBe(201); // replayed
+    // And so does the payout row, once the key's record has expired.
+    await prisma.idempotencyRequest.update({ where: { merchantId_key: { merchantId: 'demo', key } }, data: { expiresAt: new Date(Date.now() - 1000) } });
     expect((await post('/v1/payouts', body, key)).status).toBe(200);
   });
 
@@ -933,7 +953,7 @@ describe('POST /v1/checkouts with a wallet payment', () => {
     // The payment method is part of the request a key stands for.
     const card = await post('/v1/checkouts', { customerId, items: [{ sku, quantity: 1 }], payment: { method: 'card', token: CARD_TOKEN } }, key);
     expectError(card, 422, 'invalid_request_error', 'idempotency_key_reused');
-    expect((await post('/v1/checkouts', { customerId, items: [{ sku, quantity: 1 }], payment: { method: 'wallet' } }, key)).status).toBe(200);
+    expect((await post('/v1/checkouts', { customerId, items: [{ sku, quantity: 1 }], payment: { method: 'wallet' } }, key)).status).toBe(201);
   });
 
   it.each([

@@ -553,20 +553,30 @@ describe('POST /v1/checkouts', () => {
     expect(api.temporal.calls[0]!.updateId).toBe(`${id}:reservation`);
   });
 
-  it('replays a repeated request from the database with 200, without touching Temporal', async () => {
+  it('replays a repeated request with the first answer (201), without touching Temporal', async () => {
     const p = await createProduct();
     const key = uniqueKey();
     const body = checkoutBody([{ sku: p.sku, quantity: 1 }]);
     const first = await postCheckout(body, key);
     expect(first.status).toBe(201);
-    // The workflow moves on after answering; the replay shows what is stored now.
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    // The workflow moves on after answering; the replay is still the first answer, as at Stripe.
     await prisma.checkout.update({ where: { id: first.body.id }, data: { status: 'captured' } });
 
     const again = await postCheckout(body, key);
-    expect(again.status, again.text).toBe(200);
-    expect(again.body).toEqual({ ...first.body, status: 'captured' });
+    expect(again.status, again.text).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body).toEqual(first.body);
     expect(api.temporal.calls).toHaveLength(1);
     expect(await prisma.checkout.count({ where: { merchantId: 'demo', idempotencyKey: key } })).toBe(1);
+
+    // Once the key's record has expired, the checkout row still answers a retry (200, as it is now).
+    await prisma.idempotencyRequest.update({ where: { merchantId_key: { merchantId: 'demo', key } }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    const late = await postCheckout(body, key);
+    expect(late.status, late.text).toBe(200);
+    expect(late.headers.get('idempotent-replayed')).toBeNull();
+    expect(late.body).toEqual({ ...first.body, status: 'captured' });
+    expect(api.temporal.calls).toHaveLength(1);
   });
 
   it('rejects reuse of a key with different parameters with 409', async () => {
@@ -579,9 +589,10 @@ describe('POST /v1/checkouts', () => {
     expectError(other, 422, 'invalid_request_error', 'idempotency_key_reused');
     const manual = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }], { captureMethod: 'manual' }), key);
     expectError(manual, 422, 'invalid_request_error', 'idempotency_key_reused');
-    // Spelling out the default is the same request.
+    // Spelling out the default is the same request: parameters are compared as parsed.
     const explicit = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }], { captureMethod: 'automatic' }), key);
-    expect(explicit.status, explicit.text).toBe(200);
+    expect(explicit.status, explicit.text).toBe(201);
+    expect(explicit.headers.get('idempotent-replayed')).toBe('true');
     expect(api.temporal.calls).toHaveLength(1);
   });
 
@@ -1186,21 +1197,25 @@ describe('POST /v1/checkouts/:id/refunds', () => {
     expect(first.body.id).toBe(expectedRefundId(id, key));
 
     const again = await refund(id, { key, body: { amount: { amount: '1000', currency: 'JPY' } } });
-    expect(again.status, again.text).toBe(200);
+    expect(again.status, again.text).toBe(201); // the first answer, replayed
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
     expect(again.body).toEqual(first.body);
-    expect((await refund(id, { key })).body).toEqual(first.body); // "all that is left" was decided by the first
+    // Leaving the amount out is another request under the key (Stripe compares parameters).
+    expectError(await refund(id, { key }), 422, 'invalid_request_error', 'idempotency_key_reused', 'Idempotency-Key');
     expect(api.temporal.updates).toHaveLength(1);
 
     const reused = await refund(id, { key, body: { amount: { amount: '500', currency: 'JPY' } } });
     expectError(reused, 422, 'invalid_request_error', 'idempotency_key_reused', 'Idempotency-Key');
     expect(api.temporal.updates).toHaveLength(1);
 
-    // The key is scoped to its checkout.
+    // A key belongs to one request of the merchant: another checkout's refund needs its own key.
     const elsewhere = await refund(other, { key, body: { amount: { amount: '1000', currency: 'JPY' } } });
-    expect(elsewhere.status).toBe(201);
-    expect(elsewhere.body.id).toBe(expectedRefundId(other, key));
-    expect(elsewhere.body.id).not.toBe(first.body.id);
+    expectError(elsewhere, 422, 'invalid_request_error', 'idempotency_key_reused', 'Idempotency-Key');
+    const ownKey = await refund(other, { key: uniqueKey(), body: { amount: { amount: '1000', currency: 'JPY' } } });
+    expect(ownKey.status, ownKey.text).toBe(201);
+    expect(ownKey.body.id).not.toBe(first.body.id);
     expect(await prisma.refund.count({ where: { checkoutId: id } })).toBe(1);
+    expect(await prisma.refund.count({ where: { checkoutId: other } })).toBe(1);
   });
 
   it('rejects a concurrent request with the same key and another amount after it joined the first', async () => {

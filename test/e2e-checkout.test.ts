@@ -81,9 +81,11 @@ describe('checkout over HTTP', () => {
     const [first, second] = await Promise.all([checkout(sku, 'tok_visa', key), checkout(sku, 'tok_visa', key)]);
     expect(first.body.id).toBe(second.body.id);
     await waitForStatus(first.body.id, ['captured']);
+    // Stripe semantics: a repeated request gets the first response back, not a second checkout.
     const third = await checkout(sku, 'tok_visa', key);
-    expect(third.status).toBe(200);
-    expect(third.body).toMatchObject({ id: first.body.id, status: 'captured' });
+    expect(third.status).toBe(201);
+    expect(third.body).toEqual(first.body);
+    expect((await api('GET', `/v1/checkouts/${encodeURIComponent(first.body.id)}`)).body.status).toBe('captured');
 
     expect((await networkOperations(first.body.id)).filter((o) => o.type === 'authorization')).toHaveLength(1);
     expect((await api('GET', `/v1/products/${sku}`)).body.stock).toEqual({ available: 2, reserved: 0, sold: 1 });

@@ -302,6 +302,72 @@ describe('schema.prisma and the migrations', () => {
     expect(await prisma.merchant.findUnique({ where: { apiKeyHash: hashApiKey('sk_schema') } })).toMatchObject({ id: 'm_schema' });
   });
 
+  it('writes and reads the later models through the generated client', async () => {
+    const merchant = await prisma.merchant.create({ data: { id: 'm_later', name: 'Later merchant', apiKeyHash: hashApiKey('sk_later') } });
+    expect(merchant).toMatchObject({ reservationTimeoutSeconds: 600, settlementDelaySeconds: 172800, refundWindowSeconds: 15552000 });
+    await prisma.checkout.create({
+      data: {
+        id: 'checkout-m_later-k',
+        merchantId: merchant.id,
+        customerId: 'cus_1',
+        idempotencyKey: 'k',
+        status: 'captured',
+        amount: 1000n,
+        currency: 'JPY',
+        paymentMethod: 'wallet',
+        captureMethod: 'manual',
+        amountCaptured: 1000n,
+        refunds: { create: [{ id: 're_1', merchantId: merchant.id, amount: 400n, currency: 'JPY', status: 'succeeded' }] },
+      },
+    });
+    expect(await prisma.checkout.findUniqueOrThrow({ where: { id: 'checkout-m_later-k' }, include: { refunds: true } })).toMatchObject({
+      captureMethod: 'manual',
+      amountCaptured: 1000n,
+      amountRefunded: 0n,
+      settledAt: null,
+      refunds: [{ id: 're_1', amount: 400n, status: 'succeeded', failureCode: null }],
+    });
+
+    await prisma.ledgerAccount.create({
+      data: { id: 'wallet:m_later:cus_1:JPY', kind: 'wallet', currency: 'JPY', allowOverdraft: false, balances: { create: [{ shard: 0, creditsPosted: 500n }] } },
+    });
+    await prisma.ledgerTransfer.create({
+      data: { id: 't1', debitAccountId: 'platform:card_clearing:JPY', creditAccountId: 'wallet:m_later:cus_1:JPY', amount: 500n, currency: 'JPY', kind: 'posted', code: 'topup' },
+    });
+    expect(await prisma.ledgerAccount.findUniqueOrThrow({ where: { id: 'wallet:m_later:cus_1:JPY' }, include: { balances: true } })).toMatchObject({
+      shards: 1,
+      balances: [{ shard: 0, debitsPending: 0n, debitsPosted: 0n, creditsPending: 0n, creditsPosted: 500n }],
+    });
+    expect(await prisma.ledgerTransfer.findUniqueOrThrow({ where: { id: 't1' } })).toMatchObject({ pendingId: null, reference: null, amount: 500n });
+
+    await prisma.topup.create({ data: { id: 'topup-m_later-k', merchantId: merchant.id, customerId: 'cus_1', idempotencyKey: 'k', amount: 500n, currency: 'JPY', status: 'succeeded' } });
+    await prisma.payout.create({
+      data: {
+        id: 'payout-m_later-k',
+        merchantId: merchant.id,
+        customerId: 'cus_1',
+        idempotencyKey: 'k',
+        amount: 100n,
+        currency: 'JPY',
+        bankCode: '0001',
+        accountNumber: '1234567',
+        scheduledAt: new Date(),
+        status: 'pending',
+      },
+    });
+    expect(await prisma.topup.findUniqueOrThrow({ where: { merchantId_idempotencyKey: { merchantId: merchant.id, idempotencyKey: 'k' } } })).toMatchObject({ failureCode: null });
+    expect(await prisma.payout.findUniqueOrThrow({ where: { id: 'payout-m_later-k' } })).toMatchObject({ bankTransferId: null, status: 'pending' });
+
+    await prisma.idempotencyRequest.create({
+      data: { merchantId: merchant.id, key: 'k', method: 'POST', path: '/v1/topups', requestHash: 'h', status: 'completed', responseStatus: 201, responseBody: { id: 'x' }, expiresAt: new Date(Date.now() + 86_400_000) },
+    });
+    expect(await prisma.idempotencyRequest.findUniqueOrThrow({ where: { merchantId_key: { merchantId: merchant.id, key: 'k' } } })).toMatchObject({
+      responseStatus: 201,
+      responseBody: { id: 'x' },
+      lockedUntil: null,
+    });
+  });
+
   it('enforces the invariants only the migration can express (CHECK constraints)', async () => {
     await prisma.merchant.create({ data: { id: 'm_check', name: 'Check merchant', apiKeyHash: hashApiKey('sk_check') } });
     await prisma.product.create({

@@ -16,6 +16,7 @@ import type { Logger } from '../../platform/logger.js';
 import { merchantIdOf } from '../auth.js';
 import { ApiError, conflict, invalidRequest, notFound } from '../errors.js';
 import { bodyOf, requireJson } from '../json.js';
+import type { IdempotentRoute } from '../idempotency.js';
 import { checkoutResource, refundFromSnapshot, refundResource, type CheckoutRow } from '../serialize.js';
 import { updateError } from '../temporal-errors.js';
 import { cancelBody, captureBody, confirmBody, idempotencyKeyOf, parseBody, refundBody } from '../validation.js';
@@ -39,6 +40,9 @@ interface Target {
 export function checkoutActionsRouter(deps: CheckoutsDeps): Router {
   const { prisma, temporal } = deps;
   const router = Router();
+  // Idempotency-Key is optional on actions: without one, the update ids below still make a retry
+  // join the first request; with one, a retry also gets the first answer back.
+  const idempotent = (schema: IdempotentRoute['schema']) => deps.idempotency({ required: false, schema });
 
   /** The checkout the path names, if it is this merchant's; 404 before anything else is looked at. */
   const target = async (req: Request, res: Response): Promise<Target> => {
@@ -69,7 +73,7 @@ export function checkoutActionsRouter(deps: CheckoutsDeps): Router {
     res.status(200).json(checkoutResource(row));
   };
 
-  router.post('/:id/capture', ...requireJson, async (req, res) => {
+  router.post('/:id/capture', ...requireJson, idempotent(captureBody), async (req, res) => {
     const t = await target(req, res);
     const body = parseBody(captureBody, bodyOf(req));
     const amount = body.amount ? inCheckoutCurrency(body.amount, t.row).amount : undefined;
@@ -83,7 +87,7 @@ export function checkoutActionsRouter(deps: CheckoutsDeps): Router {
     await answerWithCheckout(t, res);
   });
 
-  router.post('/:id/cancel', ...requireJson, async (req, res) => {
+  router.post('/:id/cancel', ...requireJson, idempotent(cancelBody), async (req, res) => {
     const t = await target(req, res);
     parseBody(cancelBody, bodyOf(req));
     const snapshot = await update(t, 'cancel', 'Retry the request: it joins the first.', () =>
@@ -99,7 +103,7 @@ export function checkoutActionsRouter(deps: CheckoutsDeps): Router {
     await answerWithCheckout(t, res);
   });
 
-  router.post('/:id/confirm', ...requireJson, async (req, res) => {
+  router.post('/:id/confirm', ...requireJson, idempotent(confirmBody), async (req, res) => {
     const t = await target(req, res);
     const { result } = parseBody(confirmBody, bodyOf(req));
     const snapshot = await update(t, 'confirm', 'Retry the same request: it joins the first.', () =>
@@ -112,7 +116,7 @@ export function checkoutActionsRouter(deps: CheckoutsDeps): Router {
     await answerWithCheckout(t, res);
   });
 
-  router.post('/:id/refunds', ...requireJson, async (req, res) => {
+  router.post('/:id/refunds', ...requireJson, idempotent(refundBody), async (req, res) => {
     const t = await target(req, res);
     const idempotencyKey = idempotencyKeyOf(req.get('Idempotency-Key'), false);
     const body = parseBody(refundBody, bodyOf(req));

@@ -22,6 +22,7 @@ import { reservationUpdate } from '../../workflows/checkout-messages.js';
 import type { checkoutWorkflow } from '../../workflows/checkout.js';
 import { merchantIdOf } from '../auth.js';
 import { ApiError, invalidRequest, notFound } from '../errors.js';
+import type { Idempotency } from '../idempotency.js';
 import { requireJson } from '../json.js';
 import { checkoutResource, type CheckoutRow } from '../serialize.js';
 import { applicationFailureOf, asError, errorName, startError } from '../temporal-errors.js';
@@ -40,6 +41,8 @@ export interface CheckoutsDeps {
   reservationTimeoutMs: number;
   /** How long capture, cancel, confirm and refund wait for the workflow before answering 503. */
   updateTimeoutMs: number;
+  /** The Idempotency-Key layer (api/idempotency.ts) in front of every money-moving POST. */
+  idempotency: Idempotency;
 }
 
 /**
@@ -69,7 +72,7 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
       include: { items: { orderBy: { sku: 'asc' } } },
     });
 
-  router.post('/', ...requireJson, async (req, res) => {
+  router.post('/', ...requireJson, deps.idempotency({ required: true, schema: createCheckoutBody }), async (req, res) => {
     const merchantId = merchantIdOf(res);
     const idempotencyKey = idempotencyKeyOf(req.get('Idempotency-Key'), true);
     const body = parseBody(createCheckoutBody, req.body);
@@ -77,8 +80,10 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
     res.locals.checkoutId = id;
     const log = deps.logger.child({ requestId: res.locals.requestId, merchantId, checkoutId: id, customerId: body.customerId });
 
-    // A retried request is answered from the table without touching Temporal, so it works even when
-    // the execution closed long ago.
+    // Retries are normally replayed by the idempotency layer with the first answer. This row is the
+    // second line of defence, for a key whose idempotency record expired (or was released by a
+    // 5xx): answered from the table without touching Temporal, so it works even when the execution
+    // closed long ago.
     const existing = await findByKey(merchantId, idempotencyKey);
     if (existing) {
       assertSameRequest(existing, body);

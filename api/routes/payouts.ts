@@ -39,7 +39,7 @@ export function payoutsRouter(deps: WalletFlowsDeps): Router {
   const findPayout = (id: string, merchantId: string): Promise<Payout | null> =>
     id.length > MAX_FLOW_ID_LENGTH ? Promise.resolve(null) : prisma.payout.findFirst({ where: { id, merchantId } });
 
-  router.post('/', ...requireJson, async (req, res) => {
+  router.post('/', ...requireJson, deps.idempotency({ required: true, schema: createPayoutBody }), async (req, res) => {
     const merchantId = merchantIdOf(res);
     const idempotencyKey = idempotencyKeyOf(req.get('Idempotency-Key'), true);
     const body = parseBody(createPayoutBody, req.body);
@@ -103,7 +103,7 @@ export function payoutsRouter(deps: WalletFlowsDeps): Router {
     res.json(payoutResource(row));
   });
 
-  router.post('/:id/cancel', ...requireJson, async (req, res) => {
+  router.post('/:id/cancel', ...requireJson, deps.idempotency({ required: false, schema: cancelBody }), async (req, res) => {
     const merchantId = merchantIdOf(res);
     // A named `:id` is always one string; the union is only for wildcard parameters.
     const id = req.params.id;

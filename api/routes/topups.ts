@@ -12,6 +12,7 @@ import { topupAcceptedUpdate } from '../../workflows/wallet-messages.js';
 import type { topupWorkflow } from '../../workflows/topup.js';
 import { merchantIdOf } from '../auth.js';
 import { ApiError, notFound } from '../errors.js';
+import type { Idempotency } from '../idempotency.js';
 import { requireJson } from '../json.js';
 import { topupResource } from '../serialize.js';
 import { createTopupBody, idempotencyKeyOf, parseBody, type CreateTopupBody } from '../validation.js';
@@ -28,6 +29,8 @@ export interface WalletFlowsDeps {
   updateTimeoutMs: number;
   /** A payout without `scheduledAt` is sent this long after it is requested. */
   payoutDelayMs: number;
+  /** The Idempotency-Key layer (api/idempotency.ts) in front of every money-moving POST. */
+  idempotency: Idempotency;
 }
 
 /** Ids are `<flow>-<merchant>-<key of at most 200>`: anything much longer cannot exist. */
@@ -37,7 +40,7 @@ export function topupsRouter(deps: WalletFlowsDeps): Router {
   const { prisma, temporal, taskQueue } = deps;
   const router = Router();
 
-  router.post('/', ...requireJson, async (req, res) => {
+  router.post('/', ...requireJson, deps.idempotency({ required: true, schema: createTopupBody }), async (req, res) => {
     const merchantId = merchantIdOf(res);
     const idempotencyKey = idempotencyKeyOf(req.get('Idempotency-Key'), true);
     const body = parseBody(createTopupBody, req.body);
@@ -46,8 +49,8 @@ export function topupsRouter(deps: WalletFlowsDeps): Router {
     const log = deps.logger.child({ requestId: res.locals.requestId, merchantId, topupId: id, customerId: body.customerId });
     const findByKey = () => prisma.topup.findUnique({ where: { merchantId_idempotencyKey: { merchantId, idempotencyKey } } });
 
-    // A retried request is answered from the table without touching Temporal, so it works even
-    // when the execution closed long ago.
+    // Retries are normally replayed by the idempotency layer; this row answers those whose
+    // idempotency record expired, without touching Temporal (the execution may be long closed).
     const existing = await findByKey();
     if (existing) {
       assertSameTopup(existing, body);

@@ -1,0 +1,379 @@
+// The Idempotency-Key layer (api/idempotency.ts) over HTTP, against the real PostgreSQL, with
+// Temporal replaced by a fake client that writes the rows the workflows write before answering:
+// replays of the first answer, 20 concurrent duplicates running the handler once, key reuse, waiting
+// for a request in progress (and giving up at the deadline), taking over an abandoned claim, expiry,
+// merchant scoping, stored business refusals and unstored 5xx. Top-ups and payouts are the routes
+// exercised; every money-moving POST goes through the same middleware.
+//
+// The vitest globalSetup provides DATABASE_URL (migrated, seeded with merchant `demo` / `sk_test_demo`).
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Client, WithStartWorkflowOperation } from '@temporalio/client';
+import type { Workflow } from '@temporalio/common';
+import { createApp, type AppDeps } from '../api/app.js';
+import { requestHash } from '../api/idempotency.js';
+import { createTopupBody } from '../api/validation.js';
+import { hashApiKey } from '../platform/api-keys.js';
+import { createPrisma, type PrismaClient } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
+import type { PayoutInput, PayoutSnapshot, TopupInput, TopupSnapshot } from '../domain/index.js';
+
+const DEMO_KEY = 'sk_test_demo';
+const RUN = randomUUID().slice(0, 8);
+const OTHER_MERCHANT = `idem_other_${RUN}`;
+const OTHER_KEY = `sk_test_idem_other_${RUN}`;
+const HOUR_MS = 60 * 60 * 1000;
+
+let prisma: PrismaClient;
+const servers: Server[] = [];
+
+// ---------------------------------------------------------------------------------------------
+// Fake Temporal: update-with-start for top-ups and payouts.
+
+interface FakeTemporal {
+  starts: Array<{ workflowType: string; input: unknown }>;
+  topup: (input: TopupInput, signal: AbortSignal) => Promise<TopupSnapshot>;
+  payout: (input: PayoutInput, signal: AbortSignal) => Promise<PayoutSnapshot>;
+  client: Client;
+}
+
+function fakeTemporal(): FakeTemporal {
+  let currentSignal: AbortSignal = new AbortController().signal;
+  const fake: FakeTemporal = { starts: [], topup: recordTopup, payout: refusePayout, client: undefined as unknown as Client };
+  const workflow = {
+    executeUpdateWithStart: async (
+      _def: { name: string },
+      options: { startWorkflowOperation: WithStartWorkflowOperation<Workflow> },
+    ): Promise<unknown> => {
+      const op = options.startWorkflowOperation;
+      const workflowType = typeof op.workflowTypeOrFunc === 'string' ? op.workflowTypeOrFunc : op.workflowTypeOrFunc.name;
+      const input = op.options.args?.[0];
+      fake.starts.push({ workflowType, input });
+      if (workflowType === 'topupWorkflow') return fake.topup(input as TopupInput, currentSignal);
+      if (workflowType === 'payoutWorkflow') return fake.payout(input as PayoutInput, currentSignal);
+      throw new Error(`unexpected workflow ${workflowType}`);
+    },
+  };
+  const withAbortSignal = (async (signal, fn) => {
+    currentSignal = signal;
+    return await fn();
+  }) satisfies Client['withAbortSignal'];
+  fake.client = { workflow, withAbortSignal } as unknown as Client;
+  return fake;
+}
+
+/** What topupWorkflow writes before it answers topupAccepted. */
+async function recordTopup(input: TopupInput): Promise<TopupSnapshot> {
+  await prisma.topup.create({
+    data: {
+      id: input.topupId,
+      merchantId: input.merchantId,
+      customerId: input.customerId,
+      idempotencyKey: input.idempotencyKey,
+      amount: BigInt(input.amount.amount),
+      currency: input.amount.currency,
+      status: 'processing',
+    },
+  });
+  return { topupId: input.topupId, status: 'processing', amount: input.amount };
+}
+
+/** payoutWorkflow when the wallet cannot cover the hold: a failed row, nothing held. */
+async function refusePayout(input: PayoutInput): Promise<PayoutSnapshot> {
+  const failure = { code: 'insufficient_funds', message: 'available balance too low' };
+  await prisma.payout.create({
+    data: {
+      id: input.payoutId,
+      merchantId: input.merchantId,
+      customerId: input.customerId,
+      idempotencyKey: input.idempotencyKey,
+      amount: BigInt(input.amount.amount),
+      currency: input.amount.currency,
+      bankCode: input.bankAccount.bankCode,
+      accountNumber: input.bankAccount.accountNumber,
+      scheduledAt: new Date(input.scheduledAt),
+      status: 'failed',
+      failureCode: failure.code,
+      failureMessage: failure.message,
+    },
+  });
+  return { payoutId: input.payoutId, status: 'failed', amount: input.amount, scheduledAt: input.scheduledAt, failure };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A workflow that never answers: only the request's deadline ends the wait. */
+function neverAnswers(_input: unknown, signal: AbortSignal): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// App and HTTP helpers
+
+const quietLogger: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {}, child: () => quietLogger };
+
+async function startApi(overrides: Partial<AppDeps> = {}): Promise<{ url: string; temporal: FakeTemporal }> {
+  const temporal = fakeTemporal();
+  const app = createApp({ prisma, temporal: temporal.client, taskQueue: 'payments-test', logger: quietLogger, ...overrides });
+  const server = createServer(app);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, temporal };
+}
+
+let api: { url: string; temporal: FakeTemporal };
+
+interface Res {
+  status: number;
+  headers: Headers;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- assertions read arbitrary JSON
+  text: string;
+}
+
+async function post(urlPath: string, body: unknown, idempotencyKey: string, opts: { key?: string; base?: string } = {}): Promise<Res> {
+  const res = await fetch(`${opts.base ?? api.url}${urlPath}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${opts.key ?? DEMO_KEY}`, 'content-type': 'application/json', 'idempotency-key': idempotencyKey },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: JSON.parse(text) as unknown, text };
+}
+
+function expectError(res: Res, status: number, type: string, code: string): void {
+  expect(res.status, res.text).toBe(status);
+  expect(res.body.error.type).toBe(type);
+  expect(res.body.error.code).toBe(code);
+}
+
+const replayed = (res: Res) => res.headers.get('idempotent-replayed');
+const uniqueKey = () => `key-${randomUUID()}`;
+const uniqueCustomer = () => `cus_${randomUUID().slice(0, 12)}`;
+const topupBody = (customerId: string, amount = '5000') => ({
+  customerId,
+  amount: { amount, currency: 'JPY' },
+  payment: { method: 'card', token: 'tok_visa' },
+});
+const payoutBody = (customerId: string) => ({
+  customerId,
+  amount: { amount: '3000', currency: 'JPY' },
+  bankAccount: { bankCode: '0001', accountNumber: '7654321' },
+});
+const keyRow = (key: string, merchantId = 'demo') => prisma.idempotencyRequest.findUnique({ where: { merchantId_key: { merchantId, key } } });
+
+// ---------------------------------------------------------------------------------------------
+
+beforeAll(async () => {
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error('DATABASE_URL is not set: run this file through vitest, whose globalSetup provides it');
+  prisma = createPrisma(url, 5);
+  await prisma.merchant.upsert({ where: { id: 'demo' }, update: {}, create: { id: 'demo', name: 'Demo shop', apiKeyHash: hashApiKey(DEMO_KEY) } });
+  await prisma.merchant.create({ data: { id: OTHER_MERCHANT, name: 'Other shop', apiKeyHash: hashApiKey(OTHER_KEY) } });
+  api = await startApi();
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await prisma?.$disconnect();
+}, 60_000);
+
+beforeEach(() => {
+  api.temporal.starts.length = 0;
+  api.temporal.topup = recordTopup;
+  api.temporal.payout = refusePayout;
+});
+
+describe('Idempotency-Key', () => {
+  it('replays the first status and body with Idempotent-Replayed: true and starts the workflow once', async () => {
+    const key = uniqueKey();
+    const body = topupBody(uniqueCustomer());
+    const first = await post('/v1/topups', body, key);
+    expect(first.status, first.text).toBe(201);
+    expect(replayed(first)).toBeNull();
+    // The workflow moves on; the replay is still the first answer.
+    await prisma.topup.update({ where: { id: first.body.id }, data: { status: 'succeeded' } });
+
+    const again = await post('/v1/topups', body, key);
+    expect(again.status, again.text).toBe(201);
+    expect(replayed(again)).toBe('true');
+    expect(again.body).toEqual(first.body);
+    expect(api.temporal.starts).toHaveLength(1);
+
+    const row = await keyRow(key);
+    expect(row).toMatchObject({
+      method: 'POST',
+      path: '/v1/topups',
+      requestHash: requestHash('POST', '/v1/topups', createTopupBody.parse(body)),
+      status: 'completed',
+      responseStatus: 201,
+      responseBody: first.body,
+      lockedUntil: null,
+    });
+    // Kept 24 h by default.
+    expect(row!.expiresAt.getTime() - row!.createdAt.getTime()).toBe(24 * HOUR_MS);
+  });
+
+  it('answers 20 concurrent identical requests identically, running the handler once', async () => {
+    api.temporal.topup = async (input) => {
+      await sleep(200);
+      return recordTopup(input);
+    };
+    const key = uniqueKey();
+    const body = topupBody(uniqueCustomer());
+    const answers = await Promise.all(Array.from({ length: 20 }, () => post('/v1/topups', body, key)));
+    expect(api.temporal.starts).toHaveLength(1);
+    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(201));
+    for (const a of answers) expect(a.body).toEqual(answers[0]!.body);
+    expect(answers.filter((a) => replayed(a) === 'true')).toHaveLength(19);
+    expect(await prisma.topup.count({ where: { merchantId: 'demo', idempotencyKey: key } })).toBe(1);
+    expect(await keyRow(key)).toMatchObject({ status: 'completed', responseStatus: 201 });
+  });
+
+  it('rejects the key with other parameters or on another route with 422 idempotency_key_reused', async () => {
+    const key = uniqueKey();
+    const customerId = uniqueCustomer();
+    expect((await post('/v1/topups', topupBody(customerId), key)).status).toBe(201);
+    const stored = await keyRow(key);
+
+    expectError(await post('/v1/topups', topupBody(customerId, '5001'), key), 422, 'invalid_request_error', 'idempotency_key_reused');
+    expectError(await post('/v1/payouts', payoutBody(customerId), key), 422, 'invalid_request_error', 'idempotency_key_reused');
+    expect(api.temporal.starts).toHaveLength(1);
+    expect(await keyRow(key)).toEqual(stored);
+  });
+
+  it('waits for a request in progress with the same key and then replays its answer', async () => {
+    api.temporal.topup = async (input) => {
+      await sleep(400);
+      return recordTopup(input);
+    };
+    const key = uniqueKey();
+    const body = topupBody(uniqueCustomer());
+    const first = post('/v1/topups', body, key);
+    await sleep(100);
+    expect(await keyRow(key)).toMatchObject({ status: 'in_progress', responseStatus: null, responseBody: null });
+    expect((await keyRow(key))!.lockedUntil).toBeInstanceOf(Date);
+
+    const second = await post('/v1/topups', body, key);
+    expect(second.status, second.text).toBe(201);
+    expect(replayed(second)).toBe('true');
+    expect(second.body).toEqual((await first).body);
+    expect(api.temporal.starts).toHaveLength(1);
+  });
+
+  it('answers 409 idempotency_request_in_progress when the first request outlasts the wait', async () => {
+    const slow = await startApi({ reservationTimeoutMs: 1_500, idempotencyWaitMs: 200 });
+    slow.temporal.topup = neverAnswers;
+    const key = uniqueKey();
+    const body = topupBody(uniqueCustomer());
+    const first = post('/v1/topups', body, key, { base: slow.url });
+    await sleep(100);
+
+    const started = Date.now();
+    const second = await post('/v1/topups', body, key, { base: slow.url });
+    expectError(second, 409, 'conflict', 'idempotency_request_in_progress');
+    expect(second.body.error.param).toBe('Idempotency-Key');
+    expect(second.headers.get('retry-after')).toBe('1');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    expect(slow.temporal.starts).toHaveLength(1);
+
+    // The first gives up with a 503, which is not stored: the key is free for a retry.
+    expectError(await first, 503, 'api_error', 'topup_pending');
+    expect(await keyRow(key)).toBeNull();
+  });
+
+  it('takes over an abandoned in-progress claim with the same parameters, but not with others', async () => {
+    const key = uniqueKey();
+    const body = topupBody(uniqueCustomer());
+    const hash = requestHash('POST', '/v1/topups', createTopupBody.parse(body));
+    const longAgo = new Date(Date.now() - HOUR_MS);
+    // A request that claimed the key and died: its lease ran out long ago.
+    await prisma.idempotencyRequest.create({
+      data: { merchantId: 'demo', key, method: 'POST', path: '/v1/topups', requestHash: hash, status: 'in_progress', lockedUntil: longAgo, createdAt: longAgo, expiresAt: new Date(Date.now() + HOUR_MS) },
+    });
+    expectError(await post('/v1/topups', topupBody(body.customerId, '1'), key), 422, 'invalid_request_error', 'idempotency_key_reused');
+    expect(api.temporal.starts).toHaveLength(0);
+
+    const res = await post('/v1/topups', body, key);
+    expect(res.status, res.text).toBe(201);
+    expect(replayed(res)).toBeNull();
+    expect(api.temporal.starts).toHaveLength(1);
+    const row = await keyRow(key);
+    expect(row).toMatchObject({ status: 'completed', responseStatus: 201, responseBody: res.body, lockedUntil: null });
+    expect(row!.createdAt.getTime()).toBeGreaterThan(longAgo.getTime());
+  });
+
+  it('treats an expired key as new, whatever it was used for', async () => {
+    const key = uniqueKey();
+    const past = new Date(Date.now() - HOUR_MS);
+    await prisma.idempotencyRequest.create({
+      data: {
+        merchantId: 'demo', key, method: 'POST', path: '/v1/payouts', requestHash: 'f'.repeat(64), status: 'completed',
+        responseStatus: 409, responseBody: { error: { code: 'insufficient_funds' } }, createdAt: new Date(past.getTime() - 24 * HOUR_MS), expiresAt: past,
+      },
+    });
+    const body = topupBody(uniqueCustomer());
+    const res = await post('/v1/topups', body, key);
+    expect(res.status, res.text).toBe(201);
+    expect(replayed(res)).toBeNull();
+    expect(api.temporal.starts).toHaveLength(1);
+    const row = await keyRow(key);
+    expect(row).toMatchObject({ path: '/v1/topups', requestHash: requestHash('POST', '/v1/topups', createTopupBody.parse(body)), status: 'completed', responseStatus: 201 });
+    expect(row!.expiresAt.getTime()).toBeGreaterThan(Date.now() + 23 * HOUR_MS);
+  });
+
+  it('scopes keys to the merchant', async () => {
+    const key = uniqueKey();
+    const mine = await post('/v1/topups', topupBody(uniqueCustomer()), key);
+    const theirs = await post('/v1/topups', topupBody(uniqueCustomer(), '7000'), key, { key: OTHER_KEY });
+    expect([mine.status, theirs.status]).toEqual([201, 201]);
+    expect([replayed(mine), replayed(theirs)]).toEqual([null, null]);
+    expect(theirs.body.id).not.toBe(mine.body.id);
+    expect(api.temporal.starts).toHaveLength(2);
+    expect(await keyRow(key)).toMatchObject({ responseBody: mine.body });
+    expect(await keyRow(key, OTHER_MERCHANT)).toMatchObject({ responseBody: theirs.body });
+  });
+
+  it('stores a business refusal: a retried payout without funds gets the same 409', async () => {
+    const key = uniqueKey();
+    const body = payoutBody(uniqueCustomer());
+    const first = await post('/v1/payouts', body, key);
+    expectError(first, 409, 'conflict', 'insufficient_funds');
+    const again = await post('/v1/payouts', body, key);
+    expect(again.status).toBe(409);
+    expect(replayed(again)).toBe('true');
+    expect(again.body).toEqual(first.body);
+    expect(api.temporal.starts).toHaveLength(1);
+    expect(await keyRow(key)).toMatchObject({ status: 'completed', responseStatus: 409, responseBody: first.body });
+  });
+
+  it('does not store a 5xx: the key is released and a retry runs the handler again', async () => {
+    api.temporal.topup = async () => {
+      throw new Error('the database fell over');
+    };
+    const key = uniqueKey();
+    const body = topupBody(uniqueCustomer());
+    expectError(await post('/v1/topups', body, key), 500, 'api_error', 'internal_error');
+    expect(await keyRow(key)).toBeNull();
+
+    api.temporal.topup = recordTopup;
+    const retry = await post('/v1/topups', body, key);
+    expect(retry.status, retry.text).toBe(201);
+    expect(replayed(retry)).toBeNull();
+    expect(api.temporal.starts).toHaveLength(2);
+    expect(await keyRow(key)).toMatchObject({ status: 'completed', responseStatus: 201 });
+  });
+
+  it('claims nothing for a body that fails validation, so the client can fix it under the same key', async () => {
+    const key = uniqueKey();
+    const customerId = uniqueCustomer();
+    const bad = await post('/v1/topups', { ...topupBody(customerId), amount: { amount: '0', currency: 'JPY' } }, key);
+    expectError(bad, 400, 'invalid_request_error', 'parameter_invalid');
+    expect(await keyRow(key)).toBeNull();
+    expect((await post('/v1/topups', topupBody(customerId), key)).status).toBe(201);
+  });
+});
