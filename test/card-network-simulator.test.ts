@@ -564,8 +564,10 @@ describe('failures a real network has', () => {
   });
 
   it('widens the CHECKs of tables created before 3-D Secure when it starts', async () => {
-    // The constraints as the first version created them; NOT VALID leaves rows of earlier tests be.
+    // The constraints as the first version created them (with no schema version recorded, as
+    // then); NOT VALID leaves rows of earlier tests be.
     await pool.query(`
+      DROP TABLE IF EXISTS card_network.schema_version;
       ALTER TABLE card_network.authorizations DROP CONSTRAINT authorizations_state_check,
         ADD CONSTRAINT authorizations_state_check CHECK (state IN ('authorized', 'captured', 'voided', 'declined')) NOT VALID;
       ALTER TABLE card_network.operations DROP CONSTRAINT operations_type_check, DROP CONSTRAINT operations_status_check,
@@ -577,6 +579,24 @@ describe('failures a real network has', () => {
     expect(auth.status).toBe('requires_action');
     expect(await upgraded.authenticate({ idempotencyKey: unique('authn'), authorizationId: auth.id, result: 'succeeded' })).toMatchObject({ type: 'authentication' });
     expect(await stateOf(auth.id)).toBe('authorized');
+    expect((await pool.query('SELECT version FROM card_network.schema_version')).rows).toEqual([{ version: 2 }]);
+  });
+
+  it('restarts under traffic without taking DDL locks', async () => {
+    await startSimulator(); // the schema is current
+    // A request in flight holds a row lock on operations; a restart that re-ran its ALTER TABLEs
+    // would queue behind it (and deadlock with the next request) instead of starting.
+    const inFlight = await pool.connect();
+    try {
+      await inFlight.query('BEGIN');
+      await inFlight.query('LOCK TABLE card_network.operations IN ROW EXCLUSIVE MODE');
+      const restarted = startSimulator();
+      const outcome = await Promise.race([restarted.then(() => 'started'), new Promise((r) => setTimeout(() => r('blocked'), 3_000))]);
+      expect(outcome).toBe('started');
+    } finally {
+      await inFlight.query('ROLLBACK');
+      inFlight.release();
+    }
   });
 
   it('keeps every authorization, key and balance across a restart', async () => {

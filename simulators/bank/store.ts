@@ -80,6 +80,9 @@ export function accountBehaviour(accountNumber: string): AccountBehaviour {
 // the first int keeps ours apart from anyone else's two-int locks (the card network uses "CNET").
 const LOCK_NAMESPACE = 0x42414e4b; // "BANK"
 
+/** Bump with every change to SCHEMA_SQL: a store at this version skips its DDL on start. */
+const SCHEMA_VERSION = 1;
+
 const SCHEMA_SQL = `
 CREATE SCHEMA IF NOT EXISTS bank;
 CREATE TABLE IF NOT EXISTS bank.transfers (
@@ -184,7 +187,7 @@ export class BankStore {
 
   /** Idempotent; serialised so simulators starting together do not race on the catalog. */
   migrate(): Promise<void> {
-    return this.keys.migrate(SCHEMA_SQL);
+    return this.keys.migrate(SCHEMA_SQL, SCHEMA_VERSION);
   }
 
   /**

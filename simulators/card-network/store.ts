@@ -89,6 +89,9 @@ interface Result extends ActResult {
 // and the first int keeps ours apart from anyone else's two-int locks.
 const LOCK_NAMESPACE = 0x434e4554; // "CNET"
 
+/** Bump with every change to SCHEMA_SQL: a store at this version skips its DDL on start. */
+const SCHEMA_VERSION = 2;
+
 const SCHEMA_SQL = `
 CREATE SCHEMA IF NOT EXISTS card_network;
 CREATE TABLE IF NOT EXISTS card_network.authorizations (
@@ -236,7 +239,7 @@ export class CardNetworkStore {
 
   /** Idempotent; serialised so simulators starting together do not race on the catalog. */
   migrate(): Promise<void> {
-    return this.keys.migrate(SCHEMA_SQL);
+    return this.keys.migrate(SCHEMA_SQL, SCHEMA_VERSION);
   }
 
   authorize(key: string, hash: string, req: { amount: bigint; currency: string; token: TestToken; reference: string }): Promise<Outcome> {

@@ -86,11 +86,28 @@ export interface IdempotencyKeysOptions {
 export class IdempotencyKeys {
   constructor(private readonly opts: IdempotencyKeysOptions) {}
 
-  /** Runs `sql` (idempotent DDL), serialised so simulators starting together do not race on the catalog. */
-  async migrate(sql: string): Promise<void> {
-    await inTransaction(this.opts.pool, async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock($1, 0)', [this.opts.lockNamespace]);
+  /**
+   * Brings the schema to `version` by running `sql` (idempotent DDL), serialised so simulators
+   * starting together do not race on the catalog. A schema already at that version is left alone:
+   * a restart under traffic must not take DDL locks (ALTER TABLE, CREATE INDEX) that deadlock with
+   * requests still in flight.
+   */
+  async migrate(sql: string, version: number): Promise<void> {
+    const { pool, lockNamespace, schema } = this.opts;
+    const versionOf = async (c: pg.PoolClient | pg.Pool): Promise<number> => {
+      const table = await c.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [`${schema}.schema_version`]);
+      if (!table.rows[0]?.t) return 0;
+      const row = await c.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${schema}.schema_version`);
+      return row.rows[0]?.v ?? 0;
+    };
+    if ((await versionOf(pool)) >= version) return;
+    await inTransaction(pool, async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1, 0)', [lockNamespace]);
+      if ((await versionOf(c)) >= version) return;
       await c.query(sql);
+      await c.query(`CREATE TABLE IF NOT EXISTS ${schema}.schema_version (version integer NOT NULL)`);
+      await c.query(`DELETE FROM ${schema}.schema_version`);
+      await c.query(`INSERT INTO ${schema}.schema_version (version) VALUES ($1)`, [version]);
     });
   }
 
