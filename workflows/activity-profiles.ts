@@ -32,8 +32,8 @@ export const cardNetworkCall: ActivityOptions = {
 export const bankCall: ActivityOptions = cardNetworkCall;
 
 /**
- * Undo steps. A few quick retries, then the workflow's own loop takes over (see compensate() in
- * checkout.ts): it makes a stubborn failure visible and keeps retrying with a growing pause,
+ * Undo steps. A few quick retries, then the workflow's own loop takes over (Saga.compensate in
+ * saga.ts): it makes a stubborn failure visible and keeps retrying with a growing pause,
  * because an undo must eventually happen.
  */
 export const compensation: ActivityOptions = {
