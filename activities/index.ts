@@ -1,4 +1,6 @@
+import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../platform/db.js';
+import type { WebhookRetry } from '../domain/index.js';
 import type { BankClient } from '../platform/bank-client.js';
 import type { CardNetworkClient } from '../platform/card-network-client.js';
 import { createBankActivities } from './bank.js';
@@ -8,21 +10,32 @@ import { createLedgerActivities } from './ledger.js';
 import { createLedgerUndoActivities } from './ledger-undo.js';
 import { createOrderActivities } from './orders.js';
 import { createWalletFlowActivities } from './wallet-flows.js';
+import { createWebhookActivities } from './webhooks.js';
+import type { WebhookDispatch } from './events.js';
 
 export interface ActivityDeps {
   prisma: PrismaClient;
   cardNetwork: CardNetworkClient;
   bank: BankClient;
+  /**
+   * Starts the webhook deliveries of the events the activities record (on the recording
+   * activity's task queue). Without it events are recorded but nobody is told.
+   */
+  temporal?: Client;
+  /** How deliveries are retried; default DEFAULT_WEBHOOK_RETRY (30 s doubling to 1 h). */
+  webhookRetry?: WebhookRetry;
 }
 
 /** Every activity the payment worker registers, built from its dependencies. */
-export function createActivities({ prisma, cardNetwork, bank }: ActivityDeps) {
+export function createActivities({ prisma, cardNetwork, bank, temporal, webhookRetry }: ActivityDeps) {
+  const dispatch: WebhookDispatch | undefined = temporal ? { temporal, ...(webhookRetry ? { retry: webhookRetry } : {}) } : undefined;
   return {
     ...createInventoryActivities(prisma),
-    ...createOrderActivities(prisma),
+    ...createOrderActivities(prisma, dispatch),
     ...createLedgerActivities(prisma),
     ...createLedgerUndoActivities(prisma),
-    ...createWalletFlowActivities(prisma),
+    ...createWalletFlowActivities(prisma, dispatch),
+    ...createWebhookActivities(prisma),
     ...createCardNetworkActivities(cardNetwork),
     ...createBankActivities(bank),
   };

@@ -2,7 +2,9 @@
 // The workflow decides; these only record, idempotently, so a retried activity changes nothing.
 import { ApplicationFailure } from '@temporalio/activity';
 import type { PrismaClient } from '../platform/db.js';
+import type { Checkout, Refund } from '../generated/prisma/client.js';
 import { FailureType, money, type CheckoutInput, type CheckoutStatus, type Money } from '../domain/index.js';
+import { createEventRecorder, snapshotOf, type EventDraft, type WebhookDispatch } from './events.js';
 import { holdStock, SoldOut } from './inventory.js';
 
 export type PlaceOrderResult = { amount: Money; outcome: 'reserved' } | { amount: Money; outcome: 'sold_out'; sku: string };
@@ -18,7 +20,43 @@ export interface PaymentAttemptRecord {
   declineCode?: string;
 }
 
-export function createOrderActivities(prisma: PrismaClient) {
+/** The event of a checkout's status change, with the checkout's key fields as they now are. */
+function checkoutEvent(c: Checkout, status: string = c.status): EventDraft {
+  return {
+    merchantId: c.merchantId,
+    resourceType: 'checkout',
+    resourceId: c.id,
+    status,
+    data: snapshotOf({
+      id: c.id,
+      status: c.status,
+      customerId: c.customerId,
+      amount: c.amount,
+      currency: c.currency,
+      amountCaptured: c.amountCaptured,
+      amountRefunded: c.amountRefunded,
+      paymentMethod: c.paymentMethod,
+      captureMethod: c.captureMethod,
+      settledAt: c.settledAt,
+      failureCode: c.failureCode,
+      failureMessage: c.failureMessage,
+    }),
+  };
+}
+
+function refundEvent(r: Refund): EventDraft {
+  return {
+    merchantId: r.merchantId,
+    resourceType: 'refund',
+    resourceId: r.id,
+    status: r.status,
+    data: snapshotOf({ id: r.id, checkoutId: r.checkoutId, status: r.status, amount: r.amount, currency: r.currency, failureCode: r.failureCode }),
+  };
+}
+
+/** `dispatch` starts webhook deliveries of the events these record; without it they are only recorded. */
+export function createOrderActivities(prisma: PrismaClient, dispatch?: WebhookDispatch) {
+  const events = createEventRecorder(prisma, dispatch);
   return {
     /**
      * Writes the order at today's prices and holds its stock, in one short transaction: the
@@ -75,14 +113,14 @@ export function createOrderActivities(prisma: PrismaClient) {
       });
 
       try {
-        await prisma.$transaction(async (tx) => {
-          await tx.checkout.create({ data: order('processing') });
+        await events.transaction(async (tx, emit) => {
+          await emit(checkoutEvent(await tx.checkout.create({ data: order('processing') })));
           await holdStock(tx, input);
         });
         return { amount, outcome: 'reserved' };
       } catch (err) {
         if (!(err instanceof SoldOut)) throw err;
-        await prisma.checkout.create({ data: order('sold_out') });
+        await events.transaction(async (tx, emit) => emit(checkoutEvent(await tx.checkout.create({ data: order('sold_out') }))));
         return { amount, outcome: 'sold_out', sku: err.sku };
       }
     },
@@ -109,42 +147,48 @@ export function createOrderActivities(prisma: PrismaClient) {
         networkId: attempt.networkId ?? null,
         declineCode: attempt.declineCode ?? null,
       };
-      await prisma.$transaction([
-        prisma.paymentAttempt.upsert({
+      await events.transaction(async (tx, emit) => {
+        await tx.paymentAttempt.upsert({
           where: { idempotencyKey: attempt.idempotencyKey },
           update: {},
           create: { idempotencyKey: attempt.idempotencyKey, ...row },
-        }),
-        ...(status
-          ? [
-              prisma.checkout.update({
-                where: { id: attempt.checkoutId },
-                data: { status, ...(amountCaptured !== undefined ? { amountCaptured: BigInt(amountCaptured) } : {}) },
-              }),
-            ]
-          : []),
-      ]);
+        });
+        if (!status) return;
+        const checkout = await tx.checkout.update({
+          where: { id: attempt.checkoutId },
+          data: { status, ...(amountCaptured !== undefined ? { amountCaptured: BigInt(amountCaptured) } : {}) },
+        });
+        await emit(checkoutEvent(checkout));
+      });
     },
 
     async markSettled({ checkoutId, status }: { checkoutId: string; status: CheckoutStatus }): Promise<void> {
-      // The first settlement time stands: a retried activity does not move it.
-      await prisma.checkout.updateMany({ where: { id: checkoutId, settledAt: null }, data: { settledAt: new Date() } });
-      await prisma.checkout.update({ where: { id: checkoutId }, data: { status } });
+      await events.transaction(async (tx, emit) => {
+        // The first settlement time stands: a retried activity does not move it.
+        await tx.checkout.updateMany({ where: { id: checkoutId, settledAt: null }, data: { settledAt: new Date() } });
+        const checkout = await tx.checkout.update({ where: { id: checkoutId }, data: { status } });
+        // Settlement is an event of its own even when refunds made the status `(partially_)refunded`.
+        await emit(checkoutEvent(checkout, 'settled'));
+        await emit(checkoutEvent(checkout));
+      });
     },
 
     /** Writes a refund as `pending` before the card network is asked, so it is never invisible. */
     async createRefund(refund: { refundId: string; checkoutId: string; merchantId: string; amount: Money }): Promise<void> {
-      await prisma.refund.upsert({
-        where: { id: refund.refundId },
-        update: {},
-        create: {
-          id: refund.refundId,
-          checkoutId: refund.checkoutId,
-          merchantId: refund.merchantId,
-          amount: BigInt(refund.amount.amount),
-          currency: refund.amount.currency,
-          status: 'pending',
-        },
+      await events.transaction(async (tx, emit) => {
+        const row = await tx.refund.upsert({
+          where: { id: refund.refundId },
+          update: {},
+          create: {
+            id: refund.refundId,
+            checkoutId: refund.checkoutId,
+            merchantId: refund.merchantId,
+            amount: BigInt(refund.amount.amount),
+            currency: refund.amount.currency,
+            status: 'pending',
+          },
+        });
+        if (row.status === 'pending') await emit(refundEvent(row));
       });
     },
 
@@ -164,10 +208,11 @@ export function createOrderActivities(prisma: PrismaClient) {
       amountRefunded: string;
       checkoutStatus: CheckoutStatus;
     }): Promise<void> {
-      await prisma.$transaction([
-        prisma.refund.update({ where: { id: refundId }, data: { status, failureCode: failureCode ?? null } }),
-        prisma.checkout.update({ where: { id: checkoutId }, data: { amountRefunded: BigInt(amountRefunded), status: checkoutStatus } }),
-      ]);
+      await events.transaction(async (tx, emit) => {
+        await emit(refundEvent(await tx.refund.update({ where: { id: refundId }, data: { status, failureCode: failureCode ?? null } })));
+        // Deduplicated by (checkout, type): a failed refund leaves the status as it was, already recorded.
+        await emit(checkoutEvent(await tx.checkout.update({ where: { id: checkoutId }, data: { amountRefunded: BigInt(amountRefunded), status: checkoutStatus } })));
+      });
     },
 
     async setCheckoutStatus({
@@ -179,10 +224,13 @@ export function createOrderActivities(prisma: PrismaClient) {
       status: CheckoutStatus;
       failure?: { code: string; message: string };
     }): Promise<void> {
-      // updateMany: a checkout that failed before its row was written has nothing to update.
-      await prisma.checkout.updateMany({
-        where: { id: checkoutId },
-        data: { status, failureCode: failure?.code ?? null, failureMessage: failure?.message ?? null },
+      await events.transaction(async (tx, emit) => {
+        // updateMany: a checkout that failed before its row was written has nothing to update.
+        const { count } = await tx.checkout.updateMany({
+          where: { id: checkoutId },
+          data: { status, failureCode: failure?.code ?? null, failureMessage: failure?.message ?? null },
+        });
+        if (count > 0) await emit(checkoutEvent(await tx.checkout.findUniqueOrThrow({ where: { id: checkoutId } })));
       });
     },
   };

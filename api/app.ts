@@ -14,6 +14,8 @@ import { settingsRouter } from './routes/settings.js';
 import { topupsRouter, type WalletFlowsDeps } from './routes/topups.js';
 import { payoutsRouter } from './routes/payouts.js';
 import { walletsRouter } from './routes/wallets.js';
+import { eventsRouter, webhookEndpointsRouter, type WebhooksDeps } from './routes/webhooks.js';
+import type { WebhookRetry } from '../domain/index.js';
 
 export interface AppDeps {
   prisma: PrismaClient;
@@ -39,6 +41,8 @@ export interface AppDeps {
   authCacheTtlMs?: number;
   /** How long after the request a payout without `scheduledAt` goes to the bank. Default 0 (at once). */
   payoutDelayMs?: number;
+  /** How redeliveries (POST /v1/events/:id/redeliver) are retried; default DEFAULT_WEBHOOK_RETRY. */
+  webhookRetry?: WebhookRetry;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -116,6 +120,15 @@ export function createApp(deps: AppDeps): Express {
   v1.use('/topups', topupsRouter(walletFlows));
   v1.use('/payouts', payoutsRouter(walletFlows));
   v1.use('/wallets', walletsRouter(prisma));
+  const webhooks: WebhooksDeps = {
+    prisma,
+    temporal: deps.temporal,
+    taskQueue: deps.taskQueue,
+    logger,
+    ...(deps.webhookRetry ? { webhookRetry: deps.webhookRetry } : {}),
+  };
+  v1.use('/events', eventsRouter(webhooks));
+  v1.use('/webhook-endpoints', webhookEndpointsRouter(webhooks));
   app.use('/v1', v1);
 
   app.use(routeNotFound);

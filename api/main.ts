@@ -30,6 +30,7 @@ async function main(): Promise<void> {
     updateTimeoutMs: UPDATE_TIMEOUT_MS,
     payoutDelayMs: config.payouts.delayMs,
     idempotencyKeyTtlHours: config.api.idempotencyKeyTtlHours,
+    webhookRetry: { initialIntervalMs: config.webhooks.retryInitialIntervalMs, maximumIntervalMs: config.webhooks.retryMaximumIntervalMs },
   });
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {

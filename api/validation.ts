@@ -2,7 +2,7 @@
 // Objects are strict: an unknown or misspelt field is rejected rather than silently ignored, which
 // also turns hostile keys such as `__proto__` into an ordinary 400.
 import { z } from 'zod';
-import { isAmountString, isCurrencyCode, type PaymentMethod } from '../domain/index.js';
+import { EVENT_TYPES, isAmountString, isCurrencyCode, type PaymentMethod } from '../domain/index.js';
 import { invalidRequest, type ApiError } from './errors.js';
 
 const SKU = /^[A-Za-z0-9._-]{1,64}$/;
@@ -305,4 +305,60 @@ export function parseBody<S extends z.ZodType>(schema: S, input: unknown): z.inf
   const result = schema.safeParse(input);
   if (!result.success) throw toApiError(result.error, input);
   return result.data;
+}
+
+// ----- Events and webhook endpoints -----
+
+const EVENT_ID = /^evt_[0-9a-f-]{36}$/;
+const WEBHOOK_ENDPOINT_ID = /^we_[0-9a-f-]{36}$/;
+
+export const isEventId = (value: string) => EVENT_ID.test(value);
+export const isWebhookEndpointId = (value: string) => WEBHOOK_ENDPOINT_ID.test(value);
+
+const EVENT_TYPE_RULE = `must be one of ${EVENT_TYPES.join(', ')}`;
+
+/** `GET /v1/events` */
+export const listEventsQuery = z.strictObject(
+  {
+    limit: z
+      .string({ error: 'must be an integer from 1 to 100' })
+      .regex(/^[1-9][0-9]{0,2}$/, { error: 'must be an integer from 1 to 100' })
+      .transform(Number)
+      .refine((n) => n <= 100, { error: 'must be an integer from 1 to 100' })
+      .default(10),
+    starting_after: z.string({ error: 'must be the id of an event' }).refine(isEventId, { error: 'must be the id of an event' }).optional(),
+    type: z.string({ error: EVENT_TYPE_RULE }).refine((t) => EVENT_TYPES.includes(t), { error: EVENT_TYPE_RULE }).optional(),
+  },
+  { error: 'must be a query string' },
+);
+
+const WEBHOOK_URL_RULE = 'must be an absolute http or https URL of at most 2048 characters, without credentials';
+
+/** `POST /v1/webhook-endpoints` */
+export const createWebhookEndpointBody = z.strictObject(
+  {
+    url: z
+      .string({ error: WEBHOOK_URL_RULE })
+      .max(2048, { error: WEBHOOK_URL_RULE })
+      .refine(isWebhookUrl, { error: WEBHOOK_URL_RULE }),
+    events: z
+      .array(
+        z.string({ error: `must be "*" or ${EVENT_TYPE_RULE}` }).refine((t) => t === '*' || EVENT_TYPES.includes(t), { error: `must be "*" or ${EVENT_TYPE_RULE}` }),
+        { error: 'must be a non-empty array of event types, or ["*"]' },
+      )
+      .min(1, { error: 'must be a non-empty array of event types, or ["*"]' })
+      .max(EVENT_TYPES.length + 1, { error: 'must be a non-empty array of event types, or ["*"]' }),
+  },
+  { error: 'must be a JSON object' },
+);
+
+/** Credentials in a URL would end up in logs and attempt records; other schemes are not webhooks. */
+function isWebhookUrl(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === '' && url.hostname !== '';
 }

@@ -6,3 +6,4 @@ export * from './checkout.js';
 export * from './search-attributes.js';
 export * from './ledger.js';
 export * from './wallet.js';
+export * from './events.js';

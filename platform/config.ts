@@ -72,6 +72,8 @@ export interface Config {
     /** How long after the request a payout without `scheduledAt` is sent to the bank; 0: at once. */
     delayMs: number;
   };
+  /** Webhook deliveries: retried from `retryInitialIntervalMs`, doubling up to `retryMaximumIntervalMs`, for 3 days. */
+  webhooks: { retryInitialIntervalMs: number; retryMaximumIntervalMs: number };
   demo: { merchantId: string; apiKey: string };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -172,6 +174,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     payouts: {
       delayMs: int(env, 'PAYOUT_DELAY_MS', 0),
+    },
+    webhooks: {
+      retryInitialIntervalMs: int(env, 'WEBHOOK_RETRY_INITIAL_INTERVAL_MS', 30_000),
+      retryMaximumIntervalMs: int(env, 'WEBHOOK_RETRY_MAX_INTERVAL_MS', 3_600_000),
     },
     demo: { merchantId: 'demo', apiKey: str(env, 'DEMO_API_KEY', 'sk_test_demo') },
     logLevel: logLevel as Config['logLevel'],

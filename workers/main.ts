@@ -1,5 +1,6 @@
 // One payment worker process. Run as many as you like against the same Temporal server and
 // database: they share the task queue, and every step is idempotent.
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { createBankClient } from '../platform/bank-client.js';
@@ -16,11 +17,15 @@ const prisma = createPrisma(config.databaseUrl);
 const cardNetwork = createCardNetworkClient({ baseUrl: config.cardNetwork.url, timeoutMs: config.cardNetwork.requestTimeoutMs });
 const bank = createBankClient({ baseUrl: config.bank.url, timeoutMs: config.bank.requestTimeoutMs });
 const connection = await NativeConnection.connect({ address: config.temporal.address });
+// Activities that record an event start its webhook deliveries through this client.
+const clientConnection = await Connection.connect({ address: config.temporal.address });
+const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+const webhookRetry = { initialIntervalMs: config.webhooks.retryInitialIntervalMs, maximumIntervalMs: config.webhooks.retryMaximumIntervalMs };
 const worker = await createPaymentWorker({
   connection,
   namespace: config.temporal.namespace,
   taskQueue: config.temporal.taskQueue,
-  activities: createActivities({ prisma, cardNetwork, bank }),
+  activities: createActivities({ prisma, cardNetwork, bank, temporal, webhookRetry }),
 });
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -35,6 +40,7 @@ try {
   await worker.run();
 } finally {
   await connection.close();
+  await clientConnection.close();
   await prisma.$disconnect();
   log.info('worker stopped');
 }

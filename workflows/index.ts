@@ -2,3 +2,4 @@
 export { checkoutWorkflow } from './checkout.js';
 export { topupWorkflow } from './topup.js';
 export { payoutWorkflow } from './payout.js';
+export { webhookDeliveryWorkflow } from './webhook-delivery.js';

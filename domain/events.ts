@@ -1,0 +1,50 @@
+// Events (a record of every status change) and their webhook deliveries: what the activities that
+// record them, the delivery workflow and the API share.
+import { CHECKOUT_STATUSES } from './checkout.js';
+
+/** The resources whose status changes are recorded as events. */
+export type EventResourceType = 'checkout' | 'refund' | 'topup' | 'payout';
+
+/** `<resource>.<status>`, e.g. `checkout.captured`, `refund.failed`, `payout.paid`. */
+export const eventType = (resource: EventResourceType, status: string) => `${resource}.${status}`;
+
+/** Every event type that can be recorded: one per status of each resource. */
+export const EVENT_TYPES: readonly string[] = [
+  ...CHECKOUT_STATUSES.filter((s) => s !== 'pending').map((s) => eventType('checkout', s)),
+  ...['pending', 'succeeded', 'failed'].map((s) => eventType('refund', s)),
+  ...['processing', 'succeeded', 'failed'].map((s) => eventType('topup', s)),
+  ...['pending', 'processing', 'paid', 'failed', 'canceled'].map((s) => eventType('payout', s)),
+];
+
+/**
+ * The delivery of one event to one endpoint. The id makes a repeated start (a retried activity)
+ * find the first execution; a redelivery asked for through the API adds a suffix of its own.
+ */
+export const webhookDeliveryId = (eventId: string, endpointId: string, suffix?: string) =>
+  suffix === undefined ? `webhook-${eventId}-${endpointId}` : `webhook-${eventId}-${endpointId}-${suffix}`;
+
+/** How a delivery is retried: exponential (coefficient 2) from the first interval up to the maximum, for at most 3 days. */
+export interface WebhookRetry {
+  initialIntervalMs: number;
+  maximumIntervalMs: number;
+}
+
+/** Stripe-like defaults: 30 s, doubling, at most an hour apart. */
+export const DEFAULT_WEBHOOK_RETRY: WebhookRetry = { initialIntervalMs: 30_000, maximumIntervalMs: 3_600_000 };
+
+export interface WebhookDeliveryInput {
+  eventId: string;
+  endpointId: string;
+  /** Absent: DEFAULT_WEBHOOK_RETRY. Tests shorten it. */
+  retry?: WebhookRetry;
+}
+
+export type WebhookDeliveryOutcome =
+  | { status: 'delivered'; attempt: number; statusCode: number }
+  /** The endpoint was deleted before the event could be delivered: nothing to do. */
+  | { status: 'endpoint_gone' }
+  /** No 2xx within the 3 days of retries. */
+  | { status: 'gave_up'; reason: string };
+
+/** The header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (Stripe's scheme). */
+export const SIGNATURE_HEADER = 'Payment-Signature';

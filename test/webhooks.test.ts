@@ -1,0 +1,232 @@
+// Events and webhook deliveries on the real Temporal dev server with an in-process worker: events
+// are recorded once per status change even when the recording activity is retried, deliveries are
+// signed, and an endpoint that fails is retried until it answers 2xx, with the same event id. Then
+// the API's events and webhook-endpoint routes: shapes, the secret shown once, merchant scoping.
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Context } from '@temporalio/activity';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, type Worker } from '@temporalio/worker';
+import { createApp } from '../api/app.js';
+import { createActivities, type Activities } from '../activities/index.js';
+import { topupId, type TopupInput } from '../domain/index.js';
+import { hashApiKey } from '../platform/api-keys.js';
+import { createPrisma, type PrismaClient } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
+import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { topupWorkflow } from '../workflows/index.js';
+import { FakeBank } from './support/fake-bank.js';
+import { FakeCardNetwork } from './support/fake-card-network.js';
+import { startWebhookReceiver, waitFor, type WebhookReceiver } from './support/webhook-receiver.js';
+
+const RETRY = { initialIntervalMs: 500, maximumIntervalMs: 1000 };
+let prisma: PrismaClient;
+let connection: Connection;
+let nativeConnection: NativeConnection;
+let client: Client;
+let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+const receivers: WebhookReceiver[] = [];
+
+beforeAll(async () => {
+  prisma = createPrisma(process.env.DATABASE_URL!);
+  [connection, nativeConnection, workflowBundle] = await Promise.all([
+    Connection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
+    NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
+    bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH }),
+  ]);
+  client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+});
+
+afterAll(async () => {
+  await Promise.all(receivers.map((r) => r.close()));
+  await prisma?.$disconnect();
+  await nativeConnection?.close();
+  await connection?.close();
+});
+
+/** A merchant of its own per test, so no other test's endpoints or events get in the way. */
+async function newMerchant(): Promise<{ merchantId: string; apiKey: string }> {
+  const merchantId = `wh_${randomUUID().slice(0, 8)}`;
+  const apiKey = `sk_test_${randomUUID()}`;
+  await prisma.merchant.create({ data: { id: merchantId, name: 'Webhook test shop', apiKeyHash: hashApiKey(apiKey) } });
+  return { merchantId, apiKey };
+}
+
+async function endpointFor(merchantId: string, receiver: WebhookReceiver, events: string[]) {
+  receiver.secret = `whsec_${randomUUID().replaceAll('-', '')}`;
+  return prisma.webhookEndpoint.create({ data: { id: `we_${randomUUID()}`, merchantId, url: receiver.url, events, secret: receiver.secret } });
+}
+
+async function withWorker<T>(body: (taskQueue: string) => Promise<T>, override: Partial<Activities> = {}): Promise<T> {
+  const taskQueue = `webhooks-${randomUUID()}`;
+  const worker: Worker = await createPaymentWorker({
+    connection: nativeConnection,
+    namespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
+    taskQueue,
+    activities: { ...createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank(), temporal: client, webhookRetry: RETRY }), ...override },
+    workflowBundle,
+  });
+  return worker.runUntil(body(taskQueue));
+}
+
+function topupInput(merchantId: string): TopupInput {
+  const key = randomUUID();
+  return { topupId: topupId(merchantId, key), merchantId, customerId: 'cus_wh', idempotencyKey: key, amount: { amount: '5000', currency: 'JPY' }, payment: { method: 'card', token: 'tok_visa' } };
+}
+
+describe('events and deliveries', () => {
+  it('records each status change once and delivers it once when the recording activity is retried', async () => {
+    const { merchantId } = await newMerchant();
+    const receiver = await startWebhookReceiver();
+    receivers.push(receiver);
+    await endpointFor(merchantId, receiver, ['*']);
+    const real = createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank(), temporal: client, webhookRetry: RETRY });
+    // The first attempt commits (event included) and then "crashes" before reporting back.
+    const crashAfterCommit: Partial<Activities> = {
+      async setTopupStatus(args) {
+        await real.setTopupStatus(args);
+        if (Context.current().info.attempt === 1) throw new Error('worker lost after commit (test)');
+      },
+    };
+    const input = topupInput(merchantId);
+    await withWorker(async (taskQueue) => {
+      const result = await client.workflow.execute(topupWorkflow, { workflowId: input.topupId, taskQueue, args: [input] });
+      expect(result.status).toBe('succeeded');
+      await waitFor('both deliveries', () => (receiver.deliveries.length >= 2 ? true : undefined));
+      // Long enough for a duplicate delivery of the retried activity's event to show up.
+      await new Promise((r) => setTimeout(r, 1500));
+    }, crashAfterCommit);
+
+    const events = await prisma.event.findMany({ where: { resourceId: input.topupId }, orderBy: { createdAt: 'asc' } });
+    expect(events.map((e) => e.type)).toEqual(['topup.processing', 'topup.succeeded']);
+    expect(events[1]).toMatchObject({ merchantId, resourceType: 'topup', data: { id: input.topupId, status: 'succeeded', amount: '5000', currency: 'JPY' } });
+    expect(receiver.deliveries.map((d) => [d.type, d.id, d.verified]).sort()).toEqual(
+      events.map((e) => [e.type, e.id, true]).sort(),
+    );
+  });
+
+  it('retries an endpoint that answers 500 until it answers 200, with the same event id', async () => {
+    const { merchantId } = await newMerchant();
+    const receiver = await startWebhookReceiver((n) => (n <= 3 ? 500 : 200));
+    receivers.push(receiver);
+    const endpoint = await endpointFor(merchantId, receiver, ['topup.succeeded']);
+    const input = topupInput(merchantId);
+    await withWorker(async (taskQueue) => {
+      await client.workflow.execute(topupWorkflow, { workflowId: input.topupId, taskQueue, args: [input] });
+      await waitFor('a 200', () => (receiver.deliveries.some((d) => d.answered === 200) ? true : undefined));
+      await new Promise((r) => setTimeout(r, 1500));
+    });
+
+    const event = await prisma.event.findUniqueOrThrow({ where: { resourceId_type: { resourceId: input.topupId, type: 'topup.succeeded' } } });
+    expect(receiver.deliveries.map((d) => [d.id, d.type, d.verified, d.answered])).toEqual([
+      [event.id, 'topup.succeeded', true, 500],
+      [event.id, 'topup.succeeded', true, 500],
+      [event.id, 'topup.succeeded', true, 500],
+      [event.id, 'topup.succeeded', true, 200],
+    ]);
+    const attempts = await prisma.webhookAttempt.findMany({ where: { eventId: event.id, endpointId: endpoint.id }, orderBy: { attempt: 'asc' } });
+    expect(attempts.map((a) => [a.attempt, a.statusCode, a.error])).toEqual([
+      [1, 500, null],
+      [2, 500, null],
+      [3, 500, null],
+      [4, 200, null],
+    ]);
+  });
+});
+
+describe('events and webhook-endpoints API', () => {
+  let server: Server;
+  let baseUrl: string;
+  const logLines: string[] = [];
+
+  beforeAll(async () => {
+    // Everything the API logs, so the test can check no secret is ever in it.
+    const line = (msg: string, fields?: Record<string, unknown>) => void logLines.push(JSON.stringify({ msg, fields }));
+    const recording: Logger = { debug: line, info: line, warn: line, error: line, child: () => recording };
+    const app = createApp({ prisma, temporal: client, taskQueue: `webhooks-api-${randomUUID()}`, logger: recording, webhookRetry: RETRY });
+    server = createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((resolve) => server?.close(() => resolve()));
+  });
+
+  // Loose on purpose: the assertions check the shapes.
+  type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  async function api(key: string, method: string, path: string, body?: unknown) {
+    const res = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Json };
+  }
+
+  it('shows an endpoint secret once, never lists it, and keeps endpoints to their merchant', async () => {
+    const a = await newMerchant();
+    const b = await newMerchant();
+    const created = await api(a.apiKey, 'POST', '/v1/webhook-endpoints', { url: 'https://example.com/hooks', events: ['checkout.captured', 'refund.succeeded'] });
+    expect(created.status).toBe(201);
+    expect(created.body).toEqual({ id: expect.stringMatching(/^we_/), url: 'https://example.com/hooks', events: ['checkout.captured', 'refund.succeeded'], secret: expect.stringMatching(/^whsec_[0-9a-f]{64}$/), createdAt: expect.any(String) });
+
+    const listed = await api(a.apiKey, 'GET', '/v1/webhook-endpoints');
+    expect(listed.body.data).toEqual([{ id: created.body.id, url: 'https://example.com/hooks', events: ['checkout.captured', 'refund.succeeded'], createdAt: created.body.createdAt }]);
+    expect(JSON.stringify(listed.body)).not.toContain(created.body.secret);
+    expect(logLines.join('\n')).not.toContain(created.body.secret);
+
+    expect((await api(b.apiKey, 'GET', '/v1/webhook-endpoints')).body.data).toEqual([]);
+    expect((await api(b.apiKey, 'DELETE', `/v1/webhook-endpoints/${created.body.id}`)).status).toBe(404);
+    expect(await api(a.apiKey, 'DELETE', `/v1/webhook-endpoints/${created.body.id}`)).toEqual({ status: 200, body: { id: created.body.id, deleted: true } });
+    expect((await api(a.apiKey, 'DELETE', `/v1/webhook-endpoints/${created.body.id}`)).status).toBe(404);
+
+    const all = await api(a.apiKey, 'POST', '/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/x', events: ['*', 'checkout.captured'] });
+    expect(all.body.events).toEqual(['*']);
+  });
+
+  it('rejects endpoints that are not http(s) URLs or name unknown event types', async () => {
+    const { apiKey } = await newMerchant();
+    for (const url of ['ftp://example.com/x', 'javascript:alert(1)', 'not a url', 'https://user:pw@example.com/']) {
+      const res = await api(apiKey, 'POST', '/v1/webhook-endpoints', { url, events: ['*'] });
+      expect(res.status, url).toBe(400);
+      expect(res.body.error).toMatchObject({ type: 'invalid_request_error', param: 'url' });
+    }
+    const badType = await api(apiKey, 'POST', '/v1/webhook-endpoints', { url: 'https://example.com', events: ['checkout.exploded'] });
+    expect(badType.status).toBe(400);
+    expect((await api(apiKey, 'POST', '/v1/webhook-endpoints', { url: 'https://example.com', events: [] })).status).toBe(400);
+  });
+
+  it('lists events newest first, filters by type, pages with starting_after, and hides other merchants\u2019 events', async () => {
+    const a = await newMerchant();
+    const b = await newMerchant();
+    const base = Date.now() - 60_000;
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const id = `evt_${randomUUID()}`;
+      ids.push(id);
+      await prisma.event.create({
+        data: { id, merchantId: a.merchantId, type: i % 2 === 0 ? 'checkout.captured' : 'checkout.failed', resourceType: 'checkout', resourceId: `co-${randomUUID()}`, data: { amount: '100' }, createdAt: new Date(base + i * 1000) },
+      });
+    }
+    const page1 = await api(a.apiKey, 'GET', '/v1/events?limit=2');
+    expect(page1.body.data.map((e: Json) => e.id)).toEqual([ids[4], ids[3]]);
+    expect(page1.body.hasMore).toBe(true);
+    expect(page1.body.data[0]).toEqual({ id: ids[4], type: 'checkout.captured', resourceType: 'checkout', resourceId: expect.any(String), created: Math.floor((base + 4000) / 1000), data: { amount: '100' } });
+    const page2 = await api(a.apiKey, 'GET', `/v1/events?limit=2&starting_after=${ids[3]}`);
+    expect(page2.body.data.map((e: Json) => e.id)).toEqual([ids[2], ids[1]]);
+    const captured = await api(a.apiKey, 'GET', '/v1/events?type=checkout.captured');
+    expect(captured.body.data.map((e: Json) => e.id)).toEqual([ids[4], ids[2], ids[0]]);
+    expect((await api(a.apiKey, 'GET', '/v1/events?type=nope')).status).toBe(400);
+    expect((await api(a.apiKey, 'GET', '/v1/events?limit=0')).status).toBe(400);
+
+    const one = await api(a.apiKey, 'GET', `/v1/events/${ids[0]}`);
+    expect(one.body).toMatchObject({ id: ids[0], type: 'checkout.captured', deliveryAttempts: [] });
+    expect((await api(b.apiKey, 'GET', `/v1/events/${ids[0]}`)).status).toBe(404);
+    expect((await api(b.apiKey, 'POST', `/v1/events/${ids[0]}/redeliver`)).status).toBe(404);
+    expect((await api(b.apiKey, 'GET', '/v1/events')).body.data).toEqual([]);
+    expect((await api(b.apiKey, 'GET', `/v1/events?starting_after=${ids[3]}`)).status).toBe(404);
+  });
+});
