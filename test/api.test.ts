@@ -168,7 +168,7 @@ function fakeTemporal(): FakeTemporal {
   return fake;
 }
 
-/** What the workflow's createOrder activity does before it answers the reservation update. */
+/** What the workflow's placeOrder activity does before it answers the reservation update. */
 async function writeCheckoutAs(input: CheckoutInput, status: CheckoutStatus): Promise<CheckoutSnapshot> {
   const products = await prisma.product.findMany({ where: { merchantId: input.merchantId, sku: { in: input.items.map((i) => i.sku) } } });
   const price = new Map(products.map((p) => [p.sku, p]));
