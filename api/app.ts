@@ -14,6 +14,7 @@ import { settingsRouter } from './routes/settings.js';
 import { topupsRouter, type WalletFlowsDeps } from './routes/topups.js';
 import { payoutsRouter } from './routes/payouts.js';
 import { walletsRouter } from './routes/wallets.js';
+import { reconciliationsRouter } from './routes/reconciliations.js';
 import { eventsRouter, webhookEndpointsRouter, type WebhooksDeps } from './routes/webhooks.js';
 import type { WebhookRetry } from '../domain/index.js';
 
@@ -43,6 +44,8 @@ export interface AppDeps {
   payoutDelayMs?: number;
   /** How redeliveries (POST /v1/events/:id/redeliver) are retried; default DEFAULT_WEBHOOK_RETRY. */
   webhookRetry?: WebhookRetry;
+  /** The merchant whose key sees every reconciliation item (others see their own). Default 'demo'. */
+  operatorMerchantId?: string;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -129,6 +132,7 @@ export function createApp(deps: AppDeps): Express {
   };
   v1.use('/events', eventsRouter(webhooks));
   v1.use('/webhook-endpoints', webhookEndpointsRouter(webhooks));
+  v1.use('/reconciliations', reconciliationsRouter({ prisma, temporal: deps.temporal, taskQueue: deps.taskQueue, logger, operatorMerchantId: deps.operatorMerchantId ?? 'demo' }));
   app.use('/v1', v1);
 
   app.use(routeNotFound);

@@ -31,6 +31,7 @@ async function main(): Promise<void> {
     payoutDelayMs: config.payouts.delayMs,
     idempotencyKeyTtlHours: config.api.idempotencyKeyTtlHours,
     webhookRetry: { initialIntervalMs: config.webhooks.retryInitialIntervalMs, maximumIntervalMs: config.webhooks.retryMaximumIntervalMs },
+    operatorMerchantId: config.demo.merchantId,
   });
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {

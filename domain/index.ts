@@ -7,3 +7,4 @@ export * from './search-attributes.js';
 export * from './ledger.js';
 export * from './wallet.js';
 export * from './events.js';
+export * from './reconciliation.js';

@@ -67,6 +67,8 @@ export interface BankClient {
   lookup(idempotencyKey: string): Promise<BankTransfer | null>;
   /** Every transfer for a reference (payout id), paid or rejected, oldest first. */
   listTransfers(reference: string): Promise<BankTransfer[]>;
+  /** The bank's statement: transfers in one status created in [createdAfter, createdBefore), oldest first, at most 1000. */
+  listTransfersByStatus(q: { status: BankTransfer['status']; createdBefore?: Date; createdAfter?: Date }): Promise<BankTransfer[]>;
 }
 
 const transferSchema = z.object({
@@ -122,6 +124,14 @@ export function createBankClient(opts: { baseUrl: string; timeoutMs?: number }):
     },
     async listTransfers(reference) {
       const answer = await send('GET', `/v1/transfers?reference=${seg(reference)}`);
+      if (answer.status === 200) return decode(listSchema, answer).data;
+      throw rejected(answer);
+    },
+    async listTransfersByStatus(q) {
+      const params = new URLSearchParams({ status: q.status });
+      if (q.createdBefore) params.set('createdBefore', q.createdBefore.toISOString());
+      if (q.createdAfter) params.set('createdAfter', q.createdAfter.toISOString());
+      const answer = await send('GET', `/v1/transfers?${params.toString()}`);
       if (answer.status === 200) return decode(listSchema, answer).data;
       throw rejected(answer);
     },

@@ -68,6 +68,20 @@ export interface CardNetworkClient {
   lookup(idempotencyKey: string): Promise<CardOperation | null>;
   /** Every operation for a reference (checkout id), oldest first. */
   listOperations(reference: string): Promise<CardOperation[]>;
+  /** The network's report: authorizations in one state created in [createdAfter, createdBefore), oldest first, at most 1000. */
+  listAuthorizations(q: { state: CardAuthorization['state']; createdBefore?: Date; createdAfter?: Date }): Promise<CardAuthorization[]>;
+}
+
+export interface CardAuthorization {
+  id: string;
+  state: 'requires_action' | 'authorized' | 'captured' | 'voided' | 'declined';
+  /** Integer minor units as decimal strings. */
+  amount: string;
+  capturedAmount: string;
+  refundedAmount: string;
+  currency: string;
+  reference: string;
+  createdAt: string;
 }
 
 const operationSchema = z.object({
@@ -83,6 +97,20 @@ const operationSchema = z.object({
   createdAt: z.string(),
 });
 const listSchema = z.object({ data: z.array(operationSchema) });
+const authorizationListSchema = z.object({
+  data: z.array(
+    z.object({
+      id: z.string(),
+      state: z.enum(['requires_action', 'authorized', 'captured', 'voided', 'declined']),
+      amount: z.string(),
+      capturedAmount: z.string(),
+      refundedAmount: z.string(),
+      currency: z.string(),
+      reference: z.string(),
+      createdAt: z.string(),
+    }),
+  ),
+});
 
 export function createCardNetworkClient(opts: { baseUrl: string; timeoutMs?: number }): CardNetworkClient {
   const { send, rejected, decode } = createJsonClient({
@@ -126,6 +154,14 @@ export function createCardNetworkClient(opts: { baseUrl: string; timeoutMs?: num
     async listOperations(reference) {
       const answer = await send('GET', `/v1/operations?reference=${seg(reference)}`);
       if (answer.status === 200) return decode(listSchema, answer).data;
+      throw rejected(answer);
+    },
+    async listAuthorizations(q) {
+      const params = new URLSearchParams({ state: q.state });
+      if (q.createdBefore) params.set('createdBefore', q.createdBefore.toISOString());
+      if (q.createdAfter) params.set('createdAfter', q.createdAfter.toISOString());
+      const answer = await send('GET', `/v1/authorizations?${params.toString()}`);
+      if (answer.status === 200) return decode(authorizationListSchema, answer).data;
       throw rejected(answer);
     },
   };

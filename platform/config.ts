@@ -74,6 +74,8 @@ export interface Config {
   };
   /** Webhook deliveries: retried from `retryInitialIntervalMs`, doubling up to `retryMaximumIntervalMs`, for 3 days. */
   webhooks: { retryInitialIntervalMs: number; retryMaximumIntervalMs: number };
+  /** The reconciliation schedule: every `interval` (a Temporal duration such as '1h'), records older than `olderThanMs`. */
+  reconciliation: { interval: string; olderThanMs: number };
   demo: { merchantId: string; apiKey: string };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -178,6 +180,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhooks: {
       retryInitialIntervalMs: int(env, 'WEBHOOK_RETRY_INITIAL_INTERVAL_MS', 30_000),
       retryMaximumIntervalMs: int(env, 'WEBHOOK_RETRY_MAX_INTERVAL_MS', 3_600_000),
+    },
+    reconciliation: {
+      interval: str(env, 'RECONCILIATION_INTERVAL', '1h'),
+      olderThanMs: int(env, 'RECONCILIATION_OLDER_THAN_MS', 15 * 60_000),
     },
     demo: { merchantId: 'demo', apiKey: str(env, 'DEMO_API_KEY', 'sk_test_demo') },
     logLevel: logLevel as Config['logLevel'],

@@ -4,13 +4,15 @@
 // supervised child processes. Ctrl-C stops them in reverse order: services, Temporal, PostgreSQL.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
 import { loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { applyMigrations } from './migrate.js';
 import { startEmbeddedPostgres } from './postgres.js';
 import { isPortInUse, nodeEntry, startProcess, stopAll, waitUntil, type ManagedProcess } from './processes.js';
 import { seedDemoMerchant } from './seed.js';
+import { ensureReconciliationSchedule } from './reconciliation-schedule.js';
 import { ensureSearchAttributes, resolveTemporalCli, startTemporalDevServer } from './temporal.js';
 
 const config = loadConfig();
@@ -167,6 +169,18 @@ async function main(): Promise<void> {
     temporalAddress = temporal.address;
     webUi = temporal.uiUrl;
     timings.temporalMs = Date.now() - t;
+  }
+  if (stopRequested) return;
+
+  // Reconciliation runs on a Temporal Schedule; the worker started below picks its runs up.
+  const scheduleConnection = await Connection.connect({ address: temporalAddress });
+  try {
+    const client = new Client({ connection: scheduleConnection, namespace: config.temporal.namespace });
+    const every = config.reconciliation.interval as Duration;
+    const outcome = await ensureReconciliationSchedule(client, { taskQueue: config.temporal.taskQueue, every, olderThanMs: config.reconciliation.olderThanMs });
+    log.info(`reconciliation schedule ${outcome}`, { every });
+  } finally {
+    await scheduleConnection.close();
   }
   if (stopRequested) return;
 

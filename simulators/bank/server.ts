@@ -33,6 +33,12 @@ const transferBody = z.strictObject({
   accountNumber: z.string({ error: 'must be a string of 7 digits' }).regex(/^[0-9]{7}$/, 'must be exactly 7 digits'),
   reference: z.string().min(1).max(255),
 });
+const statementQuery = z.object({
+  status: z.enum(['paid', 'rejected']),
+  createdBefore: z.iso.datetime({ offset: true }).optional(),
+  createdAfter: z.iso.datetime({ offset: true }).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+});
 const faultBody = z.strictObject({
   reference: z.string().min(1).max(255),
   mode: z.enum(FAULT_MODES),
@@ -83,6 +89,18 @@ export function createBankServer(opts: BankServerOptions): BankServer {
       app.get(
         '/v1/transfers',
         tracked(async (req, res) => {
+          // With ?status= (and optional createdBefore/createdAfter) instead of ?reference=: the
+          // bank's statement, which reconciliation compares with the ledger.
+          if (req.query.reference === undefined && req.query.status !== undefined) {
+            const q = parse(statementQuery, req.query);
+            const data = await store.transfersByStatus({
+              status: q.status,
+              createdBefore: q.createdBefore ? new Date(q.createdBefore) : new Date(),
+              createdAfter: q.createdAfter ? new Date(q.createdAfter) : undefined,
+              limit: q.limit,
+            });
+            return sendJson(res, 200, { data });
+          }
           sendJson(res, 200, { data: await store.transfersByReference(requiredReference(req)) });
         }),
       );

@@ -221,6 +221,17 @@ export class BankStore {
     return rows.map(toRecord);
   }
 
+  /** Transfers in one status created in [createdAfter, createdBefore), oldest first: the bank's statement. */
+  async transfersByStatus(q: { status: 'paid' | 'rejected'; createdBefore: Date; createdAfter?: Date | undefined; limit: number }): Promise<TransferRecord[]> {
+    const { rows } = await this.pool.query<TransferRow>(
+      `SELECT * FROM bank.transfers
+        WHERE status = $1 AND created_at < $2 AND ($3::timestamptz IS NULL OR created_at >= $3)
+        ORDER BY seq LIMIT $4`,
+      [q.status, q.createdBefore, q.createdAfter ?? null, q.limit],
+    );
+    return rows.map(toRecord);
+  }
+
   /** Queues a fault behind any pending ones for the same reference. */
   async addFault(spec: FaultSpec): Promise<FaultRecord> {
     const { rows } = await this.pool.query<FaultRow>(

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { isCurrencyCode } from '../../domain/money.js';
 import { createSimulatorHttp, parse, positiveAmount, requiredReference, sendJson, type SimulatorFaultOptions } from '../shared/http.js';
 import { errorBody, requestHash } from '../shared/idempotency.js';
-import { CardNetworkStore, FAULT_MODES, FAULT_OPERATIONS, isTestToken, TEST_TOKENS, type TestToken } from './store.js';
+import { AUTHORIZATION_STATES, CardNetworkStore, FAULT_MODES, FAULT_OPERATIONS, isTestToken, TEST_TOKENS, type TestToken } from './store.js';
 
 export interface CardNetworkServerOptions extends SimulatorFaultOptions {
   /** Owned by the caller, who ends it after `close()`. */
@@ -37,6 +37,12 @@ const captureBody = z.strictObject({ amount: positiveAmount.optional() });
 const voidBody = z.strictObject({});
 const refundBody = z.strictObject({ authorizationId, amount: positiveAmount });
 const authenticationBody = z.strictObject({ result: z.enum(['succeeded', 'failed']) });
+const authorizationsQuery = z.object({
+  state: z.enum(AUTHORIZATION_STATES),
+  createdBefore: z.iso.datetime({ offset: true }).optional(),
+  createdAfter: z.iso.datetime({ offset: true }).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+});
 const faultBody = z.strictObject({
   reference: z.string().min(1).max(255),
   operation: z.enum(FAULT_OPERATIONS),
@@ -104,6 +110,22 @@ export function createCardNetworkServer(opts: CardNetworkServerOptions): CardNet
           const b = parse(refundBody, req.body);
           const hash = requestHash(['refund', b.authorizationId, b.amount]);
           return { run: (key) => store.refund(key, hash, { authorizationId: b.authorizationId, amount: BigInt(b.amount) }) };
+        }),
+      );
+
+      // The network's authorization report: e.g. every authorization still holding funds that was
+      // created before a cutoff. Reconciliation compares it with the merchant's own records.
+      app.get(
+        '/v1/authorizations',
+        tracked(async (req, res) => {
+          const q = parse(authorizationsQuery, req.query);
+          const data = await store.authorizationsByState({
+            state: q.state,
+            createdBefore: q.createdBefore ? new Date(q.createdBefore) : new Date(),
+            createdAfter: q.createdAfter ? new Date(q.createdAfter) : undefined,
+            limit: q.limit,
+          });
+          sendJson(res, 200, { data });
         }),
       );
 

@@ -12,7 +12,8 @@ export { FAULT_MODES, type FaultMode, type Outcome };
 export type OperationType = 'authorization' | 'authentication' | 'capture' | 'void' | 'refund';
 /** `requires_action`: the issuer wants 3-D Secure before it holds any money (Stripe's name). */
 export type OperationStatus = 'succeeded' | 'declined' | 'requires_action';
-export type AuthorizationState = 'requires_action' | 'authorized' | 'captured' | 'voided' | 'declined';
+export const AUTHORIZATION_STATES = ['requires_action', 'authorized', 'captured', 'voided', 'declined'] as const;
+export type AuthorizationState = (typeof AUTHORIZATION_STATES)[number];
 
 /** Requests a test fault can target; capture, void, refund and authenticate match by their authorization's reference. */
 export const FAULT_OPERATIONS = ['authorize', 'capture', 'void', 'refund', 'authenticate'] as const;
@@ -31,6 +32,18 @@ export interface FaultRecord extends FaultSpec {
   id: string;
   /** Matching requests still to be hit; 0 once used up (kept, so a test can see it fired). */
   remaining: number;
+  createdAt: string;
+}
+
+/** An authorization as the network's report lists it; amounts are decimal strings. */
+export interface AuthorizationRecord {
+  id: string;
+  state: AuthorizationState;
+  amount: string;
+  currency: string;
+  capturedAmount: string;
+  refundedAmount: string;
+  reference: string;
   createdAt: string;
 }
 
@@ -380,6 +393,29 @@ export class CardNetworkStore {
       [reference],
     );
     return rows.map(toRecord);
+  }
+
+  /**
+   * Authorizations in one state created in [createdAfter, createdBefore), oldest first: what a
+   * reconciliation compares with the merchant's records (a real network offers this as a report).
+   */
+  async authorizationsByState(q: { state: AuthorizationState; createdBefore: Date; createdAfter?: Date | undefined; limit: number }): Promise<AuthorizationRecord[]> {
+    const { rows } = await this.pool.query<AuthorizationRow & { created_at: Date }>(
+      `SELECT * FROM card_network.authorizations
+        WHERE state = $1 AND created_at < $2 AND ($3::timestamptz IS NULL OR created_at >= $3)
+        ORDER BY created_at, id LIMIT $4`,
+      [q.state, q.createdBefore, q.createdAfter ?? null, q.limit],
+    );
+    return rows.map((row) => ({
+      id: row.id,
+      state: row.state,
+      amount: row.amount,
+      currency: row.currency,
+      capturedAmount: row.captured_amount,
+      refundedAmount: row.refunded_amount,
+      reference: row.reference,
+      createdAt: row.created_at.toISOString(),
+    }));
   }
 
   /** Queues a fault behind any pending ones for the same reference and operation. */

@@ -39,6 +39,12 @@ export class FakeBank implements BankClient {
     return this.transfers.filter((t) => t.reference === reference);
   }
 
+  async listTransfersByStatus(q: { status: BankTransfer['status']; createdBefore?: Date; createdAfter?: Date }): Promise<BankTransfer[]> {
+    return this.transfers.filter(
+      (t) => t.status === q.status && (!q.createdBefore || Date.parse(t.createdAt) < q.createdBefore.getTime()) && (!q.createdAfter || Date.parse(t.createdAt) >= q.createdAfter.getTime()),
+    );
+  }
+
   paid(reference: string): number {
     return this.transfers.filter((t) => t.reference === reference && t.status === 'paid').length;
   }

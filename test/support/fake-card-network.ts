@@ -145,6 +145,11 @@ export class FakeCardNetwork implements CardNetworkClient {
     return this.operations.filter((op) => op.reference === reference);
   }
 
+  // Reconciliation's report of authorizations is tested against the real simulator (test/reconciliation.test.ts).
+  async listAuthorizations(): Promise<never> {
+    throw new Error('FakeCardNetwork does not list authorizations; use the card-network simulator');
+  }
+
   count(reference: string, type: CardOperation['type']) {
     return this.operations.filter((op) => op.reference === reference && op.type === type).length;
   }
