@@ -139,6 +139,34 @@ describe('checkout lifecycle over HTTP', () => {
     expect(await stock(sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
   });
 
+  it('voids, refunds and authenticates once when their responses are lost', async () => {
+    const sku = await product();
+    // Void: cancel a manual-capture checkout while the network keeps losing the void's answer.
+    const canceled = await checkout(sku, { method: 'card', token: 'tok_visa' }, { captureMethod: 'manual' });
+    await until(canceled, 'requires_capture');
+    await injectCardFault(stack.cardNetworkUrl, { reference: canceled, operation: 'void', mode: 'lose_response', times: 2 });
+    expect((await call('POST', `/v1/checkouts/${canceled}/cancel`)).body.status).toBe('canceled');
+    expect(count(await operations(canceled), 'void')).toBe(1);
+
+    // Refund.
+    const refunded = await checkout(sku, { method: 'card', token: 'tok_visa' });
+    await until(refunded, 'captured');
+    await injectCardFault(stack.cardNetworkUrl, { reference: refunded, operation: 'refund', mode: 'lose_response', times: 2 });
+    const refund = await call('POST', `/v1/checkouts/${refunded}/refunds`, { amount: yen(1000) });
+    expect(refund.body).toMatchObject({ status: 'succeeded', amount: yen(1000) });
+    expect(count(await operations(refunded), 'refund')).toBe(1);
+
+    // 3-D Secure authentication.
+    const challenged = await checkout(sku, { method: 'card', token: 'tok_threeDSecureRequired' });
+    await until(challenged, 'requires_action');
+    await injectCardFault(stack.cardNetworkUrl, { reference: challenged, operation: 'authenticate', mode: 'lose_response', times: 2 });
+    await call('POST', `/v1/checkouts/${challenged}/confirm`, { result: 'succeeded' });
+    await until(challenged, 'captured');
+    expect((await operations(challenged)).filter((op) => op.type === 'authentication')).toHaveLength(1);
+    expect(count(await operations(challenged), 'capture')).toBe(1);
+    expect(await stock(sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
+  });
+
   it('captures once when the capture response is lost', async () => {
     const sku = await product();
     const id = await checkout(sku, { method: 'card', token: 'tok_visa' }, { captureMethod: 'manual' });
