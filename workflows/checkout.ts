@@ -82,6 +82,13 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
   let cancelRequested = false;
   let captureRequest: { amount: bigint } | undefined;
   let actionResult: 'succeeded' | 'failed' | undefined;
+  // The row that merchants and customers read is written by an activity *before* the workflow
+  // moves its own status, so an update sent by someone who just read `requires_action` or
+  // `requires_capture` can arrive while the workflow still says `processing`. Validators therefore
+  // check what the workflow knows (the card wants 3-D Secure; the authorization is capturable;
+  // money was captured), not the status name, and handlers wait for a settled outcome.
+  let awaitingAction = false;
+  let actionSettled = false;
 
   const snapshot = (): CheckoutSnapshot => ({
     checkoutId,
@@ -136,13 +143,14 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
     captureUpdate,
     async ({ amount: requested }) => {
       captureRequest = { amount: requested === undefined ? amountCapturable : BigInt(requested) };
-      await condition(() => status !== 'requires_capture');
+      await condition(() => CAPTURED_STATUSES.includes(status) || CLOSED_BEFORE_CAPTURE.includes(status));
       return snapshot();
     },
     {
       validator: ({ amount: requested }) => {
         if (input.captureMethod !== 'manual') throw invalidState('checkout captures automatically');
-        if (status !== 'requires_capture' || captureRequest || cancelRequested) throw invalidState(`checkout is ${status}, not requires_capture`);
+        const capturable = amountCapturable > 0n && !CAPTURED_STATUSES.includes(status) && !CLOSED_BEFORE_CAPTURE.includes(status);
+        if (!capturable || captureRequest || cancelRequested) throw invalidState(`checkout is ${status}, not requires_capture`);
         if (requested !== undefined) checkAmount(requested, amountCapturable, 'capture');
       },
     },
@@ -152,12 +160,12 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
     confirmUpdate,
     async ({ result }) => {
       actionResult = result;
-      await condition(() => status !== 'requires_action');
+      await condition(() => actionSettled);
       return snapshot();
     },
     {
       validator: ({ result }) => {
-        if (status !== 'requires_action' || actionResult || cancelRequested) throw invalidState(`checkout is ${status}, not requires_action`);
+        if (!awaitingAction || actionSettled || actionResult || cancelRequested) throw invalidState(`checkout is ${status}, not requires_action`);
         if (result !== 'succeeded' && result !== 'failed') throw invalidState(`unknown 3-D Secure result ${String(result)}`);
       },
     },
@@ -220,7 +228,7 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
     {
       validator: ({ refundId, amount: requested }) => {
         if (refunds.has(refundId)) return; // a retried request joins the first
-        if (!CAPTURED_STATUSES.includes(status)) throw invalidState(`checkout is ${status}; only a captured checkout can be refunded`);
+        if (amountCaptured === 0n) throw invalidState(`checkout is ${status}; only a captured checkout can be refunded`);
         if (!refundWindowOpen) throw invalidState('the refund window of this checkout has closed');
         checkAmount(requested ?? refundable().toString(), refundable(), 'refund');
       },
@@ -293,6 +301,7 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
       if (cancelRequested) throw new Stop('canceled', 'canceled by the merchant');
 
       if (auth.status === 'requires_action') {
+        awaitingAction = true;
         await recordAuthorize(auth, 'requires_action');
         moveTo('requires_action');
         // Whichever comes first: the customer's time for the challenge, or the stock hold's.
@@ -309,6 +318,7 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
         const authenticateKey = stepKey(checkoutId, 'authenticate');
         auth = await card.authenticatePayment({ idempotencyKey: authenticateKey, authorizationId, result: actionResult! });
         await db.recordPaymentAttempt({ attempt: { checkoutId, idempotencyKey: authenticateKey, operation: 'authenticate', ...auth }, status: 'processing' });
+        actionSettled = true;
         moveTo('processing');
       } else {
         await recordAuthorize(auth);
@@ -364,12 +374,15 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
     }
     amountCaptured = captureAmount;
     amountCapturable = 0n;
-    await db.recordPaymentAttempt({
-      attempt: { checkoutId, idempotencyKey: captureKey, operation: 'capture', ...capture },
-      status: 'captured',
-      amountCaptured: amountCaptured.toString(),
-    });
-    moveTo('captured');
+    // Refunds may start from here on; their row writes are chained after this one.
+    await serially(() =>
+      db.recordPaymentAttempt({
+        attempt: { checkoutId, idempotencyKey: captureKey, operation: 'capture', ...capture },
+        status: 'captured',
+        amountCaptured: amountCaptured.toString(),
+      }),
+    );
+    moveTo(capturedStatus(amountCaptured, amountRefunded, settled));
     log.info('checkout captured', { ...logFields, amount: amountCaptured.toString() });
   } catch (err) {
     const outcome = err instanceof Stop ? err.outcome : isCancellation(err) ? 'canceled' : 'failed';
@@ -378,6 +391,7 @@ export async function checkoutWorkflow(input: CheckoutInput): Promise<CheckoutSn
     await saga.compensate();
     await CancellationScope.nonCancellable(() => db.setCheckoutStatus({ checkoutId, status: outcome, failure }));
     amountCapturable = 0n;
+    actionSettled = true;
     moveTo(outcome);
     reservationDecided = true;
     await finish(snapshot());
