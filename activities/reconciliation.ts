@@ -243,6 +243,93 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
       return r.counts;
     },
 
+    /**
+     * (4) Refunds on one side only. Reported, never repaired: refunding again or posting a refund
+     * transfer moves money a person must decide about. (a) a `succeeded` row without a succeeded
+     * refund at the network under its key (card checkouts) or without its ledger transfer; (b) a
+     * succeeded refund at the network for a checkout that no `succeeded` row accounts for (row
+     * missing, failed, or pending with the workflow gone): the card got money back our books do not
+     * show; (c) a `pending` row whose checkout workflow is gone, with nothing at the network.
+     */
+    async reportRefunds(w: ReconciliationWindow): Promise<CheckCounts> {
+      const r = recorder(w);
+      const until = new Date(w.until);
+      const refundKey = (checkoutId: string, refundId: string) => `${checkoutId}:refund:${refundId}`;
+
+      // (a)
+      const succeeded = await prisma.refund.findMany({
+        where: { status: 'succeeded', createdAt: createdAt(w) },
+        select: { id: true, checkoutId: true, merchantId: true, amount: true, currency: true, checkout: { select: { paymentMethod: true } } },
+      });
+      for (const row of succeeded) {
+        const key = refundKey(row.checkoutId, row.id);
+        const transferId = `${row.checkoutId}:ledger-refund:${row.id}`;
+        const [op, transfer] = await Promise.all([
+          row.checkout.paymentMethod === 'card' ? cardNetwork.lookup(key) : Promise.resolve(null),
+          prisma.ledgerTransfer.findUnique({ where: { id: transferId }, select: { id: true } }),
+        ]);
+        const networkRefunded = row.checkout.paymentMethod !== 'card' || (op?.type === 'refund' && op.status === 'succeeded');
+        if (networkRefunded && transfer) continue;
+        await r.record('refund_without_network_refund', row.id, row.merchantId, {
+          refundId: row.id,
+          checkoutId: row.checkoutId,
+          amount: row.amount.toString(),
+          currency: row.currency,
+          idempotencyKey: key,
+          networkRefund: networkRefunded,
+          networkStatus: op ? `${op.type}:${op.status}` : null,
+          ledgerTransferId: transfer ? transferId : null,
+        });
+      }
+
+      // (b) Every card checkout of the window, its network refunds older than the window's end.
+      // The capture compensation (`<checkout>:refund:compensation`, workflows/checkout.ts) has no row
+      // by design: it gives back a capture of a checkout that then failed.
+      const accounted = new Set<string>();
+      const checkouts = await prisma.checkout.findMany({ where: { paymentMethod: 'card', createdAt: createdAt(w) }, select: { id: true, merchantId: true } });
+      for (const c of checkouts) {
+        const prefix = `${c.id}:refund:`;
+        const ops = (await cardNetwork.listOperations(c.id)).filter(
+          (op) => op.type === 'refund' && op.status === 'succeeded' && new Date(op.createdAt) < until && op.idempotencyKey.startsWith(prefix),
+        );
+        for (const op of ops) {
+          const refundId = op.idempotencyKey.slice(prefix.length);
+          if (refundId === 'compensation') continue;
+          const row = await prisma.refund.findFirst({ where: { id: refundId, checkoutId: c.id }, select: { status: true } });
+          if (row?.status === 'succeeded') continue;
+          if (row?.status === 'pending') {
+            if (await isRunning(c.id)) continue; // the workflow is still finishing it
+            accounted.add(refundId);
+          }
+          await r.record('network_refund_without_refund', op.id, c.merchantId, {
+            networkRefundId: op.id,
+            idempotencyKey: op.idempotencyKey,
+            refundId,
+            checkoutId: c.id,
+            refundStatus: row?.status ?? null,
+            amount: op.amount,
+            currency: op.currency,
+          });
+        }
+      }
+
+      // (c)
+      const pending = await prisma.refund.findMany({
+        where: { status: 'pending', createdAt: createdAt(w) },
+        select: { id: true, checkoutId: true, merchantId: true, amount: true, currency: true },
+      });
+      for (const row of pending) {
+        if (accounted.has(row.id) || (await isRunning(row.checkoutId))) continue;
+        await r.record('refund_stuck_pending', row.id, row.merchantId, {
+          refundId: row.id,
+          checkoutId: row.checkoutId,
+          amount: row.amount.toString(),
+          currency: row.currency,
+        });
+      }
+      return r.counts;
+    },
+
     /** (4) The ledger's own invariants (platform/ledger.ts checkLedger), over every account. Reported. */
     async reportLedger(w: ReconciliationWindow): Promise<CheckCounts> {
       const r = recorder(w);

@@ -36,7 +36,10 @@ export type ReconciliationKind =
   | 'network_capture_unknown_reference'
   | 'payout_paid_not_posted'
   | 'payout_posted_without_bank_transfer'
-  | 'ledger_check_failed';
+  | 'ledger_check_failed'
+  | 'refund_without_network_refund'
+  | 'network_refund_without_refund'
+  | 'refund_stuck_pending';
 
 /** Per action, then per kind. */
 export interface ReconciliationCounts {

@@ -170,6 +170,54 @@ describe('reconciliation', () => {
     });
   });
 
+  it('reports refunds on one side only, each once per run, and repairs none of them', async () => {
+    const key = randomUUID();
+    const checkoutId = `checkout-${MERCHANT}-${key}`;
+    await prisma.checkout.create({
+      data: { id: checkoutId, merchantId: MERCHANT, customerId: 'cus_recon', idempotencyKey: key, status: 'partially_refunded', amount: 3000n, amountCaptured: 3000n, amountRefunded: 1000n, currency: 'JPY', paymentMethod: 'card' },
+    });
+    const auth = await cardNetwork.authorize({ idempotencyKey: `${checkoutId}:authorize`, amount: 3000n, currency: 'JPY', token: 'tok_visa', reference: checkoutId });
+    await cardNetwork.capture({ idempotencyKey: `${checkoutId}:capture`, authorizationId: auth.authorizationId });
+    const refundRow = (status: string) => ({ id: `re_${randomUUID().replaceAll('-', '')}`, checkoutId, merchantId: MERCHANT, amount: 1000n, currency: 'JPY', status });
+
+    // (a) Our books say refunded; neither the network nor the ledger has it.
+    const booked = await prisma.refund.create({ data: refundRow('succeeded') });
+    // (b) The card got money back under a refund key no row has.
+    const orphanKey = `${checkoutId}:refund:re_${randomUUID().replaceAll('-', '')}`;
+    const orphan = await cardNetwork.refund({ idempotencyKey: orphanKey, authorizationId: auth.authorizationId, amount: 500n });
+    expect(orphan).toMatchObject({ type: 'refund', status: 'succeeded', reference: checkoutId });
+    // (c) A refund left pending by a workflow that is gone.
+    const stuck = await prisma.refund.create({ data: refundRow('pending') });
+
+    const runs = await withWorker(async (taskQueue) => [await reconcile(taskQueue), await reconcile(taskQueue)] as const);
+
+    for (const run of runs) {
+      expect(run.status).toBe('completed');
+      const items = await prisma.reconciliationItem.findMany({ where: { reconciliationId: run.reconciliationId } });
+      const mine = items.filter((i) => [booked.id, orphan.id, stuck.id].includes(i.resourceId));
+      expect(mine.map((i) => [i.kind, i.resourceId, i.action]).sort()).toEqual(
+        [
+          ['network_refund_without_refund', orphan.id, 'reported'],
+          ['refund_stuck_pending', stuck.id, 'reported'],
+          ['refund_without_network_refund', booked.id, 'reported'],
+        ].sort(),
+      );
+      expect(mine.find((i) => i.resourceId === orphan.id)).toMatchObject({ merchantId: MERCHANT, details: { idempotencyKey: orphanKey, refundStatus: null, checkoutId } });
+      expect(mine.find((i) => i.resourceId === booked.id)).toMatchObject({ details: { networkRefund: false, ledgerTransferId: null } });
+      expect(run.counts.byKind).toMatchObject({ refund_without_network_refund: 1, network_refund_without_refund: 1, refund_stuck_pending: 1 });
+      expect(run.counts.repaired).toBe(0);
+    }
+
+    // Nothing was repaired: no refund, no transfer, no row changed.
+    const refundsAtNetwork = (await cardNetwork.listOperations(checkoutId)).filter((op) => op.type === 'refund');
+    expect(refundsAtNetwork.map((op) => op.idempotencyKey)).toEqual([orphanKey]);
+    expect(await prisma.ledgerTransfer.count({ where: { reference: checkoutId } })).toBe(0);
+    expect(await prisma.refund.findMany({ where: { checkoutId }, select: { id: true, status: true }, orderBy: { id: 'asc' } })).toEqual(
+      [{ id: booked.id, status: 'succeeded' }, { id: stuck.id, status: 'pending' }].sort((x, y) => (x.id < y.id ? -1 : 1)),
+    );
+    expect(await authorizationState(auth.authorizationId)).toBe('captured');
+  });
+
   it('starts a run through the API and shows each merchant only its own items', async () => {
     const otherKey = `sk_test_${randomUUID()}`;
     const other = `rc_${randomUUID().slice(0, 8)}`;

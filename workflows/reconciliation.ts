@@ -2,7 +2,7 @@
 // the bank's and the ledger's (activities/reconciliation.ts). The window ends olderThanMs before
 // the run starts, so payments still in flight are never mistaken for disagreements. Checks run one
 // after another: each is idempotent, and a failed run is marked failed with what it found so far.
-import { CancellationScope, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import {
   DEFAULT_RECONCILIATION_OLDER_THAN_MS,
@@ -33,6 +33,8 @@ export async function reconciliationWorkflow(input: ReconciliationInput = {}): P
     await check.reconcileTopups(window);
     await check.reportCaptures(window);
     await check.reportPayouts(window);
+    // Patched: runs started before this check existed replay without it.
+    if (patched('reconciliation-refunds')) await check.reportRefunds(window);
     await check.reportLedger(window);
   } catch (err) {
     await CancellationScope.nonCancellable(() => db.finishReconciliation({ reconciliationId, status: 'failed' }));
