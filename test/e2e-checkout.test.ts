@@ -2,7 +2,7 @@
 // the real Temporal server and PostgreSQL, and the test speaks only HTTP, like a merchant.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from './support/stack.js';
+import { startStack, type Stack } from '../scripts/stack.js';
 
 const AUTH = { authorization: 'Bearer sk_test_demo', 'content-type': 'application/json' };
 let stack: Stack;

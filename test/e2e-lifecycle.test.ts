@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { injectCardFault } from '../simulators/card-network/test-faults.js';
-import { startStack, type Stack } from './support/stack.js';
+import { startStack, type Stack } from '../scripts/stack.js';
 
 const HEADERS = { authorization: 'Bearer sk_test_demo', 'content-type': 'application/json' };
 let stack: Stack;

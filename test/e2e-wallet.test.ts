@@ -2,7 +2,7 @@
 // payouts to the bank simulator, and the history derived from the ledger.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from './support/stack.js';
+import { startStack, type Stack } from '../scripts/stack.js';
 
 const HEADERS = { authorization: 'Bearer sk_test_demo', 'content-type': 'application/json' };
 let stack: Stack;

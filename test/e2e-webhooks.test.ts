@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../platform/api-keys.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
-import { startStack, type Stack } from './support/stack.js';
+import { startStack, type Stack } from '../scripts/stack.js';
 import { startWebhookReceiver, waitFor, type WebhookReceiver } from './support/webhook-receiver.js';
 
 let stack: Stack;

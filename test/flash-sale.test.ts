@@ -2,7 +2,7 @@
 // stock is sold, everyone else hears `sold_out` synchronously, and no hold is left behind.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from './support/stack.js';
+import { startStack, type Stack } from '../scripts/stack.js';
 
 const HEADERS = { authorization: 'Bearer sk_test_demo', 'content-type': 'application/json' };
 const BUYERS = 200;

@@ -1,12 +1,13 @@
-// The whole application as real processes, for end-to-end tests: the card-network and bank
-// simulators, the worker and the API, each spawned the way `npm start` spawns them, against the
-// PostgreSQL and Temporal server of test/global-setup.ts. Each stack has its own task queue and
+// The whole application as real processes, for end-to-end tests, the flash-sale benchmark and the
+// chaos suite: the card-network and bank simulators, one or more workers and the API, each spawned
+// the way `npm start` spawns them, against a PostgreSQL and a Temporal server that already run
+// (test/global-setup.ts's, or scripts/infrastructure.ts's). Each stack has its own task queue and
 // ports, so a stack never picks up another stack's (or another test file's) workflows.
 import { randomUUID } from 'node:crypto';
 import { Connection } from '@temporalio/client';
-import { loadConfig } from '../../platform/config.js';
-import { createLogger } from '../../platform/logger.js';
-import { getFreePort, nodeEntry, startProcess, waitUntil, type ManagedProcess } from '../../scripts/processes.js';
+import { loadConfig } from '../platform/config.js';
+import { createLogger } from '../platform/logger.js';
+import { getFreePort, nodeEntry, startProcess, waitUntil, type ManagedProcess } from './processes.js';
 
 export interface StackOptions {
   /** Extra environment for all the processes (e.g. CARD_NETWORK_LATENCY_MS, BANK_LATENCY_MS). */
@@ -15,6 +16,11 @@ export interface StackOptions {
   logs?: boolean;
   /** How long each process may take to become ready (default 90 s: the worker bundles workflows). */
   readyTimeoutMs?: number;
+  /** Worker processes polling the stack's task queue (default 1). */
+  workers?: number;
+  /** Default: DATABASE_URL and TEMPORAL_ADDRESS of this process (set by test/global-setup.ts). */
+  databaseUrl?: string;
+  temporalAddress?: string;
 }
 
 export interface Stack {
@@ -23,10 +29,17 @@ export interface Stack {
   bankUrl: string;
   /** The environment the processes run with (DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_TASK_QUEUE, ...). */
   env: Record<string, string>;
-  /** SIGKILL the worker, like a crash: no graceful shutdown, in-flight activities are abandoned. */
-  killWorker(): Promise<void>;
-  /** Starts the worker again and resolves once it polls the task queue. */
-  startWorker(): Promise<void>;
+  /** How many worker processes the stack has; they are numbered from 0. */
+  workerCount: number;
+  /**
+   * SIGKILL a worker (all of them when `index` is undefined), like a crash: no graceful shutdown,
+   * in-flight activities are abandoned.
+   */
+  killWorker(index?: number): Promise<void>;
+  /** Starts a killed worker (all of them when undefined) again; resolves once it polls the task queue. */
+  startWorker(index?: number): Promise<void>;
+  /** Process ids of the services, for profiling (`worker-0`, `worker-1`, `api`, `card-network`, `bank`). */
+  pids(): Record<string, number | undefined>;
   stop(): Promise<void>;
 }
 
@@ -61,11 +74,13 @@ async function answers200(url: string): Promise<boolean> {
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const databaseUrl = process.env.DATABASE_URL;
-  const temporalAddress = process.env.TEMPORAL_ADDRESS;
+  const databaseUrl = options.databaseUrl ?? process.env.DATABASE_URL;
+  const temporalAddress = options.temporalAddress ?? process.env.TEMPORAL_ADDRESS;
   if (!databaseUrl || !temporalAddress) {
     throw new Error('DATABASE_URL and TEMPORAL_ADDRESS must be set: run the tests with vitest (test/global-setup.ts)');
   }
+  const workerCount = options.workers ?? 1;
+  if (!Number.isInteger(workerCount) || workerCount < 1) throw new Error(`workers must be a positive integer, not ${workerCount}`);
   const config = loadConfig();
   const readyTimeoutMs = options.readyTimeoutMs ?? 90_000;
   const showLogs = options.logs ?? process.env.STACK_LOGS === '1';
@@ -111,7 +126,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
   const connection = await Connection.connect({ address: temporalAddress });
   const processes: ManagedProcess[] = [];
-  let worker: ManagedProcess | undefined;
+  const workers: ManagedProcess[] = [];
 
   /** Resolves once the worker spawned last has an open workflow-task poll. */
   const waitForWorker = async (proc: ManagedProcess): Promise<void> => {
@@ -125,8 +140,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           taskQueue: { name: taskQueue },
           taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
         });
-        // A killed worker's pollers stay listed for minutes; only a poll begun since this spawn counts.
+        // A killed worker's pollers stay listed for minutes; only a poll begun since this spawn, by
+        // this process (the SDK's default identity is `<pid>@<host>`), counts.
+        const identity = `${proc.pid}@`;
         return pollers.some((p) => {
+          if (!p.identity?.startsWith(identity)) return false;
           const at = p.lastAccessTime;
           return at != null && Number(at.seconds ?? 0) * 1000 + Math.floor((at.nanos ?? 0) / 1e6) >= since;
         });
@@ -148,32 +166,41 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       waitForReady(cardNetwork, `card-network simulator at ${cardNetworkUrl}`, () => answers200(`${cardNetworkUrl}/health`), readyTimeoutMs),
       waitForReady(bank, `bank simulator at ${bankUrl}`, () => answers200(`${bankUrl}/health`), readyTimeoutMs),
     ]);
-    // The worker and the API start together: the worker's workflow bundling is the slow part.
-    worker = spawnService('worker', 'workers/main.ts');
+    // The workers and the API start together: the workers' workflow bundling is the slow part.
+    for (let i = 0; i < workerCount; i++) workers.push(spawnService(workerCount === 1 ? 'worker' : `worker-${i}`, 'workers/main.ts'));
     const api = spawnService('api', 'api/main.ts');
-    processes.push(worker, api);
-    await Promise.all([
-      waitForReady(api, `api at ${apiUrl}`, () => answers200(`${apiUrl}/health`), readyTimeoutMs),
-      waitForWorker(worker),
-    ]);
+    processes.push(...workers, api);
+    await Promise.all([waitForReady(api, `api at ${apiUrl}`, () => answers200(`${apiUrl}/health`), readyTimeoutMs), ...workers.map(waitForWorker)]);
   } catch (err) {
     await stop();
     throw err;
   }
+
+  const pick = (index: number | undefined): ManagedProcess[] => {
+    if (index === undefined) return workers;
+    const w = workers[index];
+    if (!w) throw new Error(`no worker ${index}: the stack has ${workerCount}`);
+    return [w];
+  };
 
   return {
     apiUrl,
     cardNetworkUrl,
     bankUrl,
     env,
-    killWorker: async () => {
-      await worker?.kill();
+    workerCount,
+    killWorker: async (index) => {
+      await Promise.all(pick(index).map((w) => w.kill()));
     },
-    startWorker: async () => {
-      if (!worker) throw new Error('stack was not started');
-      worker.start();
-      await waitForWorker(worker);
+    startWorker: async (index) => {
+      await Promise.all(
+        pick(index).map(async (w) => {
+          w.start();
+          await waitForWorker(w);
+        }),
+      );
     },
+    pids: () => Object.fromEntries(processes.map((p) => [p.name, p.pid])),
     stop,
   };
 }

@@ -1,0 +1,259 @@
+// An in-process API for tests that need the real Express app and the real PostgreSQL but not a
+// Temporal server: createApp with a fake Temporal client that plays each workflow's part by writing
+// the rows the real one writes before it answers, a logger that records its lines, merchants with
+// their own keys, and an HTTP helper that can send what fetch refuses to (raw header bytes, raw
+// paths, arbitrary bodies).
+//
+// The vitest globalSetup provides DATABASE_URL (migrated, seeded with merchant `demo`).
+import { randomUUID } from 'node:crypto';
+import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApplicationFailure, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WithStartWorkflowOperation } from '@temporalio/client';
+import type { Workflow } from '@temporalio/common';
+import { createApp, type AppDeps } from '../../api/app.js';
+import { hashApiKey } from '../../platform/api-keys.js';
+import { createPrisma, type PrismaClient } from '../../platform/db.js';
+import type { Logger } from '../../platform/logger.js';
+import { FailureType, type CheckoutInput, type PayoutInput, type TopupInput } from '../../domain/index.js';
+
+export function openPrisma(): PrismaClient {
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error('DATABASE_URL is not set: run through vitest (test/global-setup.ts)');
+  return createPrisma(url, 5);
+}
+
+export interface TestMerchant {
+  id: string;
+  key: string;
+}
+
+/** A merchant of its own, stored the way scripts/seed.ts stores one: only the key's hash. */
+export async function createMerchant(prisma: PrismaClient, prefix: string): Promise<TestMerchant> {
+  const suffix = randomUUID().slice(0, 8);
+  const merchant = { id: `${prefix}_${suffix}`, key: `sk_test_${prefix}_${randomUUID()}` };
+  await prisma.merchant.create({ data: { id: merchant.id, name: `${prefix} shop`, apiKeyHash: hashApiKey(merchant.key) } });
+  return merchant;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fake Temporal
+
+export interface StartCall {
+  workflowType: string;
+  workflowId: string;
+  input: unknown;
+}
+
+export interface UpdateCall {
+  workflowId: string;
+  name: string;
+  args: unknown[];
+  updateId: string | undefined;
+}
+
+export interface FakeTemporal {
+  /** update-with-start and start calls, in order. */
+  starts: StartCall[];
+  updates: UpdateCall[];
+  /** What an update of a running workflow does; by default every validator rejects it. */
+  update: (call: UpdateCall) => Promise<unknown>;
+  client: Client;
+}
+
+/** A rejection by one of the workflow's update validators, as the client raises it. */
+export function rejected(type: string, message: string): WorkflowUpdateFailedError {
+  return new WorkflowUpdateFailedError('Workflow Update failed', ApplicationFailure.create({ type, message, nonRetryable: true }));
+}
+
+/** Rejects what a validator would reject in a status that accepts nothing: nothing is written. */
+export const rejectEveryUpdate = async (call: UpdateCall): Promise<never> => {
+  if (call.workflowId.startsWith('payout-')) throw rejected(FailureType.InvalidPayoutState, 'it is paid');
+  throw rejected(FailureType.InvalidCheckoutState, 'This checkout is settled and accepts no such request.');
+};
+
+export function fakeTemporal(prisma: PrismaClient): FakeTemporal {
+  const fake: FakeTemporal = { starts: [], updates: [], update: rejectEveryUpdate, client: undefined as unknown as Client };
+  const workflow = {
+    executeUpdateWithStart: async (_def: unknown, options: { startWorkflowOperation: WithStartWorkflowOperation<Workflow> }): Promise<unknown> => {
+      const op = options.startWorkflowOperation;
+      const workflowType = typeof op.workflowTypeOrFunc === 'string' ? op.workflowTypeOrFunc : op.workflowTypeOrFunc.name;
+      const input = op.options.args?.[0];
+      fake.starts.push({ workflowType, workflowId: op.options.workflowId, input });
+      if (workflowType === 'checkoutWorkflow') return recordCheckout(prisma, input as CheckoutInput);
+      if (workflowType === 'topupWorkflow') return recordTopup(prisma, input as TopupInput);
+      if (workflowType === 'payoutWorkflow') return recordPayout(prisma, input as PayoutInput);
+      throw new Error(`unexpected workflow ${workflowType}`);
+    },
+    start: async (workflowType: string, options: { workflowId: string; args?: unknown[] }): Promise<unknown> => {
+      fake.starts.push({ workflowType, workflowId: options.workflowId, input: options.args?.[0] });
+      return { workflowId: options.workflowId };
+    },
+    getHandle: (workflowId: string) => ({
+      executeUpdate: async (def: { name: string }, options?: { args?: unknown[]; updateId?: string }): Promise<unknown> => {
+        const call = { workflowId, name: def.name, args: options?.args ?? [], updateId: options?.updateId };
+        fake.updates.push(call);
+        return fake.update(call);
+      },
+      describe: async (): Promise<never> => {
+        throw new WorkflowNotFoundError('workflow not found', workflowId, undefined);
+      },
+    }),
+  };
+  const withAbortSignal = (async (_signal, fn) => await fn()) satisfies Client['withAbortSignal'];
+  fake.client = { workflow, withAbortSignal } as unknown as Client;
+  return fake;
+}
+
+/** What checkoutWorkflow's placeOrder writes before it answers the reservation (stock not held). */
+async function recordCheckout(prisma: PrismaClient, input: CheckoutInput): Promise<unknown> {
+  const products = await prisma.product.findMany({ where: { merchantId: input.merchantId, sku: { in: input.items.map((i) => i.sku) } } });
+  const price = new Map(products.map((p) => [p.sku, p.priceAmount]));
+  const amount = input.items.reduce((sum, i) => sum + price.get(i.sku)! * BigInt(i.quantity), 0n);
+  await prisma.checkout.create({
+    data: {
+      id: input.checkoutId,
+      merchantId: input.merchantId,
+      customerId: input.customerId,
+      idempotencyKey: input.idempotencyKey,
+      status: 'processing',
+      amount,
+      currency: products[0]!.currency,
+      paymentMethod: input.payment.method,
+      captureMethod: input.captureMethod,
+      items: { create: input.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unitAmount: price.get(i.sku)! })) },
+    },
+  });
+  return { checkoutId: input.checkoutId, status: 'processing', amount: { amount: amount.toString(), currency: products[0]!.currency } };
+}
+
+async function recordTopup(prisma: PrismaClient, input: TopupInput): Promise<unknown> {
+  await prisma.topup.create({
+    data: {
+      id: input.topupId,
+      merchantId: input.merchantId,
+      customerId: input.customerId,
+      idempotencyKey: input.idempotencyKey,
+      amount: BigInt(input.amount.amount),
+      currency: input.amount.currency,
+      status: 'processing',
+    },
+  });
+  return { topupId: input.topupId, status: 'processing', amount: input.amount };
+}
+
+/** A pending payout row; the hold itself is the ledger's business, covered in api-wallet.test.ts. */
+async function recordPayout(prisma: PrismaClient, input: PayoutInput): Promise<unknown> {
+  await prisma.payout.create({
+    data: {
+      id: input.payoutId,
+      merchantId: input.merchantId,
+      customerId: input.customerId,
+      idempotencyKey: input.idempotencyKey,
+      amount: BigInt(input.amount.amount),
+      currency: input.amount.currency,
+      bankCode: input.bankAccount.bankCode,
+      accountNumber: input.bankAccount.accountNumber,
+      scheduledAt: new Date(input.scheduledAt),
+      status: 'pending',
+    },
+  });
+  return { payoutId: input.payoutId, status: 'pending', amount: input.amount, scheduledAt: input.scheduledAt };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logger and app
+
+/** A logger that keeps every line as the JSON a real one would print. */
+export function recordingLogger(lines: string[], base: Record<string, unknown> = {}): Logger {
+  const write = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
+    lines.push(JSON.stringify({ level, msg, ...base, ...fields }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+  };
+  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error'), child: (f) => recordingLogger(lines, { ...base, ...f }) };
+}
+
+export interface TestApi {
+  url: string;
+  temporal: FakeTemporal;
+  logLines: string[];
+  close: () => Promise<void>;
+}
+
+export async function startApi(prisma: PrismaClient, overrides: Partial<AppDeps> = {}): Promise<TestApi> {
+  const temporal = fakeTemporal(prisma);
+  const logLines: string[] = [];
+  const app = createApp({ prisma, temporal: temporal.client, taskQueue: 'payments-test', logger: recordingLogger(logLines), ...overrides });
+  const server: Server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return { url: `http://127.0.0.1:${port}`, temporal, logLines, close };
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+export interface Res {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- assertions read arbitrary JSON
+  text: string;
+}
+
+export interface Req {
+  method: string;
+  /** Sent as is: percent-escapes, `..` and all (characters 0x21-0xff). */
+  path: string;
+  /** Header values are sent as bytes: a string is taken as UTF-8. */
+  headers?: Record<string, string>;
+  /** A string or Buffer is sent raw; anything else as JSON. Without Content-Type unless headers say. */
+  body?: unknown;
+}
+
+/** The same bytes a client sending UTF-8 would put on the wire, as the latin1 string node:http writes. */
+const wireHeader = (value: string) => Buffer.from(value, 'utf8').toString('latin1');
+
+export function send(base: string, req: Req): Promise<Res> {
+  const url = new URL(base);
+  const body =
+    req.body === undefined ? undefined : typeof req.body === 'string' || Buffer.isBuffer(req.body) ? Buffer.from(req.body) : Buffer.from(JSON.stringify(req.body));
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers ?? {})) headers[name] = wireHeader(value);
+  if (body !== undefined) headers['content-length'] = String(body.length);
+  return new Promise((resolve, reject) => {
+    const r = request({ host: url.hostname, port: url.port, method: req.method, path: req.path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          parsed = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed, text });
+      });
+    });
+    r.on('error', reject);
+    r.end(body);
+  });
+}
+
+/** A JSON request with a Bearer key: the common case. */
+export function call(base: string, key: string | null, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Res> {
+  return send(base, {
+    method,
+    path,
+    headers: {
+      ...(key === null ? {} : { authorization: `Bearer ${key}` }),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...headers,
+    },
+    body,
+  });
+}
