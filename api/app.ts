@@ -6,7 +6,7 @@ import type { PrismaClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import { requireApiKey } from './auth.js';
 import { createIdempotency } from './idempotency.js';
-import { errorHandler, routeNotFound } from './errors.js';
+import { errorHandler, notFound, routeNotFound } from './errors.js';
 import { productsRouter } from './routes/products.js';
 import { checkoutsRouter, type CheckoutsDeps } from './routes/checkouts.js';
 import { checkoutActionsRouter } from './routes/checkout-actions.js';
@@ -88,6 +88,12 @@ export function createApp(deps: AppDeps): Express {
 
   const v1 = express.Router();
   v1.use(requireApiKey(prisma, deps.authCacheTtlMs !== undefined ? { cacheTtlMs: deps.authCacheTtlMs } : {}));
+  // PostgreSQL text cannot hold NUL, so no id or sku with one exists; a path naming one is answered
+  // like any unknown object instead of reaching a query that would fail with a 500 (found by
+  // test/api-fuzz.test.ts: GET /v1/topups/a%00b). A NUL can only arrive %-escaped in a path.
+  v1.use((req, _res, next) => {
+    next(/%00/.test(req.path) ? notFound('No such object.') : undefined);
+  });
   v1.use('/products', productsRouter(prisma));
   const reservationTimeoutMs = deps.reservationTimeoutMs ?? 15_000;
   const updateTimeoutMs = deps.updateTimeoutMs ?? 15_000;

@@ -10,6 +10,13 @@ const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,200}$/;
 // PostgreSQL text cannot hold NUL, and control characters in ids only ever cause trouble in logs.
 // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
 const NO_CONTROL_CHARS = /^[^\u0000-\u001f\u007f]*$/;
+/**
+ * A lone UTF-16 surrogate (`"\ud800"` is valid JSON) cannot be stored as UTF-8: it would come back
+ * as U+FFFD, and a stored value that differs from the request's makes the request's own retry
+ * look like another request (found by test/api-fuzz.test.ts: a checkout was created, then its
+ * request answered 422 idempotency_key_reused).
+ */
+const NO_LONE_SURROGATES = /^\P{Cs}*$/u;
 const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
 /** products.available/reserved/sold are INTEGER columns. */
 const MAX_STOCK = 2_147_483_647;
@@ -47,7 +54,7 @@ export function idempotencyKeyOf(value: string | undefined, required: boolean): 
 /** One message per field, used for every way the field can be wrong except being absent. */
 function text(min: number, max: number, what: string) {
   const error = `must be a string of ${min} to ${max} characters ${what}`;
-  return z.string({ error }).min(min, { error }).max(max, { error }).regex(NO_CONTROL_CHARS, { error });
+  return z.string({ error }).min(min, { error }).max(max, { error }).regex(NO_CONTROL_CHARS, { error }).regex(NO_LONE_SURROGATES, { error });
 }
 
 function int(min: number, max: number) {
@@ -340,6 +347,9 @@ export const createWebhookEndpointBody = z.strictObject(
     url: z
       .string({ error: WEBHOOK_URL_RULE })
       .max(2048, { error: WEBHOOK_URL_RULE })
+      // Stored as sent: a NUL (which the URL parser would have escaped) cannot be stored at all.
+      .regex(NO_CONTROL_CHARS, { error: WEBHOOK_URL_RULE })
+      .regex(NO_LONE_SURROGATES, { error: WEBHOOK_URL_RULE })
       .refine(isWebhookUrl, { error: WEBHOOK_URL_RULE }),
     events: z
       .array(

@@ -25,6 +25,8 @@ export interface ReconciliationsDeps {
   operatorMerchantId: string;
 }
 
+const MAX_RECONCILIATION_ID_LENGTH = 200;
+
 const startBody = z.strictObject({
   since: z.iso.datetime({ offset: true }).optional(),
   until: z.iso.datetime({ offset: true }).optional(),
@@ -53,6 +55,9 @@ export function reconciliationsRouter(deps: ReconciliationsDeps): Router {
     const merchantId = merchantIdOf(res);
     const id = req.params.id;
     const all = merchantId === deps.operatorMerchantId;
+    // Ids are `reconciliation-<uuid>` or a schedule's `reconciliation-scheduled-<time>`; Temporal
+    // refuses a longer one with an error of its own (a 500), so it is never asked.
+    if (id.length > MAX_RECONCILIATION_ID_LENGTH) throw notFound('No such reconciliation.');
     const run = await prisma.reconciliation.findUnique({ where: { id } });
     if (!run) {
       // Started but its first activity has not run yet.

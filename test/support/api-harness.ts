@@ -95,6 +95,8 @@ export function fakeTemporal(prisma: PrismaClient): FakeTemporal {
         return fake.update(call);
       },
       describe: async (): Promise<never> => {
+        // The server refuses ids over its limit (1,000 by default) outright.
+        if (workflowId.length > 1000) throw Object.assign(new Error('3 INVALID_ARGUMENT: WorkflowId length exceeds limit.'), { code: 3, details: 'WorkflowId length exceeds limit.', metadata: {} });
         throw new WorkflowNotFoundError('workflow not found', workflowId, undefined);
       },
     }),
