@@ -7,6 +7,7 @@ import type { Logger } from '../platform/logger.js';
 import { requireApiKey } from './auth.js';
 import { createIdempotency } from './idempotency.js';
 import { errorHandler, notFound, routeNotFound } from './errors.js';
+import { ipRateLimiter, merchantRateLimiter, type RateLimit } from './rate-limit.js';
 import { productsRouter } from './routes/products.js';
 import { checkoutsRouter, type CheckoutsDeps } from './routes/checkouts.js';
 import { checkoutActionsRouter } from './routes/checkout-actions.js';
@@ -46,6 +47,15 @@ export interface AppDeps {
   webhookRetry?: WebhookRetry;
   /** The merchant whose key sees every reconciliation item (others see their own). Default 'demo'. */
   operatorMerchantId?: string;
+  /**
+   * Requests per merchant (api/rate-limit.ts), in this process; undefined: none. api/main.ts passes
+   * API_RATE_LIMIT_PER_SECOND / API_RATE_LIMIT_BURST.
+   */
+  rateLimit?: RateLimit;
+  /** Requests per client address before authentication; undefined: none. */
+  ipRateLimit?: RateLimit;
+  /** The rate limiters' clock; tests inject one. Default Date.now. */
+  now?: () => number;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -87,7 +97,11 @@ export function createApp(deps: AppDeps): Express {
   });
 
   const v1 = express.Router();
+  // Before the key is looked up: a flood of random keys is refused here, not in the database.
+  if (deps.ipRateLimit) v1.use(ipRateLimiter(deps.ipRateLimit, deps.now));
   v1.use(requireApiKey(prisma, deps.authCacheTtlMs !== undefined ? { cacheTtlMs: deps.authCacheTtlMs } : {}));
+  // Before any body is read or any route runs, so a refused request costs nothing and writes nothing.
+  if (deps.rateLimit) v1.use(merchantRateLimiter(deps.rateLimit, deps.now));
   // PostgreSQL text cannot hold NUL, so no id or sku with one exists; a path naming one is answered
   // like any unknown object instead of reaching a query that would fail with a 500 (found by
   // test/api-fuzz.test.ts: GET /v1/topups/a%00b). A NUL can only arrive %-escaped in a path.

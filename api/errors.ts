@@ -9,6 +9,7 @@ export type ApiErrorType =
   | 'authentication_error'
   | 'not_found'
   | 'conflict'
+  | 'rate_limit_error'
   | 'api_error';
 
 export interface ApiErrorBody {

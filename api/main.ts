@@ -32,6 +32,8 @@ async function main(): Promise<void> {
     idempotencyKeyTtlHours: config.api.idempotencyKeyTtlHours,
     webhookRetry: { initialIntervalMs: config.webhooks.retryInitialIntervalMs, maximumIntervalMs: config.webhooks.retryMaximumIntervalMs },
     operatorMerchantId: config.demo.merchantId,
+    ...(config.api.rateLimit ? { rateLimit: config.api.rateLimit } : {}),
+    ...(config.api.ipRateLimit ? { ipRateLimit: config.api.ipRateLimit } : {}),
   });
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {

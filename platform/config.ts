@@ -18,6 +18,14 @@ export interface Config {
      * Stripe promises clients; an expired key is treated as new.
      */
     idempotencyKeyTtlHours: number;
+    /**
+     * Requests per merchant (per API process): a token bucket refilled at `perSecond` holding up
+     * to `burst`. Undefined when API_RATE_LIMIT_PER_SECOND is 0. The default carries a flash sale
+     * from one merchant's server (hundreds of checkouts a second) with room to spare.
+     */
+    rateLimit: { perSecond: number; burst: number } | undefined;
+    /** Requests per client address before authentication; coarser, so random keys cannot hammer the database. */
+    ipRateLimit: { perSecond: number; burst: number } | undefined;
   };
   /** Set when DATABASE_URL is given; otherwise the launcher starts embedded PostgreSQL. */
   databaseUrl: string;
@@ -105,6 +113,15 @@ function str(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
   return raw === undefined || raw === '' ? fallback : raw;
 }
 
+/** `<prefix>_PER_SECOND` (0 disables) and `<prefix>_BURST` (default: twice the rate). */
+function rateLimit(env: NodeJS.ProcessEnv, prefix: string, perSecondDefault: number): { perSecond: number; burst: number } | undefined {
+  const perSecond = int(env, `${prefix}_PER_SECOND`, perSecondDefault);
+  if (perSecond === 0) return undefined;
+  const burst = int(env, `${prefix}_BURST`, 2 * perSecond);
+  if (burst < 1) throw new Error(`${prefix}_BURST must be at least 1, got "${burst}"`);
+  return { perSecond, burst };
+}
+
 /** Clients are promised that a key is honoured for 24 h; a shorter setting would break retries. */
 function idempotencyKeyTtlHours(env: NodeJS.ProcessEnv): number {
   const hours = int(env, 'IDEMPOTENCY_KEY_TTL_HOURS', 24);
@@ -139,6 +156,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       port: int(env, 'API_PORT', 3000),
       workflowAnswerTimeoutMs: int(env, 'API_WORKFLOW_ANSWER_TIMEOUT_MS', 30_000),
       idempotencyKeyTtlHours: idempotencyKeyTtlHours(env),
+      rateLimit: rateLimit(env, 'API_RATE_LIMIT', 2_000),
+      ipRateLimit: rateLimit(env, 'API_IP_RATE_LIMIT', 5_000),
     },
     databaseUrl: resolvedDatabaseUrl,
     embeddedPostgres: databaseUrl === '',
