@@ -155,7 +155,8 @@ export class Load {
   }
 
   private record(op: string, res: ApiAnswer, expected: number[]): boolean {
-    const label = `${op} ${res.status === 0 ? 'gave-up' : res.status}`;
+    const code = res.status >= 400 ? (res.body.error as { code?: string } | undefined)?.code : undefined;
+    const label = `${op} ${res.status === 0 ? 'gave-up' : res.status}${code ? ` ${code}` : ''}`;
     this.counts.answers[label] = (this.counts.answers[label] ?? 0) + 1;
     if (res.status === 0) return false;
     // 400 means we sent something wrong; 422 means a retry of the very same request was refused as
