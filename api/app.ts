@@ -6,6 +6,7 @@ import type { PrismaClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import { requireApiKey } from './auth.js';
 import { createIdempotency } from './idempotency.js';
+import { createStockGate } from './stock-gate.js';
 import { errorHandler, notFound, routeNotFound } from './errors.js';
 import { ipRateLimiter, merchantRateLimiter, type RateLimit } from './rate-limit.js';
 import { productsRouter } from './routes/products.js';
@@ -125,6 +126,9 @@ export function createApp(deps: AppDeps): Express {
     reservationTimeoutMs,
     updateTimeoutMs,
     idempotency,
+    stockGate: createStockGate(),
+    // Long enough for the reservations in flight to answer under load; past it the workflow decides.
+    admissionWaitMs: Math.max(1, Math.floor(reservationTimeoutMs / 3)),
   };
   v1.use('/checkouts', checkoutsRouter(checkouts), checkoutActionsRouter(checkouts));
   v1.use('/settings', settingsRouter(prisma, logger));

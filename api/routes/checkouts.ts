@@ -5,7 +5,7 @@
 // `sold_out` is answered with 201 like any other created checkout: the checkout exists, was
 // recorded, and "nothing was held, nothing charged" is an outcome the buyer must see, not a fault
 // in the request.
-import { Router } from 'express';
+import { Router, type Response } from 'express';
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import type { PrismaClient } from '../../platform/db.js';
 import type { Logger } from '../../platform/logger.js';
@@ -23,6 +23,7 @@ import type { checkoutWorkflow } from '../../workflows/checkout.js';
 import { merchantIdOf } from '../auth.js';
 import { ApiError, invalidRequest, notFound } from '../errors.js';
 import type { Idempotency } from '../idempotency.js';
+import type { StockGate } from '../stock-gate.js';
 import { requireJson } from '../json.js';
 import { checkoutResource, type CheckoutRow } from '../serialize.js';
 import { applicationFailureOf, asError, errorName, startError } from '../temporal-errors.js';
@@ -43,6 +44,10 @@ export interface CheckoutsDeps {
   updateTimeoutMs: number;
   /** The Idempotency-Key layer (api/idempotency.ts) in front of every money-moving POST. */
   idempotency: Idempotency;
+  /** Per-SKU admission of reservations in flight (api/stock-gate.ts). */
+  stockGate: StockGate;
+  /** How long a request waits at the gate before it starts its workflow anyway. */
+  admissionWaitMs: number;
 }
 
 /**
@@ -80,6 +85,44 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
     res.locals.checkoutId = id;
     const log = deps.logger.child({ requestId: res.locals.requestId, merchantId, checkoutId: id, customerId: body.customerId });
 
+    // Sold-out fast path: in a flash sale most buyers arrive after the stock is gone. Their answer
+    // comes from one read and one insert, with no workflow started and nothing held, so they cannot
+    // pile up work in front of the buyers who did get stock. Stock that comes back later (a
+    // declined card releases its hold) goes to whoever asks next. While this process already has
+    // reservations in flight for all the units left, the request waits for one of them to answer
+    // (api/stock-gate.ts) instead of starting a workflow that would find nothing to hold.
+    let order = await assertOrderable(prisma, merchantId, body);
+    let release: (() => void) | undefined;
+    const admitBy = Date.now() + deps.admissionWaitMs;
+    while (!order.soldOut && !(release = deps.stockGate.tryClaim(merchantId, body.items, order.available))) {
+      const left = admitBy - Date.now();
+      // Past the wait the workflow decides, as it would without the gate: a slow answer must not
+      // turn into a false sold_out.
+      if (left <= 0) break;
+      await deps.stockGate.waitForChange(merchantId, body.items, left);
+      order = await assertOrderable(prisma, merchantId, body);
+    }
+    try {
+      if (order.soldOut) {
+        // The insert also finds a checkout an earlier request with this key wrote (its idempotency
+        // record expired, or a concurrent duplicate), and answers with that one.
+        const row = await recordSoldOut(prisma, { id, merchantId, idempotencyKey, body, order });
+        if (row.created) log.info('checkout sold out', { status: 'sold_out' });
+        else assertSameRequest(row.checkout, body);
+        res.status(row.created ? 201 : 200).json(checkoutResource(row.checkout));
+        return;
+      }
+      await startCheckout(res, { id, merchantId, idempotencyKey, body, log });
+    } finally {
+      release?.();
+    }
+  });
+
+  /** Starts the checkout's workflow and answers with its reservation, or replays a stored checkout. */
+  async function startCheckout(
+    res: Response,
+    { id, merchantId, idempotencyKey, body, log }: { id: string; merchantId: string; idempotencyKey: string; body: CreateCheckoutBody; log: Logger },
+  ): Promise<void> {
     // Retries are normally replayed by the idempotency layer with the first answer. This row is the
     // second line of defence, for a key whose idempotency record expired (or was released by a
     // 5xx): answered from the table without touching Temporal, so it works even when the execution
@@ -92,18 +135,6 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
       return;
     }
 
-    const order = await assertOrderable(prisma, merchantId, body);
-    if (order.soldOut) {
-      // Sold-out fast path: in a flash sale most buyers arrive after the stock is gone. Their
-      // answer comes from one read and one insert, with no workflow started and nothing held, so
-      // they cannot pile up work in front of the buyers who did get stock. Stock that comes back
-      // later (a declined card releases its hold) goes to whoever asks next.
-      const row = await recordSoldOut(prisma, { id, merchantId, idempotencyKey, body, order });
-      if (row.created) log.info('checkout sold out', { status: 'sold_out' });
-      else assertSameRequest(row.checkout, body);
-      res.status(row.created ? 201 : 200).json(checkoutResource(row.checkout));
-      return;
-    }
     // Resolved now, so later changes to the settings never move a running checkout's deadlines.
     const timeouts = checkoutTimeoutsOf(await loadSettings(prisma, merchantId));
 
@@ -166,7 +197,7 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
     assertSameRequest(row, body);
     log.info('checkout created', { status: row.status, amount: row.amount.toString(), currency: row.currency });
     res.status(201).json(checkoutResource(row));
-  });
+  }
 
   router.get('/:id', async (req, res) => {
     const row = await findCheckout(prisma, req.params.id, merchantIdOf(res));
@@ -188,6 +219,8 @@ interface Orderable {
   lines: Array<{ sku: string; quantity: number; unitAmount: bigint }>;
   /** Some line asks for more than is available right now. */
   soldOut: boolean;
+  /** Units available per SKU at the time of the read. */
+  available: Map<string, number>;
 }
 
 async function assertOrderable(prisma: PrismaClient, merchantId: string, body: CreateCheckoutBody): Promise<Orderable> {
@@ -216,37 +249,64 @@ async function assertOrderable(prisma: PrismaClient, merchantId: string, body: C
     if (product.available < item.quantity) soldOut = true;
   }
   if (total > MAX_AMOUNT) throw invalidRequest('amount_too_large', 'The checkout total is too large.', 'items');
-  return { currency: currency!, total, lines, soldOut };
+  return { currency: currency!, total, lines, soldOut, available: new Map(products.map((p) => [p.sku, p.available])) };
 }
 
-/** Writes a `sold_out` checkout for a key, or finds the one a concurrent identical request wrote. */
+/**
+ * Writes a `sold_out` checkout for a key, or finds the one an earlier request with the key wrote.
+ * One statement (the checkout and its lines together), since this is what most buyers of a flash
+ * sale cost: a Prisma nested create is a transaction of four round trips.
+ */
 async function recordSoldOut(
   prisma: PrismaClient,
   { id, merchantId, idempotencyKey, body, order }: { id: string; merchantId: string; idempotencyKey: string; body: CreateCheckoutBody; order: Orderable },
 ): Promise<{ created: boolean; checkout: CheckoutRow }> {
-  const include = { items: { orderBy: { sku: 'asc' as const } } };
-  try {
-    const checkout = await prisma.checkout.create({
-      data: {
-        id,
-        merchantId,
-        customerId: body.customerId,
-        idempotencyKey,
-        status: 'sold_out',
-        amount: order.total,
-        currency: order.currency,
-        paymentMethod: body.payment.method,
-        captureMethod: body.captureMethod,
-        items: { create: order.lines },
-      },
-      include,
-    });
+  const skus = order.lines.map((l) => l.sku);
+  const quantities = order.lines.map((l) => l.quantity);
+  const unitAmounts = order.lines.map((l) => l.unitAmount.toString());
+  const inserted = await prisma.$queryRaw<Array<{ created_at: Date; updated_at: Date }>>`
+    WITH c AS (
+      INSERT INTO checkouts (id, merchant_id, customer_id, idempotency_key, status, amount, currency, payment_method, capture_method, updated_at)
+      VALUES (${id}, ${merchantId}, ${body.customerId}, ${idempotencyKey}, 'sold_out', ${order.total}, ${order.currency},
+              ${body.payment.method}, ${body.captureMethod}, now())
+      ON CONFLICT DO NOTHING
+      RETURNING id, created_at, updated_at
+    ), items AS (
+      INSERT INTO checkout_items (checkout_id, sku, quantity, unit_amount)
+      SELECT c.id, line.sku, line.quantity, line.unit_amount
+      FROM c CROSS JOIN unnest(${skus}::text[], ${quantities}::int[], ${unitAmounts}::bigint[]) AS line(sku, quantity, unit_amount)
+    )
+    SELECT created_at, updated_at FROM c`;
+  const written = inserted[0];
+  if (written) {
+    const checkout: CheckoutRow = {
+      id,
+      merchantId,
+      customerId: body.customerId,
+      idempotencyKey,
+      status: 'sold_out',
+      amount: order.total,
+      currency: order.currency,
+      paymentMethod: body.payment.method,
+      captureMethod: body.captureMethod,
+      amountCaptured: 0n,
+      amountRefunded: 0n,
+      settledAt: null,
+      failureCode: null,
+      failureMessage: null,
+      createdAt: written.created_at,
+      updatedAt: written.updated_at,
+      items: order.lines.map((l) => ({ checkoutId: id, sku: l.sku, quantity: l.quantity, unitAmount: l.unitAmount })).sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0)),
+    };
     return { created: true, checkout };
-  } catch (err) {
-    const existing = await prisma.checkout.findUnique({ where: { merchantId_idempotencyKey: { merchantId, idempotencyKey } }, include });
-    if (!existing) throw err;
-    return { created: false, checkout: existing };
   }
+  const existing = await prisma.checkout.findUnique({
+    where: { merchantId_idempotencyKey: { merchantId, idempotencyKey } },
+    include: { items: { orderBy: { sku: 'asc' } } },
+  });
+  // ON CONFLICT also skips a clash on the id alone, which only this merchant's key can produce.
+  if (!existing) throw new Error(`sold-out checkout ${id} was neither written nor found`);
+  return { created: false, checkout: existing };
 }
 
 /**
