@@ -25,6 +25,14 @@ export async function runSimulatorProcess(opts: SimulatorProcessOptions): Promis
   const pool = new pg.Pool({ connectionString: opts.databaseUrl });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', (err) => log.warn('idle database connection failed', { error: err.message }));
+  // The pool listens for errors only on idle clients. A client checked out for a transaction when
+  // PostgreSQL goes away (restart, crash) emits 'error' with nobody listening, and an unhandled
+  // 'error' event kills the process (found by the chaos suite: the card network exited with code 1
+  // on a PostgreSQL SIGKILL). Its pending query fails anyway, the request answers 5xx, and release
+  // drops the broken client, so logging is all that is left to do.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => log.warn('database connection in use failed', { error: err.message }));
+  });
 
   const simulator = opts.create(pool, log);
 
