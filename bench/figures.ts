@@ -18,6 +18,8 @@ export interface DesignFigures {
   p99Ms: number;
   soldOut: number;
   soldOutPerSec: number;
+  /** When the first buyer heard `sold_out`: roughly when the last unit was taken (0: nobody did). */
+  firstSoldOutAtMs: number;
   failed: number;
   timeouts: number;
   /** Answers that were neither a status nor a timeout (4xx/5xx that are not retried). */
@@ -70,7 +72,10 @@ export function computeFigures(i: FigureInputs): DesignFigures {
   const soldOut = soldOutTimes.length;
   // Over the span in which sold-out answers were given: how fast the "no" reaches the crowd once
   // the stock is gone. Fewer than two answers span no time, so no rate.
-  const soldOutSpanMs = soldOut >= 2 ? Math.max(...soldOutTimes) - Math.min(...soldOutTimes) : 0;
+  // reduce, not Math.min(...xs): a spread of a million buyers overflows the call stack.
+  const firstSoldOut = soldOutTimes.reduce((m, t) => Math.min(m, t), Number.POSITIVE_INFINITY);
+  const lastSoldOut = soldOutTimes.reduce((m, t) => Math.max(m, t), 0);
+  const soldOutSpanMs = soldOut >= 2 ? lastSoldOut - firstSoldOut : 0;
   const soldOutPerSec = soldOutSpanMs > 0 ? (soldOut / soldOutSpanMs) * 1000 : 0;
   const timeouts = load.samples.filter((s) => s.answer === 'timeout').length;
   const errors = load.samples.filter((s) => s.answer === 'error' || s.answer.startsWith('http_')).length;
@@ -92,6 +97,7 @@ export function computeFigures(i: FigureInputs): DesignFigures {
     p99Ms: round(percentile(latencies, 99)),
     soldOut,
     soldOutPerSec: round(soldOutPerSec),
+    firstSoldOutAtMs: soldOut > 0 ? Math.round(firstSoldOut) : 0,
     failed: i.failed,
     timeouts,
     errors,
