@@ -86,6 +86,8 @@ export interface Config {
   reconciliation: { interval: string; olderThanMs: number };
   demo: { merchantId: string; apiKey: string };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Worker processes `npm start` runs (WORKER_PROCESSES); they share the task queue. */
+  workerProcesses: number;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -142,6 +144,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const bankHost = str(env, 'BANK_HOST', '127.0.0.1');
   const bankPort = int(env, 'BANK_PORT', 4200);
   const logLevel = str(env, 'LOG_LEVEL', 'info');
+  const workerProcesses = int(env, 'WORKER_PROCESSES', 1);
+  if (workerProcesses < 1) throw new Error(`WORKER_PROCESSES must be at least 1, got ${workerProcesses}`);
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) {
     throw new Error(`LOG_LEVEL must be debug, info, warn or error, got "${logLevel}"`);
   }
@@ -206,5 +210,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     demo: { merchantId: 'demo', apiKey: str(env, 'DEMO_API_KEY', 'sk_test_demo') },
     logLevel: logLevel as Config['logLevel'],
+    workerProcesses,
   };
 }

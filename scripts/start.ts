@@ -193,7 +193,13 @@ async function main(): Promise<void> {
     CARD_NETWORK_URL: config.cardNetwork.url,
     BANK_URL: config.bank.url,
   };
-  for (const service of SERVICES) {
+  // WORKER_PROCESSES workers poll the same task queue: Temporal spreads the tasks over them.
+  const instances = SERVICES.flatMap((service): Array<{ name: string; entry: string }> =>
+    service.name === 'worker' && config.workerProcesses > 1
+      ? Array.from({ length: config.workerProcesses }, (_, i) => ({ ...service, name: `worker-${i}` }))
+      : [service],
+  );
+  for (const service of instances) {
     const { command, args } = nodeEntry(service.entry, config.rootDir);
     services.push(
       startProcess({
