@@ -8,6 +8,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
+/** The child's budget; the test's timeout is a little longer, so the child's summary arrives first. */
+const CHILD_BUDGET_MS = 220_000;
 
 function runChaos(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const env = { ...process.env };
@@ -19,8 +21,13 @@ function runChaos(args: string[]): Promise<{ code: number | null; stdout: string
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    // Past the test's own budget, SIGINT: the suite then stops its stack and servers before exiting.
+    const guard = setTimeout(() => child.kill('SIGINT'), CHILD_BUDGET_MS);
     child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', (code) => {
+      clearTimeout(guard);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
@@ -28,7 +35,7 @@ describe('chaos (short)', () => {
   it(
     'keeps every invariant through a worker SIGKILL, a Temporal crash, a PostgreSQL restart and faulty simulators',
     async () => {
-      const { code, stdout, stderr } = await runChaos(['--short']);
+      const { code, stdout, stderr } = await runChaos(['--short', '--quiesce-timeout-s', '60']);
       const last = stdout.trim().split('\n').pop() ?? '';
       let summary: Record<string, unknown>;
       try {
