@@ -149,6 +149,10 @@ const DEV_SERVER_DYNAMIC_CONFIG: Record<string, unknown> = {
   // answer when this worker has a free slot, instead of the activity waiting in matching for a
   // poll: one round trip less for every card call (the SDK asks for it by default).
   'system.enableActivityEagerExecution': true,
+  // One partition per task queue: a single-process server gains nothing from spreading a queue,
+  // and with four a poll can wait on an empty partition while another holds the backlog.
+  'matching.numTaskqueueReadPartitions': 1,
+  'matching.numTaskqueueWritePartitions': 1,
 };
 
 /**

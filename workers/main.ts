@@ -1,7 +1,7 @@
 // One payment worker process. Run as many as you like against the same Temporal server and
 // database: they share the task queue, and every step is idempotent.
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type LogEntry } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { createBankClient } from '../platform/bank-client.js';
 import { createCardNetworkClient } from '../platform/card-network-client.js';
@@ -12,6 +12,17 @@ import { createPaymentWorker } from './payment-worker.js';
 
 const config = loadConfig();
 const log = createLogger('worker', config.logLevel);
+
+// The SDK's own lines and the workflows' `log` calls go through our structured logger at LOG_LEVEL,
+// as one JSON line each with the workflow's ids, instead of the SDK's multi-line console output.
+const sdkLog = createLogger('temporal-sdk', config.logLevel);
+const SDK_LEVEL = { debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR' } as const;
+Runtime.install({
+  logger: new DefaultLogger(SDK_LEVEL[config.logLevel], ({ level, message, meta }: LogEntry) => {
+    const write = level === 'ERROR' ? sdkLog.error : level === 'WARN' ? sdkLog.warn : level === 'INFO' ? sdkLog.info : sdkLog.debug;
+    write.call(sdkLog, message, meta);
+  }),
+});
 
 const prisma = createPrisma(config.databaseUrl);
 const cardNetwork = createCardNetworkClient({ baseUrl: config.cardNetwork.url, timeoutMs: config.cardNetwork.requestTimeoutMs });

@@ -24,6 +24,11 @@ export function createPaymentWorker({ connection, namespace, taskQueue, activiti
     // Checkouts spend most of their time waiting on the card network, so many fit in flight.
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,
+    // Every new checkout's first workflow task (the buyer waits on it) comes from the normal queue,
+    // which by default gets 2 of 10 pollers (the rest poll this worker's sticky queue). In a flash
+    // sale that queue is where the backlog is: poll it as much as the sticky one.
+    maxConcurrentWorkflowTaskPolls: 20,
+    nonStickyToStickyPollRatio: 1,
     // A deploy or Ctrl-C lets in-flight activities finish; anything left is retried elsewhere.
     shutdownGraceTime: '10 seconds',
   });
