@@ -65,12 +65,13 @@ export function createOrderActivities(prisma: PrismaClient, dispatch?: WebhookDi
      * answer waits on it, and it never calls anything slower than our own database.
      */
     async placeOrder(input: CheckoutInput): Promise<PlaceOrderResult> {
-      const existing = await prisma.checkout.findUnique({ where: { id: input.checkoutId } });
-      if (existing) {
-        // A retry after the first attempt committed: report what that attempt decided.
+      /** A retry after an earlier attempt committed: report what that attempt decided. */
+      const decidedBefore = async (): Promise<PlaceOrderResult | undefined> => {
+        const existing = await prisma.checkout.findUnique({ where: { id: input.checkoutId } });
+        if (!existing) return undefined;
         const amount = money(existing.amount, existing.currency);
         return existing.status === 'sold_out' ? { amount, outcome: 'sold_out', sku: input.items[0]!.sku } : { amount, outcome: 'reserved' };
-      }
+      };
 
       const products = await prisma.product.findMany({
         where: { merchantId: input.merchantId, sku: { in: input.items.map((i) => i.sku) } },
@@ -112,6 +113,8 @@ export function createOrderActivities(prisma: PrismaClient, dispatch?: WebhookDi
         items: { create: lines },
       });
 
+      // The insert of the checkout row is what tells a retry from a first attempt (its id is the
+      // primary key): looking first would cost every checkout a query for the rare retry.
       try {
         await events.transaction(async (tx, emit) => {
           await emit(checkoutEvent(await tx.checkout.create({ data: order('processing') })));
@@ -119,8 +122,18 @@ export function createOrderActivities(prisma: PrismaClient, dispatch?: WebhookDi
         });
         return { amount, outcome: 'reserved' };
       } catch (err) {
-        if (!(err instanceof SoldOut)) throw err;
-        await events.transaction(async (tx, emit) => emit(checkoutEvent(await tx.checkout.create({ data: order('sold_out') }))));
+        if (!(err instanceof SoldOut)) {
+          const decided = await decidedBefore();
+          if (decided) return decided;
+          throw err;
+        }
+        try {
+          await events.transaction(async (tx, emit) => emit(checkoutEvent(await tx.checkout.create({ data: order('sold_out') }))));
+        } catch (soldOutErr) {
+          const decided = await decidedBefore();
+          if (decided) return decided;
+          throw soldOutErr;
+        }
         return { amount, outcome: 'sold_out', sku: err.sku };
       }
     },
@@ -147,13 +160,16 @@ export function createOrderActivities(prisma: PrismaClient, dispatch?: WebhookDi
         networkId: attempt.networkId ?? null,
         declineCode: attempt.declineCode ?? null,
       };
+      // The attempt's key is unique: a retried activity inserts nothing (ON CONFLICT DO NOTHING).
+      const insertAttempt = (db: Pick<PrismaClient, 'paymentAttempt'>) =>
+        db.paymentAttempt.createMany({ data: [{ idempotencyKey: attempt.idempotencyKey, ...row }], skipDuplicates: true });
+      if (!status) {
+        // One statement needs no transaction of its own.
+        await insertAttempt(prisma);
+        return;
+      }
       await events.transaction(async (tx, emit) => {
-        await tx.paymentAttempt.upsert({
-          where: { idempotencyKey: attempt.idempotencyKey },
-          update: {},
-          create: { idempotencyKey: attempt.idempotencyKey, ...row },
-        });
-        if (!status) return;
+        await insertAttempt(tx);
         const checkout = await tx.checkout.update({
           where: { id: attempt.checkoutId },
           data: { status, ...(amountCaptured !== undefined ? { amountCaptured: BigInt(amountCaptured) } : {}) },

@@ -79,6 +79,39 @@ function fromBodyParser(err: { type?: unknown; status?: unknown }): ApiError | u
 }
 
 /**
+ * PostgreSQL connection failures (stopped, restarting, unreachable, pool exhausted) as Prisma and
+ * node-postgres report them. They are nobody's fault in the request, and a retry with the same
+ * Idempotency-Key is safe, so they answer 503 with Retry-After rather than 500.
+ */
+const UNAVAILABLE_CODES = new Set([
+  'P1001', // can't reach the database server
+  'P1002', // reached, but timed out
+  'P1008', // operation timed out
+  'P1017', // server closed the connection
+  'P2024', // timed out waiting for a pooled connection
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  '57P01', // admin_shutdown: the server is shutting down
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now: starting up or in recovery
+  '08000', // connection_exception and its subclasses
+  '08003',
+  '08006',
+]);
+const UNAVAILABLE_MESSAGES = /Connection terminated|connection (?:is )?closed|Can't reach database server|server closed the connection|the database system is (?:starting up|shutting down|in recovery)/i;
+
+export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
+  if (typeof err !== 'object' || err === null || depth > 5) return false;
+  const { code, message, cause, originalCode } = err as { code?: unknown; message?: unknown; cause?: unknown; originalCode?: unknown };
+  if (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) return true;
+  if (typeof originalCode === 'string' && UNAVAILABLE_CODES.has(originalCode)) return true;
+  if (typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message)) return true;
+  return isDatabaseUnavailable(cause, depth + 1);
+}
+
+/**
  * An error for the log, with its causes: Temporal's client errors say only "Workflow Update failed"
  * and keep what happened (and an ApplicationFailure's `type`) in `cause`.
  */
@@ -117,6 +150,16 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     const log = (res.locals.logger as Logger | undefined) ?? logger;
+    if (isDatabaseUnavailable(err)) {
+      log.warn('database unavailable', { method: req.method, path: req.path, error: describeError(err) });
+      sendError(
+        res,
+        new ApiError(503, 'api_error', 'service_unavailable', 'The service is temporarily unavailable. Retry the request; with the same Idempotency-Key it is safe.', undefined, {
+          'Retry-After': '1',
+        }),
+      );
+      return;
+    }
     log.error('unhandled error', {
       method: req.method,
       path: req.path,
