@@ -5,11 +5,10 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import pg from 'pg';
 import { loadConfig } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { applyMigrations } from './migrate.js';
-import { startEmbeddedPostgres, type RunningPostgres } from './postgres.js';
+import { postgresAnswers, startEmbeddedPostgres, type RunningPostgres } from './postgres.js';
 import { getFreePort, waitUntil } from './processes.js';
 import { seedDemoMerchant } from './seed.js';
 import { ensureSearchAttributes, resolveTemporalCli, startTemporalDevServer, type DevServer } from './temporal.js';
@@ -117,16 +116,7 @@ export async function startInfrastructure(options: InfrastructureOptions): Promi
         await pause(downMs);
         proc.start();
         const url = postgres.url;
-        await waitUntil('PostgreSQL after restart', async () => {
-          const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
-          try {
-            await client.connect();
-            await client.query('SELECT 1');
-            return true;
-          } finally {
-            await client.end().catch(() => undefined);
-          }
-        }, { timeoutMs: 60_000, intervalMs: 200 });
+        await waitUntil('PostgreSQL after restart', () => postgresAnswers(url), { timeoutMs: 60_000, intervalMs: 200 });
       },
       restartTemporal: async ({ crash = false, downMs } = {}) => {
         if (!temporal) throw new Error('Temporal is external (TEMPORAL_ADDRESS): it cannot be restarted from here');

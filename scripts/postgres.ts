@@ -203,16 +203,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
   const adminUrl = `postgresql://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
   try {
-    await waitUntil(`PostgreSQL on port ${port}`, async () => {
-      const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 1000 });
-      try {
-        await client.connect();
-        await client.query('SELECT 1');
-        return true;
-      } finally {
-        await client.end().catch(() => undefined);
-      }
-    }, { timeoutMs: 30_000, intervalMs: 100, abortIf: () => exited });
+    await waitUntil(`PostgreSQL on port ${port}`, () => postgresAnswers(adminUrl), { timeoutMs: 30_000, intervalMs: 100, abortIf: () => exited });
     await createDatabaseIfMissing(adminUrl, database);
   } catch (err) {
     await proc.stop();
@@ -234,6 +225,18 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       log.info('PostgreSQL stopped', { port });
     },
   };
+}
+
+/** Resolves true once a fresh connection to `url` runs a query; rejects while it cannot. */
+export async function postgresAnswers(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 /** CREATE DATABASE unless it exists; safe when two callers race. */
