@@ -1,8 +1,8 @@
 // An in-process API for tests that need the real Express app and the real PostgreSQL but not a
 // Temporal server: createApp with a fake Temporal client that plays each workflow's part by writing
-// the rows the real one writes before it answers, a logger that records its lines, merchants with
-// their own keys, and an HTTP helper that can send what fetch refuses to (raw header bytes, raw
-// paths, arbitrary bodies).
+// the rows the real one writes before it answers (a test can swap in what a workflow or an update
+// does), a logger that records its lines, merchants with their own keys, and an HTTP helper that can
+// send what fetch refuses to (raw header bytes, raw paths, arbitrary bodies).
 //
 // The vitest globalSetup provides DATABASE_URL (migrated, seeded with merchant `demo`).
 import { randomUUID } from 'node:crypto';
@@ -14,7 +14,7 @@ import { createApp, type AppDeps } from '../../api/app.js';
 import { hashApiKey } from '../../platform/api-keys.js';
 import { createPrisma, type PrismaClient } from '../../platform/db.js';
 import type { Logger } from '../../platform/logger.js';
-import { FailureType, type CheckoutInput, type PayoutInput, type TopupInput } from '../../domain/index.js';
+import { FailureType, type CheckoutInput, type CheckoutStatus, type PayoutInput, type TopupInput, type TopupSnapshot } from '../../domain/index.js';
 
 export function openPrisma(): PrismaClient {
   const url = process.env.DATABASE_URL;
@@ -42,6 +42,11 @@ export interface StartCall {
   workflowType: string;
   workflowId: string;
   input: unknown;
+  /** The start options as the API set them (task queue, ID policies, search attributes, args). */
+  options: WithStartWorkflowOperation<Workflow>['options'];
+  /** Update-with-start only: the update that started the workflow, and its ID. */
+  update?: string;
+  updateId?: string;
 }
 
 export interface UpdateCall {
@@ -51,12 +56,26 @@ export interface UpdateCall {
   updateId: string | undefined;
 }
 
+/**
+ * What each workflow does between an update-with-start and its answer. `signal` is the one the API
+ * passed to withAbortSignal: a fake that never answers can end when the API gives up.
+ */
+export interface StartBehaviours {
+  checkoutWorkflow: (input: CheckoutInput, signal: AbortSignal) => Promise<unknown>;
+  topupWorkflow: (input: TopupInput, signal: AbortSignal) => Promise<unknown>;
+  payoutWorkflow: (input: PayoutInput, signal: AbortSignal) => Promise<unknown>;
+}
+
+export type UpdateBehaviour = (call: UpdateCall, signal: AbortSignal) => Promise<unknown>;
+
 export interface FakeTemporal {
   /** update-with-start and start calls, in order. */
   starts: StartCall[];
   updates: UpdateCall[];
+  /** By default each workflow writes the rows its real one writes before answering (recordingStarts). */
+  onStart: StartBehaviours;
   /** What an update of a running workflow does; by default every validator rejects it. */
-  update: (call: UpdateCall) => Promise<unknown>;
+  update: UpdateBehaviour;
   client: Client;
 }
 
@@ -66,33 +85,58 @@ export function rejected(type: string, message: string): WorkflowUpdateFailedErr
 }
 
 /** Rejects what a validator would reject in a status that accepts nothing: nothing is written. */
-export const rejectEveryUpdate = async (call: UpdateCall): Promise<never> => {
+export const rejectEveryUpdate: UpdateBehaviour = async (call) => {
   if (call.workflowId.startsWith('payout-')) throw rejected(FailureType.InvalidPayoutState, 'it is paid');
   throw rejected(FailureType.InvalidCheckoutState, 'This checkout is settled and accepts no such request.');
 };
 
+/** For tests that send no update unless they say what it does: one that arrives anyway is a 500. */
+export const noUpdateExpected: UpdateBehaviour = async (call) => {
+  throw new Error(`unexpected update ${call.name}`);
+};
+
+/** Each workflow writing the rows its real one writes before it answers the update that started it. */
+export function recordingStarts(prisma: PrismaClient): StartBehaviours {
+  return {
+    checkoutWorkflow: (input) => recordCheckout(prisma, input),
+    topupWorkflow: (input) => recordTopup(prisma, input),
+    payoutWorkflow: (input) => recordPayout(prisma, input),
+  };
+}
+
 export function fakeTemporal(prisma: PrismaClient): FakeTemporal {
-  const fake: FakeTemporal = { starts: [], updates: [], update: rejectEveryUpdate, client: undefined as unknown as Client };
+  // The API wraps each call in withAbortSignal; the fake hands that signal to the behaviours.
+  let currentSignal: AbortSignal = new AbortController().signal;
+  const fake: FakeTemporal = {
+    starts: [],
+    updates: [],
+    onStart: recordingStarts(prisma),
+    update: rejectEveryUpdate,
+    client: undefined as unknown as Client,
+  };
   const workflow = {
-    executeUpdateWithStart: async (_def: unknown, options: { startWorkflowOperation: WithStartWorkflowOperation<Workflow> }): Promise<unknown> => {
+    executeUpdateWithStart: async (
+      def: { name: string },
+      options: { startWorkflowOperation: WithStartWorkflowOperation<Workflow>; updateId?: string },
+    ): Promise<unknown> => {
       const op = options.startWorkflowOperation;
       const workflowType = typeof op.workflowTypeOrFunc === 'string' ? op.workflowTypeOrFunc : op.workflowTypeOrFunc.name;
       const input = op.options.args?.[0];
-      fake.starts.push({ workflowType, workflowId: op.options.workflowId, input });
-      if (workflowType === 'checkoutWorkflow') return recordCheckout(prisma, input as CheckoutInput);
-      if (workflowType === 'topupWorkflow') return recordTopup(prisma, input as TopupInput);
-      if (workflowType === 'payoutWorkflow') return recordPayout(prisma, input as PayoutInput);
+      fake.starts.push({ workflowType, workflowId: op.options.workflowId, input, options: op.options, update: def.name, updateId: options.updateId });
+      if (workflowType === 'checkoutWorkflow') return fake.onStart.checkoutWorkflow(input as CheckoutInput, currentSignal);
+      if (workflowType === 'topupWorkflow') return fake.onStart.topupWorkflow(input as TopupInput, currentSignal);
+      if (workflowType === 'payoutWorkflow') return fake.onStart.payoutWorkflow(input as PayoutInput, currentSignal);
       throw new Error(`unexpected workflow ${workflowType}`);
     },
-    start: async (workflowType: string, options: { workflowId: string; args?: unknown[] }): Promise<unknown> => {
-      fake.starts.push({ workflowType, workflowId: options.workflowId, input: options.args?.[0] });
+    start: async (workflowType: string, options: WithStartWorkflowOperation<Workflow>['options']): Promise<unknown> => {
+      fake.starts.push({ workflowType, workflowId: options.workflowId, input: options.args?.[0], options });
       return { workflowId: options.workflowId };
     },
     getHandle: (workflowId: string) => ({
-      executeUpdate: async (def: { name: string }, options?: { args?: unknown[]; updateId?: string }): Promise<unknown> => {
-        const call = { workflowId, name: def.name, args: options?.args ?? [], updateId: options?.updateId };
+      executeUpdate: async (def: { name: string } | string, options?: { args?: unknown[]; updateId?: string }): Promise<unknown> => {
+        const call = { workflowId, name: typeof def === 'string' ? def : def.name, args: options?.args ?? [], updateId: options?.updateId };
         fake.updates.push(call);
-        return fake.update(call);
+        return fake.update(call, currentSignal);
       },
       describe: async (): Promise<never> => {
         // The server refuses ids over its limit (1,000 by default) outright.
@@ -101,13 +145,16 @@ export function fakeTemporal(prisma: PrismaClient): FakeTemporal {
       },
     }),
   };
-  const withAbortSignal = (async (_signal, fn) => await fn()) satisfies Client['withAbortSignal'];
+  const withAbortSignal = (async (signal, fn) => {
+    currentSignal = signal;
+    return await fn();
+  }) satisfies Client['withAbortSignal'];
   fake.client = { workflow, withAbortSignal } as unknown as Client;
   return fake;
 }
 
 /** What checkoutWorkflow's placeOrder writes before it answers the reservation (stock not held). */
-async function recordCheckout(prisma: PrismaClient, input: CheckoutInput): Promise<unknown> {
+export async function recordCheckout(prisma: PrismaClient, input: CheckoutInput, status: CheckoutStatus = 'processing'): Promise<unknown> {
   const products = await prisma.product.findMany({ where: { merchantId: input.merchantId, sku: { in: input.items.map((i) => i.sku) } } });
   const price = new Map(products.map((p) => [p.sku, p.priceAmount]));
   const amount = input.items.reduce((sum, i) => sum + price.get(i.sku)! * BigInt(i.quantity), 0n);
@@ -117,7 +164,7 @@ async function recordCheckout(prisma: PrismaClient, input: CheckoutInput): Promi
       merchantId: input.merchantId,
       customerId: input.customerId,
       idempotencyKey: input.idempotencyKey,
-      status: 'processing',
+      status,
       amount,
       currency: products[0]!.currency,
       paymentMethod: input.payment.method,
@@ -125,10 +172,11 @@ async function recordCheckout(prisma: PrismaClient, input: CheckoutInput): Promi
       items: { create: input.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unitAmount: price.get(i.sku)! })) },
     },
   });
-  return { checkoutId: input.checkoutId, status: 'processing', amount: { amount: amount.toString(), currency: products[0]!.currency } };
+  return { checkoutId: input.checkoutId, status, amount: { amount: amount.toString(), currency: products[0]!.currency } };
 }
 
-async function recordTopup(prisma: PrismaClient, input: TopupInput): Promise<unknown> {
+/** What topupWorkflow writes before it answers topupAccepted. */
+export async function recordTopup(prisma: PrismaClient, input: TopupInput): Promise<TopupSnapshot> {
   await prisma.topup.create({
     data: {
       id: input.topupId,
@@ -144,7 +192,7 @@ async function recordTopup(prisma: PrismaClient, input: TopupInput): Promise<unk
 }
 
 /** A pending payout row; the hold itself is the ledger's business, covered in api-wallet.test.ts. */
-async function recordPayout(prisma: PrismaClient, input: PayoutInput): Promise<unknown> {
+export async function recordPayout(prisma: PrismaClient, input: PayoutInput): Promise<unknown> {
   await prisma.payout.create({
     data: {
       id: input.payoutId,
@@ -213,6 +261,13 @@ export interface Req {
   headers?: Record<string, string>;
   /** A string or Buffer is sent raw; anything else as JSON. Without Content-Type unless headers say. */
   body?: unknown;
+}
+
+/** One response header as fetch's Headers.get reads it: null when absent, repeated values joined. */
+export function header(res: Res, name: string): string | null {
+  const value = res.headers[name.toLowerCase()];
+  if (value === undefined) return null;
+  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 /** The same bytes a client sending UTF-8 would put on the wire, as the latin1 string node:http writes. */
