@@ -7,100 +7,29 @@
 //
 // The vitest globalSetup provides DATABASE_URL (migrated, seeded with merchant `demo` / `sk_test_demo`).
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Client, WithStartWorkflowOperation } from '@temporalio/client';
-import type { Workflow } from '@temporalio/common';
-import { createApp, type AppDeps } from '../api/app.js';
+import type { AppDeps } from '../api/app.js';
 import { requestHash } from '../api/idempotency.js';
 import { createTopupBody } from '../api/validation.js';
-import { hashApiKey } from '../platform/api-keys.js';
-import { createPrisma, type PrismaClient } from '../platform/db.js';
+import type { PrismaClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
-import type { PayoutInput, PayoutSnapshot, TopupInput, TopupSnapshot } from '../domain/index.js';
+import type { PayoutInput, PayoutSnapshot } from '../domain/index.js';
+import { call, createMerchant, header, openPrisma, recordPayout, recordTopup, startApi, type Res, type TestApi, type TestMerchant } from './support/api-harness.js';
 
 const DEMO_KEY = 'sk_test_demo';
-const RUN = randomUUID().slice(0, 8);
-const OTHER_MERCHANT = `idem_other_${RUN}`;
-const OTHER_KEY = `sk_test_idem_other_${RUN}`;
 const HOUR_MS = 60 * 60 * 1000;
 
 let prisma: PrismaClient;
-const servers: Server[] = [];
+let other: TestMerchant;
+const apis: TestApi[] = [];
 
 // ---------------------------------------------------------------------------------------------
-// Fake Temporal: update-with-start for top-ups and payouts.
-
-interface FakeTemporal {
-  starts: Array<{ workflowType: string; input: unknown }>;
-  topup: (input: TopupInput, signal: AbortSignal) => Promise<TopupSnapshot>;
-  payout: (input: PayoutInput, signal: AbortSignal) => Promise<PayoutSnapshot>;
-  client: Client;
-}
-
-function fakeTemporal(): FakeTemporal {
-  let currentSignal: AbortSignal = new AbortController().signal;
-  const fake: FakeTemporal = { starts: [], topup: recordTopup, payout: refusePayout, client: undefined as unknown as Client };
-  const workflow = {
-    executeUpdateWithStart: async (
-      _def: { name: string },
-      options: { startWorkflowOperation: WithStartWorkflowOperation<Workflow> },
-    ): Promise<unknown> => {
-      const op = options.startWorkflowOperation;
-      const workflowType = typeof op.workflowTypeOrFunc === 'string' ? op.workflowTypeOrFunc : op.workflowTypeOrFunc.name;
-      const input = op.options.args?.[0];
-      fake.starts.push({ workflowType, input });
-      if (workflowType === 'topupWorkflow') return fake.topup(input as TopupInput, currentSignal);
-      if (workflowType === 'payoutWorkflow') return fake.payout(input as PayoutInput, currentSignal);
-      throw new Error(`unexpected workflow ${workflowType}`);
-    },
-  };
-  const withAbortSignal = (async (signal, fn) => {
-    currentSignal = signal;
-    return await fn();
-  }) satisfies Client['withAbortSignal'];
-  fake.client = { workflow, withAbortSignal } as unknown as Client;
-  return fake;
-}
-
-/** What topupWorkflow writes before it answers topupAccepted. */
-async function recordTopup(input: TopupInput): Promise<TopupSnapshot> {
-  await prisma.topup.create({
-    data: {
-      id: input.topupId,
-      merchantId: input.merchantId,
-      customerId: input.customerId,
-      idempotencyKey: input.idempotencyKey,
-      amount: BigInt(input.amount.amount),
-      currency: input.amount.currency,
-      status: 'processing',
-    },
-  });
-  return { topupId: input.topupId, status: 'processing', amount: input.amount };
-}
+// What the workflows do before they answer: top-ups write their row (the harness's default),
+// payouts are refused.
 
 /** payoutWorkflow when the wallet cannot cover the hold: a failed row, nothing held. */
-async function refusePayout(input: PayoutInput): Promise<PayoutSnapshot> {
-  const failure = { code: 'insufficient_funds', message: 'available balance too low' };
-  await prisma.payout.create({
-    data: {
-      id: input.payoutId,
-      merchantId: input.merchantId,
-      customerId: input.customerId,
-      idempotencyKey: input.idempotencyKey,
-      amount: BigInt(input.amount.amount),
-      currency: input.amount.currency,
-      bankCode: input.bankAccount.bankCode,
-      accountNumber: input.bankAccount.accountNumber,
-      scheduledAt: new Date(input.scheduledAt),
-      status: 'failed',
-      failureCode: failure.code,
-      failureMessage: failure.message,
-    },
-  });
-  return { payoutId: input.payoutId, status: 'failed', amount: input.amount, scheduledAt: input.scheduledAt, failure };
-}
+const refusePayout = (input: PayoutInput): Promise<PayoutSnapshot> =>
+  recordPayout(prisma, input, { code: 'insufficient_funds', message: 'available balance too low' });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -116,33 +45,18 @@ function neverAnswers(_input: unknown, signal: AbortSignal): Promise<never> {
 
 const quietLogger: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {}, child: () => quietLogger };
 
-async function startApi(overrides: Partial<AppDeps> = {}): Promise<{ url: string; temporal: FakeTemporal }> {
-  const temporal = fakeTemporal();
-  const app = createApp({ prisma, temporal: temporal.client, taskQueue: 'payments-test', logger: quietLogger, ...overrides });
-  const server = createServer(app);
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, temporal };
+/** An API on the shared database, quiet: this file asserts nothing about logs. */
+async function start(overrides: Partial<AppDeps> = {}): Promise<TestApi> {
+  const started = await startApi(prisma, { logger: quietLogger, ...overrides });
+  started.temporal.onStart.payoutWorkflow = refusePayout;
+  apis.push(started);
+  return started;
 }
 
-let api: { url: string; temporal: FakeTemporal };
+let api: TestApi;
 
-interface Res {
-  status: number;
-  headers: Headers;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- assertions read arbitrary JSON
-  text: string;
-}
-
-async function post(urlPath: string, body: unknown, idempotencyKey: string, opts: { key?: string; base?: string } = {}): Promise<Res> {
-  const res = await fetch(`${opts.base ?? api.url}${urlPath}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${opts.key ?? DEMO_KEY}`, 'content-type': 'application/json', 'idempotency-key': idempotencyKey },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, body: JSON.parse(text) as unknown, text };
+function post(urlPath: string, body: unknown, idempotencyKey: string, opts: { key?: string; base?: string } = {}): Promise<Res> {
+  return call(opts.base ?? api.url, opts.key ?? DEMO_KEY, 'POST', urlPath, body, { 'idempotency-key': idempotencyKey });
 }
 
 function expectError(res: Res, status: number, type: string, code: string): void {
@@ -151,7 +65,7 @@ function expectError(res: Res, status: number, type: string, code: string): void
   expect(res.body.error.code).toBe(code);
 }
 
-const replayed = (res: Res) => res.headers.get('idempotent-replayed');
+const replayed = (res: Res) => header(res, 'idempotent-replayed');
 const uniqueKey = () => `key-${randomUUID()}`;
 const uniqueCustomer = () => `cus_${randomUUID().slice(0, 12)}`;
 const topupBody = (customerId: string, amount = '5000') => ({
@@ -169,23 +83,20 @@ const keyRow = (key: string, merchantId = 'demo') => prisma.idempotencyRequest.f
 // ---------------------------------------------------------------------------------------------
 
 beforeAll(async () => {
-  const url = process.env.DATABASE_URL;
-  if (!url) throw new Error('DATABASE_URL is not set: run this file through vitest, whose globalSetup provides it');
-  prisma = createPrisma(url, 5);
-  await prisma.merchant.upsert({ where: { id: 'demo' }, update: {}, create: { id: 'demo', name: 'Demo shop', apiKeyHash: hashApiKey(DEMO_KEY) } });
-  await prisma.merchant.create({ data: { id: OTHER_MERCHANT, name: 'Other shop', apiKeyHash: hashApiKey(OTHER_KEY) } });
-  api = await startApi();
+  prisma = openPrisma();
+  other = await createMerchant(prisma, 'idem_other');
+  api = await start();
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(apis.map((a) => a.close()));
   await prisma?.$disconnect();
 }, 60_000);
 
 beforeEach(() => {
   api.temporal.starts.length = 0;
-  api.temporal.topup = recordTopup;
-  api.temporal.payout = refusePayout;
+  api.temporal.onStart.topupWorkflow = (input) => recordTopup(prisma, input);
+  api.temporal.onStart.payoutWorkflow = refusePayout;
 });
 
 describe('Idempotency-Key', () => {
@@ -219,9 +130,9 @@ describe('Idempotency-Key', () => {
   });
 
   it('answers 20 concurrent identical requests identically, running the handler once', async () => {
-    api.temporal.topup = async (input) => {
+    api.temporal.onStart.topupWorkflow = async (input) => {
       await sleep(200);
-      return recordTopup(input);
+      return recordTopup(prisma, input);
     };
     const key = uniqueKey();
     const body = topupBody(uniqueCustomer());
@@ -247,9 +158,9 @@ describe('Idempotency-Key', () => {
   });
 
   it('waits for a request in progress with the same key and then replays its answer', async () => {
-    api.temporal.topup = async (input) => {
+    api.temporal.onStart.topupWorkflow = async (input) => {
       await sleep(400);
-      return recordTopup(input);
+      return recordTopup(prisma, input);
     };
     const key = uniqueKey();
     const body = topupBody(uniqueCustomer());
@@ -266,8 +177,8 @@ describe('Idempotency-Key', () => {
   });
 
   it('answers 409 idempotency_request_in_progress when the first request outlasts the wait', async () => {
-    const slow = await startApi({ reservationTimeoutMs: 1_500, idempotencyWaitMs: 200 });
-    slow.temporal.topup = neverAnswers;
+    const slow = await start({ reservationTimeoutMs: 1_500, idempotencyWaitMs: 200 });
+    slow.temporal.onStart.topupWorkflow = neverAnswers;
     const key = uniqueKey();
     const body = topupBody(uniqueCustomer());
     const first = post('/v1/topups', body, key, { base: slow.url });
@@ -277,7 +188,7 @@ describe('Idempotency-Key', () => {
     const second = await post('/v1/topups', body, key, { base: slow.url });
     expectError(second, 409, 'conflict', 'idempotency_request_in_progress');
     expect(second.body.error.param).toBe('Idempotency-Key');
-    expect(second.headers.get('retry-after')).toBe('1');
+    expect(header(second, 'retry-after')).toBe('1');
     expect(Date.now() - started).toBeGreaterThanOrEqual(150);
     expect(slow.temporal.starts).toHaveLength(1);
 
@@ -329,13 +240,13 @@ describe('Idempotency-Key', () => {
   it('scopes keys to the merchant', async () => {
     const key = uniqueKey();
     const mine = await post('/v1/topups', topupBody(uniqueCustomer()), key);
-    const theirs = await post('/v1/topups', topupBody(uniqueCustomer(), '7000'), key, { key: OTHER_KEY });
+    const theirs = await post('/v1/topups', topupBody(uniqueCustomer(), '7000'), key, { key: other.key });
     expect([mine.status, theirs.status]).toEqual([201, 201]);
     expect([replayed(mine), replayed(theirs)]).toEqual([null, null]);
     expect(theirs.body.id).not.toBe(mine.body.id);
     expect(api.temporal.starts).toHaveLength(2);
     expect(await keyRow(key)).toMatchObject({ responseBody: mine.body });
-    expect(await keyRow(key, OTHER_MERCHANT)).toMatchObject({ responseBody: theirs.body });
+    expect(await keyRow(key, other.id)).toMatchObject({ responseBody: theirs.body });
   });
 
   it('stores a business refusal: a retried payout without funds gets the same 409', async () => {
@@ -352,7 +263,7 @@ describe('Idempotency-Key', () => {
   });
 
   it('does not store a 5xx: the key is released and a retry runs the handler again', async () => {
-    api.temporal.topup = async () => {
+    api.temporal.onStart.topupWorkflow = async () => {
       throw new Error('the database fell over');
     };
     const key = uniqueKey();
@@ -360,7 +271,7 @@ describe('Idempotency-Key', () => {
     expectError(await post('/v1/topups', body, key), 500, 'api_error', 'internal_error');
     expect(await keyRow(key)).toBeNull();
 
-    api.temporal.topup = recordTopup;
+    api.temporal.onStart.topupWorkflow = (input) => recordTopup(prisma, input);
     const retry = await post('/v1/topups', body, key);
     expect(retry.status, retry.text).toBe(201);
     expect(replayed(retry)).toBeNull();

@@ -14,7 +14,7 @@ import { createApp, type AppDeps } from '../../api/app.js';
 import { hashApiKey } from '../../platform/api-keys.js';
 import { createPrisma, type PrismaClient } from '../../platform/db.js';
 import type { Logger } from '../../platform/logger.js';
-import { FailureType, type CheckoutInput, type CheckoutStatus, type PayoutInput, type TopupInput, type TopupSnapshot } from '../../domain/index.js';
+import { FailureType, type CheckoutInput, type CheckoutStatus, type PayoutInput, type PayoutSnapshot, type PayoutStatus, type TopupInput, type TopupSnapshot } from '../../domain/index.js';
 
 export function openPrisma(): PrismaClient {
   const url = process.env.DATABASE_URL;
@@ -191,8 +191,13 @@ export async function recordTopup(prisma: PrismaClient, input: TopupInput): Prom
   return { topupId: input.topupId, status: 'processing', amount: input.amount };
 }
 
-/** A pending payout row; the hold itself is the ledger's business, covered in api-wallet.test.ts. */
-export async function recordPayout(prisma: PrismaClient, input: PayoutInput): Promise<unknown> {
+/**
+ * The payout row payoutWorkflow writes before it answers payoutAccepted: pending, or failed with
+ * `failure` (a hold the wallet could not cover). The hold itself is the ledger's business, covered
+ * in api-wallet.test.ts.
+ */
+export async function recordPayout(prisma: PrismaClient, input: PayoutInput, failure?: { code: string; message: string }): Promise<PayoutSnapshot> {
+  const status: PayoutStatus = failure ? 'failed' : 'pending';
   await prisma.payout.create({
     data: {
       id: input.payoutId,
@@ -204,10 +209,12 @@ export async function recordPayout(prisma: PrismaClient, input: PayoutInput): Pr
       bankCode: input.bankAccount.bankCode,
       accountNumber: input.bankAccount.accountNumber,
       scheduledAt: new Date(input.scheduledAt),
-      status: 'pending',
+      status,
+      failureCode: failure?.code ?? null,
+      failureMessage: failure?.message ?? null,
     },
   });
-  return { payoutId: input.payoutId, status: 'pending', amount: input.amount, scheduledAt: input.scheduledAt };
+  return { payoutId: input.payoutId, status, amount: input.amount, scheduledAt: input.scheduledAt, ...(failure ? { failure } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------
