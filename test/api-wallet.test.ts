@@ -6,23 +6,11 @@
 //
 // The vitest globalSetup provides DATABASE_URL (migrated, seeded with merchant `demo` / `sk_test_demo`).
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  ApplicationFailure,
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  type Client,
-  type WithStartWorkflowOperation,
-} from '@temporalio/client';
-import type { Workflow } from '@temporalio/common';
-import { createApp, type AppDeps } from '../api/app.js';
-import { hashApiKey } from '../platform/api-keys.js';
-import { createPrisma, type PrismaClient } from '../platform/db.js';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import type { AppDeps } from '../api/app.js';
+import type { PrismaClient } from '../platform/db.js';
 import { LedgerError, createTransfer, postPending, voidPending } from '../platform/ledger.js';
-import type { Logger } from '../platform/logger.js';
 import {
   FailureType,
   checkoutId,
@@ -30,124 +18,48 @@ import {
   payoutId,
   topupId,
   type CheckoutInput,
-  type CheckoutSnapshot,
   type PayoutInput,
   type PayoutSnapshot,
-  type PayoutStatus,
-  type TopupInput,
-  type TopupSnapshot,
   type TransferCode,
 } from '../domain/index.js';
+import {
+  call as send,
+  createMerchant,
+  header,
+  noUpdateExpected,
+  openPrisma,
+  recordingLogger,
+  recordingStarts,
+  recordPayout,
+  recordTopup,
+  rejected,
+  startApi,
+  type Res,
+  type TestApi,
+  type TestMerchant,
+  type UpdateCall,
+} from './support/api-harness.js';
 
 const DEMO_KEY = 'sk_test_demo';
 const RUN = randomUUID().slice(0, 8);
-const OTHER_MERCHANT = `wallet_other_${RUN}`;
-const OTHER_KEY = `sk_test_wallet_other_${RUN}`;
 const CARD_TOKEN = `tok_visa_secret_${RUN}`;
 const ACCOUNT_NUMBER = '7654321';
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 let prisma: PrismaClient;
-const servers: Server[] = [];
+let other: TestMerchant;
+const apis: TestApi[] = [];
+/** Every API's log lines, slow ones' too: no secret may reach any of them. */
 const logLines: string[] = [];
 
 // ---------------------------------------------------------------------------------------------
-// Fake Temporal: update-with-start for the three workflows the API starts, and
-// getHandle(id).executeUpdate for a payout's cancel.
-
-interface StartCall {
-  workflowType: string;
-  update: string;
-  updateId: string | undefined;
-  options: WithStartWorkflowOperation<Workflow>['options'];
-  /** The workflow's input. */
-  input: unknown;
-}
-
-interface UpdateCall {
-  workflowId: string;
-  name: string;
-  args: unknown[];
-  updateId: string | undefined;
-}
-
-interface FakeTemporal {
-  starts: StartCall[];
-  updates: UpdateCall[];
-  topup: (input: TopupInput, signal: AbortSignal) => Promise<TopupSnapshot>;
-  payout: (input: PayoutInput, signal: AbortSignal) => Promise<PayoutSnapshot>;
-  checkout: (input: CheckoutInput) => Promise<CheckoutSnapshot>;
-  update: (call: UpdateCall, signal: AbortSignal) => Promise<unknown>;
-  client: Client;
-}
-
-const noUpdateExpected = async (call: UpdateCall): Promise<unknown> => {
-  throw new Error(`unexpected update ${call.name}`);
-};
-
-function fakeTemporal(): FakeTemporal {
-  let currentSignal: AbortSignal = new AbortController().signal;
-  const fake: FakeTemporal = {
-    starts: [],
-    updates: [],
-    topup: recordTopup,
-    payout: holdAndRecordPayout,
-    checkout: recordCheckout,
-    update: noUpdateExpected,
-    client: undefined as unknown as Client,
-  };
-  const workflow = {
-    executeUpdateWithStart: async (
-      def: { name: string },
-      options: { startWorkflowOperation: WithStartWorkflowOperation<Workflow>; updateId?: string },
-    ): Promise<unknown> => {
-      const op = options.startWorkflowOperation;
-      const workflowType = typeof op.workflowTypeOrFunc === 'string' ? op.workflowTypeOrFunc : op.workflowTypeOrFunc.name;
-      const input = op.options.args?.[0];
-      fake.starts.push({ workflowType, update: def.name, updateId: options.updateId, options: op.options, input });
-      if (workflowType === 'topupWorkflow') return fake.topup(input as TopupInput, currentSignal);
-      if (workflowType === 'payoutWorkflow') return fake.payout(input as PayoutInput, currentSignal);
-      if (workflowType === 'checkoutWorkflow') return fake.checkout(input as CheckoutInput);
-      throw new Error(`unexpected workflow ${workflowType}`);
-    },
-    getHandle: (workflowId: string) => ({
-      executeUpdate: async (def: { name: string }, options?: { args?: unknown[]; updateId?: string }): Promise<unknown> => {
-        const call = { workflowId, name: def.name, args: options?.args ?? [], updateId: options?.updateId };
-        fake.updates.push(call);
-        return fake.update(call, currentSignal);
-      },
-    }),
-  };
-  const withAbortSignal = (async (signal, fn) => {
-    currentSignal = signal;
-    return await fn();
-  }) satisfies Client['withAbortSignal'];
-  fake.client = { workflow, withAbortSignal } as unknown as Client;
-  return fake;
-}
-
-/** What topupWorkflow writes before it answers topupAccepted. */
-async function recordTopup(input: TopupInput): Promise<TopupSnapshot> {
-  await prisma.topup.create({
-    data: {
-      id: input.topupId,
-      merchantId: input.merchantId,
-      customerId: input.customerId,
-      idempotencyKey: input.idempotencyKey,
-      amount: BigInt(input.amount.amount),
-      currency: input.amount.currency,
-      status: 'processing',
-    },
-  });
-  return { topupId: input.topupId, status: 'processing', amount: input.amount };
-}
+// What the workflows do before they answer (the harness's defaults write the rows), beyond the
+// defaults: a payout holds its amount on the real ledger, and its cancel voids the hold.
 
 const holdId = (id: string) => `${id}:hold`;
 
 /** What payoutWorkflow does before it answers payoutAccepted: hold on the real ledger, then the row. */
 async function holdAndRecordPayout(input: PayoutInput): Promise<PayoutSnapshot> {
-  let status: PayoutStatus = 'pending';
-  let failure: { code: string; message: string } | undefined;
   try {
     await createTransfer(prisma, {
       id: holdId(input.payoutId),
@@ -161,26 +73,9 @@ async function holdAndRecordPayout(input: PayoutInput): Promise<PayoutSnapshot> 
     });
   } catch (err) {
     if (!(err instanceof LedgerError && err.type === 'InsufficientFunds')) throw err;
-    status = 'failed';
-    failure = { code: 'insufficient_funds', message: 'the wallet has less available than the payout' };
+    return recordPayout(prisma, input, { code: 'insufficient_funds', message: 'the wallet has less available than the payout' });
   }
-  await prisma.payout.create({
-    data: {
-      id: input.payoutId,
-      merchantId: input.merchantId,
-      customerId: input.customerId,
-      idempotencyKey: input.idempotencyKey,
-      amount: BigInt(input.amount.amount),
-      currency: input.amount.currency,
-      bankCode: input.bankAccount.bankCode,
-      accountNumber: input.bankAccount.accountNumber,
-      scheduledAt: new Date(input.scheduledAt),
-      status,
-      failureCode: failure?.code ?? null,
-      failureMessage: failure?.message ?? null,
-    },
-  });
-  return { payoutId: input.payoutId, status, amount: input.amount, scheduledAt: input.scheduledAt, ...(failure ? { failure } : {}) };
+  return recordPayout(prisma, input);
 }
 
 /** What payoutCancel does for a pending payout: void the hold, mark the row. */
@@ -190,95 +85,33 @@ async function cancelPayout(call: UpdateCall): Promise<PayoutSnapshot> {
   return { payoutId: row.id, status: 'canceled', amount: { amount: row.amount.toString(), currency: row.currency }, scheduledAt: row.scheduledAt.toISOString() };
 }
 
-/** What checkoutWorkflow writes before it answers the reservation (enough for the API's reads). */
-async function recordCheckout(input: CheckoutInput): Promise<CheckoutSnapshot> {
-  const products = await prisma.product.findMany({ where: { merchantId: input.merchantId, sku: { in: input.items.map((i) => i.sku) } } });
-  const price = new Map(products.map((p) => [p.sku, p.priceAmount]));
-  const amount = input.items.reduce((sum, i) => sum + price.get(i.sku)! * BigInt(i.quantity), 0n);
-  await prisma.checkout.create({
-    data: {
-      id: input.checkoutId,
-      merchantId: input.merchantId,
-      customerId: input.customerId,
-      idempotencyKey: input.idempotencyKey,
-      status: 'processing',
-      amount,
-      currency: 'JPY',
-      paymentMethod: input.payment.method,
-      captureMethod: input.captureMethod,
-      items: { create: input.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unitAmount: price.get(i.sku)! })) },
-    },
-  });
-  return {
-    checkoutId: input.checkoutId,
-    status: 'processing',
-    amount: { amount: amount.toString(), currency: 'JPY' },
-    amountCapturable: '0',
-    amountCaptured: '0',
-    amountRefunded: '0',
-    refunds: [],
-  };
-}
-
-/** A rejection by one of the workflow's update validators, as the client raises it. */
-function rejected(type: string, message: string): WorkflowUpdateFailedError {
-  return new WorkflowUpdateFailedError('Workflow Update failed', ApplicationFailure.create({ type, message, nonRetryable: true }));
+/** The fake's behaviours as each test starts: workflows write their rows, no update is expected. */
+function resetTemporal(target: TestApi): void {
+  target.temporal.starts.length = 0;
+  target.temporal.updates.length = 0;
+  target.temporal.onStart = { ...recordingStarts(prisma), payoutWorkflow: holdAndRecordPayout };
+  target.temporal.update = noUpdateExpected;
 }
 
 // ---------------------------------------------------------------------------------------------
 // App and HTTP helpers
 
-function capturingLogger(base: Record<string, unknown> = {}): Logger {
-  const write = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
-    logLines.push(JSON.stringify({ level, msg, ...base, ...fields }));
-  };
-  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error'), child: (f) => capturingLogger({ ...base, ...f }) };
+async function startWalletApi(overrides: Partial<AppDeps> = {}): Promise<TestApi> {
+  const started = await startApi(prisma, { logger: recordingLogger(logLines), ...overrides });
+  resetTemporal(started);
+  apis.push(started);
+  return started;
 }
 
-async function startApi(overrides: Partial<AppDeps> = {}): Promise<{ url: string; temporal: FakeTemporal }> {
-  const temporal = fakeTemporal();
-  const app = createApp({ prisma, temporal: temporal.client, taskQueue: 'payments-test', logger: capturingLogger(), ...overrides });
-  const server = createServer(app);
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, temporal };
-}
+let api: TestApi;
 
-let api: { url: string; temporal: FakeTemporal };
-
-interface Res {
-  status: number;
-  headers: Headers;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- assertions read arbitrary JSON
-  text: string;
-}
-
-async function call(
-  method: string,
-  urlPath: string,
-  opts: { body?: unknown; key?: string | null; headers?: Record<string, string>; base?: string } = {},
-): Promise<Res> {
-  const headers: Record<string, string> = {};
-  const key = opts.key === undefined ? DEMO_KEY : opts.key;
-  if (key !== null) headers.authorization = `Bearer ${key}`;
-  const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  Object.assign(headers, opts.headers);
-  const res = await fetch(`${opts.base ?? api.url}${urlPath}`, { method, headers, body });
-  const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  return { status: res.status, headers: res.headers, body: parsed, text };
+function call(method: string, urlPath: string, opts: { body?: unknown; key?: string | null; headers?: Record<string, string>; base?: string } = {}): Promise<Res> {
+  return send(opts.base ?? api.url, opts.key === undefined ? DEMO_KEY : opts.key, method, urlPath, opts.body, opts.headers);
 }
 
 function expectError(res: Res, status: number, type: string, code?: string, param?: string): void {
   expect(res.status, res.text).toBe(status);
-  expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+  expect(header(res, 'content-type')).toMatch(/^application\/json/);
   expect(res.body.error.type).toBe(type);
   if (code !== undefined) expect(res.body.error.code).toBe(code);
   if (param !== undefined) expect(res.body.error.param).toBe(param);
@@ -340,27 +173,17 @@ async function balanceOf(customerId: string, opts: { key?: string; currency?: st
 // ---------------------------------------------------------------------------------------------
 
 beforeAll(async () => {
-  const url = process.env.DATABASE_URL;
-  if (!url) throw new Error('DATABASE_URL is not set: run this file through vitest, whose globalSetup provides it');
-  prisma = createPrisma(url, 5);
-  await prisma.merchant.upsert({ where: { id: 'demo' }, update: {}, create: { id: 'demo', name: 'Demo shop', apiKeyHash: hashApiKey(DEMO_KEY) } });
-  await prisma.merchant.create({ data: { id: OTHER_MERCHANT, name: 'Other shop', apiKeyHash: hashApiKey(OTHER_KEY) } });
-  api = await startApi();
+  prisma = openPrisma();
+  other = await createMerchant(prisma, 'wallet_other');
+  api = await startWalletApi();
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(apis.map((a) => a.close()));
   await prisma?.$disconnect();
 }, 60_000);
 
-beforeEach(() => {
-  api.temporal.starts.length = 0;
-  api.temporal.updates.length = 0;
-  api.temporal.topup = recordTopup;
-  api.temporal.payout = holdAndRecordPayout;
-  api.temporal.checkout = recordCheckout;
-  api.temporal.update = noUpdateExpected;
-});
+beforeEach(() => resetTemporal(api));
 
 describe('authentication', () => {
   it.each([
@@ -417,7 +240,7 @@ describe('POST /v1/topups', () => {
 
     const again = await post('/v1/topups', topupBody(customerId), key);
     expect(again.status, again.text).toBe(201);
-    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(header(again, 'idempotent-replayed')).toBe('true');
     expect(again.body).toEqual(first.body);
     // The card token is a parameter like any other.
     const otherCard = await post('/v1/topups', topupBody(customerId, { payment: { method: 'card', token: 'tok_other' } }), key);
@@ -447,8 +270,8 @@ describe('POST /v1/topups', () => {
 
   it('answers from the row when the start is rejected because the run already closed', async () => {
     const key = uniqueKey();
-    api.temporal.topup = async (input) => {
-      await recordTopup(input);
+    api.temporal.onStart.topupWorkflow = async (input) => {
+      await recordTopup(prisma, input);
       throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', input.topupId, 'topupWorkflow');
     };
     const res = await post('/v1/topups', topupBody(uniqueCustomer()), key);
@@ -457,17 +280,17 @@ describe('POST /v1/topups', () => {
   });
 
   it('answers 409 when the run closed without a row, and 503 with Retry-After when it does not answer', async () => {
-    api.temporal.topup = async (input) => {
+    api.temporal.onStart.topupWorkflow = async (input) => {
       throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', input.topupId, 'topupWorkflow');
     };
     expectError(await post('/v1/topups', topupBody(uniqueCustomer())), 409, 'conflict', 'idempotency_key_closed', 'Idempotency-Key');
 
-    const slow = await startApi({ reservationTimeoutMs: 200 });
-    slow.temporal.topup = (_input, signal) => new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));
+    const slow = await startWalletApi({ reservationTimeoutMs: 200 });
+    slow.temporal.onStart.topupWorkflow = (_input, signal) => new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));
     const key = uniqueKey();
     const res = await post('/v1/topups', topupBody(uniqueCustomer()), key, { base: slow.url });
     expectError(res, 503, 'api_error', 'topup_pending');
-    expect(res.headers.get('retry-after')).toBe('1');
+    expect(header(res, 'retry-after')).toBe('1');
     expect(await prisma.topup.count({ where: { merchantId: 'demo', idempotencyKey: key } })).toBe(0);
   });
 
@@ -503,7 +326,7 @@ describe('GET /v1/topups/:id', () => {
     const got = await call('GET', `/v1/topups/${created.body.id}`);
     expect(got.status, got.text).toBe(200);
     expect(got.body).toEqual(created.body);
-    expectError(await call('GET', `/v1/topups/${created.body.id}`, { key: OTHER_KEY }), 404, 'not_found', 'resource_missing');
+    expectError(await call('GET', `/v1/topups/${created.body.id}`, { key: other.key }), 404, 'not_found', 'resource_missing');
     expectError(await call('GET', `/v1/topups/topup-demo-${uniqueKey()}`), 404, 'not_found', 'resource_missing');
     expectError(await call('GET', `/v1/topups/${'x'.repeat(400)}`), 404, 'not_found');
   });
@@ -564,7 +387,7 @@ describe('POST /v1/payouts', () => {
     expect(past.status, past.text).toBe(201);
     expect(Date.parse(past.body.scheduledAt)).toBeGreaterThanOrEqual(before);
 
-    const delayed = await startApi({ payoutDelayMs: 3_600_000 });
+    const delayed = await startWalletApi({ payoutDelayMs: 3_600_000 });
     const start = Date.now();
     const res = await post('/v1/payouts', payoutBody(customerId, { amount: jpy('1') }), uniqueKey(), { base: delayed.url });
     expect(res.status, res.text).toBe(201);
@@ -631,7 +454,7 @@ describe('POST /v1/payouts', () => {
     expect(first.status, first.text).toBe(201);
     const again = await post('/v1/payouts', payoutBody(customerId, { scheduledAt: at }), key);
     expect(again.status, again.text).toBe(201);
-    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(header(again, 'idempotent-replayed')).toBe('true');
     expect(again.body).toEqual(first.body);
     for (const body of [
       // Leaving out scheduledAt is other parameters here (the payout row alone, consulted once the
@@ -692,7 +515,7 @@ describe('POST /v1/payouts', () => {
     const got = await call('GET', `/v1/payouts/${created.body.id}`);
     expect(got.status).toBe(200);
     expect(got.body).toEqual(created.body);
-    expectError(await call('GET', `/v1/payouts/${created.body.id}`, { key: OTHER_KEY }), 404, 'not_found', 'resource_missing');
+    expectError(await call('GET', `/v1/payouts/${created.body.id}`, { key: other.key }), 404, 'not_found', 'resource_missing');
     expectError(await call('GET', `/v1/payouts/payout-demo-${uniqueKey()}`), 404, 'not_found');
   });
 
@@ -773,17 +596,17 @@ describe('POST /v1/payouts/:id/cancel', () => {
   });
 
   it('answers 503 with Retry-After when the workflow does not answer in time', async () => {
-    const slow = await startApi({ updateTimeoutMs: 200 });
+    const slow = await startWalletApi({ updateTimeoutMs: 200 });
     const { id } = await pendingPayout();
     slow.temporal.update = (_call, signal) => new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));
     const res = await call('POST', `/v1/payouts/${id}/cancel`, { base: slow.url });
     expectError(res, 503, 'api_error', 'payout_update_pending');
-    expect(res.headers.get('retry-after')).toBe('1');
+    expect(header(res, 'retry-after')).toBe('1');
   });
 
   it("answers 404 for another merchant's payout and 400 for parameters, before asking the workflow", async () => {
     const { id } = await pendingPayout();
-    expectError(await call('POST', `/v1/payouts/${id}/cancel`, { key: OTHER_KEY }), 404, 'not_found', 'resource_missing');
+    expectError(await call('POST', `/v1/payouts/${id}/cancel`, { key: other.key }), 404, 'not_found', 'resource_missing');
     expectError(await call('POST', `/v1/payouts/${id}/cancel`, { body: { reason: 'x' } }), 400, 'invalid_request_error', 'parameter_unknown', 'reason');
     expect(api.temporal.updates).toHaveLength(0);
   });
@@ -808,7 +631,7 @@ describe('GET /v1/wallets/:customerId', () => {
     expect(await balanceOf(customerId)).toEqual({ customerId, available: jpy('7500'), held: jpy('2500') });
     expect((await balanceOf(customerId, { currency: 'USD' })).available).toEqual({ amount: '700', currency: 'USD' });
     // The same customer id at another merchant is another wallet.
-    expect(await balanceOf(customerId, { key: OTHER_KEY })).toEqual({ customerId, available: jpy('0'), held: jpy('0') });
+    expect(await balanceOf(customerId, { key: other.key })).toEqual({ customerId, available: jpy('0'), held: jpy('0') });
   });
 
   it('decodes a customer id with reserved characters from the path', async () => {
@@ -910,7 +733,7 @@ describe('GET /v1/wallets/:customerId/transactions', () => {
 
     const usd = await call('GET', `/v1/wallets/${customerId}/transactions?currency=USD&limit=100`);
     expect(usd.body.data.map((d: { amount: unknown }) => d.amount)).toEqual([{ amount: '99', currency: 'USD' }]);
-    const theirs = await call('GET', `/v1/wallets/${customerId}/transactions`, { key: OTHER_KEY });
+    const theirs = await call('GET', `/v1/wallets/${customerId}/transactions`, { key: other.key });
     expect(theirs.body).toEqual({ data: [], hasMore: false, nextCursor: null });
   });
 
