@@ -80,10 +80,30 @@ async function rollbackQuietly(client: pg.PoolClient): Promise<void> {
   await client.query('ROLLBACK').catch(() => undefined);
 }
 
-/** The lock design: everything, the card calls included, inside one transaction on the product row. */
-async function checkoutWithLock(orderId: string, sku: string, token: string, clientGone: () => boolean): Promise<Answer | 'gone'> {
+/**
+ * Runs one order's transaction on a client of its own. On any failure the transaction is rolled
+ * back; a retry of a request that already went through (its order id is taken) gets the first
+ * one's answer instead of the error.
+ */
+async function orderTransaction<T>(orderId: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T | Answer> {
   const client = await pool.connect();
   try {
+    return await work(client);
+  } catch (err) {
+    await rollbackQuietly(client);
+    if (isUniqueViolation(err)) {
+      const answer = await existingAnswer(orderId);
+      if (answer) return answer;
+    }
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** The lock design: everything, the card calls included, inside one transaction on the product row. */
+async function checkoutWithLock(orderId: string, sku: string, token: string, clientGone: () => boolean): Promise<Answer | 'gone'> {
+  return orderTransaction(orderId, async (client) => {
     await client.query('BEGIN');
     const { rows } = await client.query<{ stock: number; price_amount: string; currency: string }>(
       'SELECT stock, price_amount, currency FROM bench.products WHERE sku = $1 FOR UPDATE',
@@ -119,44 +139,27 @@ async function checkoutWithLock(orderId: string, sku: string, token: string, cli
     await client.query('COMMIT');
     lastConfirmedAtEpochMs = Date.now();
     return 'confirmed';
-  } catch (err) {
-    await rollbackQuietly(client);
-    // A retry of a request that already went through: the first one's answer.
-    if (isUniqueViolation(err)) {
-      const answer = await existingAnswer(orderId);
-      if (answer) return answer;
-    }
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** The split design: a short reservation, the card calls outside it, compensation on failure. */
 async function checkoutSplit(orderId: string, sku: string, token: string): Promise<Answer> {
-  let reserved: { price_amount: string; currency: string } | undefined;
-  const client = await pool.connect();
-  try {
+  const reservation = await orderTransaction(orderId, async (client) => {
     await client.query('BEGIN');
     const { rows } = await client.query<{ price_amount: string; currency: string }>(
       'UPDATE bench.products SET stock = stock - 1 WHERE sku = $1 AND stock > 0 RETURNING price_amount, currency',
       [sku],
     );
-    reserved = rows[0];
+    const reserved = rows[0];
     if (reserved) {
       await client.query("INSERT INTO bench.orders (id, sku, status, amount) VALUES ($1, $2, 'pending', $3)", [orderId, sku, reserved.price_amount]);
     }
     await client.query('COMMIT');
-  } catch (err) {
-    await rollbackQuietly(client);
-    if (isUniqueViolation(err)) {
-      const answer = await existingAnswer(orderId);
-      if (answer) return answer;
-    }
-    throw err;
-  } finally {
-    client.release();
-  }
+    return { reserved };
+  });
+  // A retry of a request that already went through: the first one's answer.
+  if (typeof reservation === 'string') return reservation;
+  const { reserved } = reservation;
 
   if (!reserved) {
     const { rowCount } = await pool.query(
