@@ -1,6 +1,19 @@
 // The figures each design is judged by, computed the same way for all three from what the load
 // driver saw and what the database says afterwards.
+import type { Logger } from '../platform/logger.js';
 import type { LoadResult } from './load.js';
+
+/** What every design's run is given: the same sale (stock, card network) and the same crowd. */
+export interface FlashSaleRun {
+  databaseUrl: string;
+  cardNetworkUrl: string;
+  runId: string;
+  stock: number;
+  buyers: number;
+  concurrency: number;
+  buyerTimeoutMs: number;
+  log: Logger;
+}
 
 export interface DesignFigures {
   /** Units actually sold (from the database, not from answers: a buyer who timed out may still have paid). */

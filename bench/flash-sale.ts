@@ -13,7 +13,7 @@ import { startInfrastructure, type Infrastructure } from '../scripts/infrastruct
 import { startStack, type Stack } from '../scripts/stack.js';
 import { runBaseline } from './baselines/run.js';
 import { ensureBenchSchema } from './baselines/schema.js';
-import type { DesignFigures } from './figures.js';
+import type { DesignFigures, FlashSaleRun } from './figures.js';
 import { checkDriver } from './load.js';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.js';
 import { runOrchestrator } from './orchestrator.js';
@@ -115,22 +115,21 @@ async function main(options: BenchOptions, log: Logger): Promise<Report> {
       await db.end();
     }
 
+    // The same sale and crowd for every design.
+    const sale: FlashSaleRun = {
+      databaseUrl: infra.databaseUrl,
+      cardNetworkUrl: stack.cardNetworkUrl,
+      runId,
+      stock: options.stock,
+      buyers: options.buyers,
+      concurrency: options.concurrency,
+      buyerTimeoutMs: options.buyerTimeoutMs,
+      log,
+    };
     for (const design of options.designs) {
       let figures: DesignFigures;
       if (design === 'orchestrator') {
-        const orchestratorRun = {
-          apiUrl: stack.apiUrl,
-          apiKey: config.demo.apiKey,
-          merchantId: config.demo.merchantId,
-          databaseUrl: infra.databaseUrl,
-          cardNetworkUrl: stack.cardNetworkUrl,
-          runId,
-          stock: options.stock,
-          buyers: options.buyers,
-          concurrency: options.concurrency,
-          buyerTimeoutMs: options.buyerTimeoutMs,
-          log,
-        };
+        const orchestratorRun = { ...sale, apiUrl: stack.apiUrl, apiKey: config.demo.apiKey, merchantId: config.demo.merchantId };
         if (options.warmup > 0) {
           // The same flow end to end (hold, authorize, capture, sold out) on a SKU of its own; its
           // figures are thrown away.
@@ -146,22 +145,15 @@ async function main(options: BenchOptions, log: Logger): Promise<Report> {
         figures = await runOrchestrator(orchestratorRun);
       } else {
         figures = await runBaseline({
+          ...sale,
           design,
           rootDir: config.rootDir,
-          databaseUrl: infra.databaseUrl,
-          cardNetworkUrl: stack.cardNetworkUrl,
-          runId,
-          stock: options.stock,
-          buyers: options.buyers,
-          concurrency: options.concurrency,
-          buyerTimeoutMs: options.buyerTimeoutMs,
           budgetS: options.baselineBudgetS,
           warmup: options.warmup,
           poolSize: options.baselinePool,
           cardLatencyMs: options.cardLatencyMs,
           keepData: options.keepData,
           logs: options.logs,
-          log,
         });
       }
       report.designs[design] = figures;

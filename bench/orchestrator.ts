@@ -7,8 +7,7 @@
 import pg from 'pg';
 import { CAPTURED_STATUSES, CLOSED_BEFORE_CAPTURE } from '../domain/index.js';
 import { createCardNetworkClient } from '../platform/card-network-client.js';
-import type { Logger } from '../platform/logger.js';
-import { computeFigures, type DesignFigures } from './figures.js';
+import { computeFigures, type DesignFigures, type FlashSaleRun } from './figures.js';
 import { runLoad } from './load.js';
 
 const POLL_MS = 200;
@@ -17,18 +16,10 @@ const QUIESCENCE_GRACE_MS = 300_000;
 const PRICE_MINOR_UNITS = '12000';
 const CURRENCY = 'JPY';
 
-export interface OrchestratorRun {
+export interface OrchestratorRun extends FlashSaleRun {
   apiUrl: string;
   apiKey: string;
   merchantId: string;
-  databaseUrl: string;
-  cardNetworkUrl: string;
-  runId: string;
-  stock: number;
-  buyers: number;
-  concurrency: number;
-  buyerTimeoutMs: number;
-  log: Logger;
 }
 
 export interface OrchestratorFigures extends DesignFigures {

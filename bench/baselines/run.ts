@@ -4,9 +4,8 @@
 // and reports what it did with `completed: false` and a projected time to answer everyone.
 import path from 'node:path';
 import pg from 'pg';
-import type { Logger } from '../../platform/logger.js';
 import { getFreePort, nodeEntry, startProcess, waitUntil } from '../../scripts/processes.js';
-import { computeFigures, isDefinitive, type DesignFigures } from '../figures.js';
+import { computeFigures, isDefinitive, type DesignFigures, type FlashSaleRun } from '../figures.js';
 import { runLoad } from '../load.js';
 import { uncapturedAuthorizations } from '../orchestrator.js';
 import { createBenchProduct, dropBenchRows, readBenchOutcome } from './schema.js';
@@ -14,16 +13,9 @@ import { createBenchProduct, dropBenchRows, readBenchOutcome } from './schema.js
 const PRICE_MINOR_UNITS = 12_000n;
 const CURRENCY = 'JPY';
 
-export interface BaselineRun {
+export interface BaselineRun extends FlashSaleRun {
   design: 'lock' | 'split';
   rootDir: string;
-  databaseUrl: string;
-  cardNetworkUrl: string;
-  runId: string;
-  stock: number;
-  buyers: number;
-  concurrency: number;
-  buyerTimeoutMs: number;
   budgetS: number;
   /** Buyers sent on a SKU of their own first, unmeasured (0: none). */
   warmup: number;
@@ -31,7 +23,6 @@ export interface BaselineRun {
   cardLatencyMs: number;
   keepData: boolean;
   logs: boolean;
-  log: Logger;
 }
 
 export interface BaselineFigures extends DesignFigures {
