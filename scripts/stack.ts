@@ -4,10 +4,14 @@
 // (test/global-setup.ts's, or scripts/infrastructure.ts's). Each stack has its own task queue and
 // ports, so a stack never picks up another stack's (or another test file's) workflows.
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { getFreePort, nodeEntry, startProcess, waitUntil, type ManagedProcess } from './processes.js';
+import { writeWorkflowBundle } from './workflow-bundle.js';
 
 export interface StackOptions {
   /** Extra environment for all the processes (e.g. CARD_NETWORK_LATENCY_MS, BANK_LATENCY_MS). */
@@ -153,20 +157,25 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     );
   };
 
+  const bundleFile = path.join(os.tmpdir(), `payment-orchestrator-workflows-${taskQueue}.js`);
   const stop = async () => {
     await Promise.all(processes.map((p) => p.stop()));
     await connection.close();
+    await fs.rm(bundleFile, { force: true });
   };
 
   try {
     const cardNetwork = spawnService('card-network', 'simulators/card-network/main.ts');
     const bank = spawnService('bank', 'simulators/bank/main.ts');
     processes.push(cardNetwork, bank);
-    await Promise.all([
+    // Bundled once here while the simulators start: each worker (and each restart of one after
+    // killWorker) then starts polling in a few seconds instead of bundling for itself.
+    const [workflowBundle] = await Promise.all([
+      writeWorkflowBundle(bundleFile),
       waitForReady(cardNetwork, `card-network simulator at ${cardNetworkUrl}`, () => answers200(`${cardNetworkUrl}/health`), readyTimeoutMs),
       waitForReady(bank, `bank simulator at ${bankUrl}`, () => answers200(`${bankUrl}/health`), readyTimeoutMs),
     ]);
-    // The workers and the API start together: the workers' workflow bundling is the slow part.
+    processEnv.WORKFLOW_BUNDLE_PATH = workflowBundle;
     for (let i = 0; i < workerCount; i++) workers.push(spawnService(workerCount === 1 ? 'worker' : `worker-${i}`, 'workers/main.ts'));
     const api = spawnService('api', 'api/main.ts');
     processes.push(...workers, api);

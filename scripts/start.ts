@@ -12,6 +12,7 @@ import { applyMigrations } from './migrate.js';
 import { startEmbeddedPostgres } from './postgres.js';
 import { isPortInUse, nodeEntry, startProcess, stopAll, waitUntil, type ManagedProcess } from './processes.js';
 import { seedDemoMerchant } from './seed.js';
+import { writeWorkflowBundle } from './workflow-bundle.js';
 import { ensureReconciliationSchedule } from './reconciliation-schedule.js';
 import { ensureSearchAttributes, resolveTemporalCli, startTemporalDevServer } from './temporal.js';
 
@@ -184,8 +185,15 @@ async function main(): Promise<void> {
   }
   if (stopRequested) return;
 
+  // Once for all workers, so a crashed worker is back polling in seconds.
+  t = Date.now();
+  const workflowBundle = await writeWorkflowBundle(path.join(config.dataDir, 'workflow-bundle.js'));
+  timings.bundleMs = Date.now() - t;
+  if (stopRequested) return;
+
   const env: NodeJS.ProcessEnv = {
     ...process.env,
+    WORKFLOW_BUNDLE_PATH: workflowBundle,
     DATABASE_URL: databaseUrl,
     TEMPORAL_ADDRESS: temporalAddress,
     TEMPORAL_NAMESPACE: config.temporal.namespace,

@@ -32,11 +32,14 @@ const connection = await NativeConnection.connect({ address: config.temporal.add
 const clientConnection = await Connection.connect({ address: config.temporal.address });
 const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
 const webhookRetry = { initialIntervalMs: config.webhooks.retryInitialIntervalMs, maximumIntervalMs: config.webhooks.retryMaximumIntervalMs };
+// Bundled once by whoever started us (scripts/workflow-bundle.ts); otherwise bundled here.
+const bundlePath = process.env.WORKFLOW_BUNDLE_PATH;
 const worker = await createPaymentWorker({
   connection,
   namespace: config.temporal.namespace,
   taskQueue: config.temporal.taskQueue,
   activities: createActivities({ prisma, cardNetwork, bank, temporal, webhookRetry }),
+  ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : {}),
 });
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
