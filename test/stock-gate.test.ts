@@ -1,0 +1,58 @@
+// The API's per-SKU admission (api/stock-gate.ts): a request may start a checkout workflow only
+// while this process's reservations in flight leave room for it in the stock it read.
+import { describe, expect, it } from 'vitest';
+import { createStockGate } from '../api/stock-gate.js';
+
+const stock = (entries: Record<string, number>) => new Map(Object.entries(entries));
+
+describe('stock gate', () => {
+  it('admits requests while their units fit beside the claims in flight, then makes the next wait', () => {
+    const gate = createStockGate();
+    const available = stock({ tee: 2 });
+    const first = gate.tryClaim('m1', [{ sku: 'tee', quantity: 1 }], available);
+    const second = gate.tryClaim('m1', [{ sku: 'tee', quantity: 1 }], available);
+    expect(first).toBeTypeOf('function');
+    expect(second).toBeTypeOf('function');
+    expect(gate.tryClaim('m1', [{ sku: 'tee', quantity: 1 }], available)).toBeUndefined();
+    // Another merchant's SKU of the same name is another product.
+    expect(gate.tryClaim('m2', [{ sku: 'tee', quantity: 1 }], stock({ tee: 1 }))).toBeTypeOf('function');
+  });
+
+  it('always admits the first request for a SKU, so a stale read cannot block it', () => {
+    const gate = createStockGate();
+    expect(gate.tryClaim('m1', [{ sku: 'tee', quantity: 3 }], stock({ tee: 1 }))).toBeTypeOf('function');
+  });
+
+  it('claims every line or none', () => {
+    const gate = createStockGate();
+    gate.tryClaim('m1', [{ sku: 'cap', quantity: 1 }], stock({ cap: 1 }));
+    const available = stock({ tee: 5, cap: 1 });
+    expect(gate.tryClaim('m1', [{ sku: 'tee', quantity: 1 }, { sku: 'cap', quantity: 1 }], available)).toBeUndefined();
+    // tee was not claimed by the refused request: five single tee requests still fit.
+    for (let i = 0; i < 5; i++) expect(gate.tryClaim('m1', [{ sku: 'tee', quantity: 1 }], available)).toBeTypeOf('function');
+    expect(gate.tryClaim('m1', [{ sku: 'tee', quantity: 1 }], available)).toBeUndefined();
+  });
+
+  it('wakes a waiting request when a claim on its SKU is released, once per release', async () => {
+    const gate = createStockGate();
+    const release = gate.tryClaim('m1', [{ sku: 'tee', quantity: 1 }], stock({ tee: 1 }))!;
+    let woke = false;
+    const waiting = gate.waitForChange('m1', [{ sku: 'tee', quantity: 1 }], 60_000).then(() => (woke = true));
+    await Promise.resolve();
+    expect(woke).toBe(false);
+    release();
+    release(); // a second call changes nothing
+    await waiting;
+    expect(woke).toBe(true);
+    // Released: the next request is admitted again.
+    expect(gate.tryClaim('m1', [{ sku: 'tee', quantity: 1 }], stock({ tee: 1 }))).toBeTypeOf('function');
+  });
+
+  it('gives up waiting after the timeout, so a slow answer never turns into a false sold_out', async () => {
+    const gate = createStockGate();
+    gate.tryClaim('m1', [{ sku: 'tee', quantity: 1 }], stock({ tee: 1 }));
+    const started = Date.now();
+    await gate.waitForChange('m1', [{ sku: 'tee', quantity: 1 }], 50);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+  });
+});
