@@ -1,6 +1,6 @@
 // Child processes the launcher and the end-to-end tests run: spawn, prefix their output, stop them
 // in order, and (optionally) restart them when they die, so a crashed worker comes back.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -32,12 +32,84 @@ export interface ChildSpec {
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
   /** Stop forwarding output once `stop()` was called: servers tend to log warnings while they drain. */
   quietWhileStopping?: boolean;
+  /**
+   * Have the kernel send `stopSignal` to the process when we die, even by SIGKILL, when nothing of
+   * ours runs any more to stop it (Linux, through util-linux's `setpriv --pdeathsig`; elsewhere the
+   * launcher's pid records are the only safety net).
+   */
+  stopWithParent?: boolean;
   log?: Logger;
 }
 
 export interface ExitInfo {
   code: number | null;
   signal: NodeJS.Signals | null;
+  /** Set when the process could not be started at all, e.g. "/x/postgres: permission denied (EACCES)". */
+  error?: string;
+}
+
+/**
+ * A server that could not be started. `message` is one line naming the cause and the fix, for the
+ * person at the terminal; `details` holds what the server printed, for when the line is not enough.
+ */
+export class StartError extends Error {
+  readonly details: string | undefined;
+  constructor(message: string, options: { details?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'StartError';
+    this.details = options.details || undefined;
+  }
+}
+
+/** One line for a spawn failure: what could not be run, and why in words. */
+export function describeSpawnError(command: string, err: NodeJS.ErrnoException, uid?: number): string {
+  const as = uid === undefined ? '' : ` as uid ${uid}`;
+  switch (err.code) {
+    case 'ENOENT':
+      return `${command} does not exist (ENOENT)`;
+    case 'EACCES':
+      return `${command} cannot be run${as}: permission denied (EACCES): the file is not executable, or a directory on its path is not searchable${as}`;
+    case 'EPERM':
+      return `${command} cannot be run${as}: operation not permitted (EPERM)`;
+    default:
+      return `${command} cannot be run${as}: ${err.message}`;
+  }
+}
+
+/**
+ * The line of a server's output that most likely says why it stopped: the last FATAL/PANIC/ERROR
+ * line (PostgreSQL), the last line mentioning an error (Go servers), else the last line.
+ */
+export function mostTellingLine(output: string): string | undefined {
+  const lines = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .reverse();
+  const pick =
+    lines.find((l) => /\b(FATAL|PANIC)\b/.test(l)) ??
+    lines.find((l) => /\bERROR\b/.test(l)) ??
+    lines.find((l) => /error|fail|denied|cannot|unable/i.test(l)) ??
+    lines[0];
+  return pick && pick.length > 300 ? `${pick.slice(0, 300)}…` : pick;
+}
+
+let setprivChecked = false;
+let setprivPath: string | undefined;
+
+/** util-linux's setpriv when it knows --pdeathsig (2.33, 2018, on), checked once. */
+function parentDeathWrapper(): string | undefined {
+  if (setprivChecked) return setprivPath;
+  setprivChecked = true;
+  if (process.platform !== 'linux') return undefined;
+  for (const candidate of ['/usr/bin/setpriv', '/bin/setpriv']) {
+    const probe = spawnSync(candidate, ['--pdeathsig', 'keep', '--', 'true'], { stdio: 'ignore', timeout: 5000 });
+    if (probe.status === 0) {
+      setprivPath = candidate;
+      break;
+    }
+  }
+  return setprivPath;
 }
 
 const RECENT_LINES = 200;
@@ -70,6 +142,7 @@ export class ManagedProcess {
   private startedAt = 0;
   private readonly recent: string[] = [];
   private readonly exitListeners = new Set<(info: ExitInfo, expected: boolean) => void>();
+  private readonly spawnListeners = new Set<(pid: number) => void>();
   restarts = 0;
 
   constructor(spec: ChildSpec) {
@@ -104,6 +177,12 @@ export class ManagedProcess {
     return () => this.exitListeners.delete(listener);
   }
 
+  /** Called after every spawn (restarts included) with the new process id. */
+  onSpawn(listener: (pid: number) => void): () => void {
+    this.spawnListeners.add(listener);
+    return () => this.spawnListeners.delete(listener);
+  }
+
   /** Spawns the process unless it is already running. Re-arms restarts after `stop()`/`kill()`. */
   start(): void {
     if (this.child) return;
@@ -116,9 +195,13 @@ export class ManagedProcess {
   private spawnOnce(): void {
     const { spec } = this;
     installExitHook();
+    const wrapper = spec.stopWithParent ? parentDeathWrapper() : undefined;
+    const [command, args] = wrapper
+      ? [wrapper, ['--pdeathsig', spec.stopSignal ?? 'SIGTERM', '--', spec.command, ...spec.args]]
+      : [spec.command, [...spec.args]];
     // detached: own process group. A Ctrl-C in the terminal then reaches only the launcher, which
     // stops everything in order (children, then Temporal, then PostgreSQL) instead of all at once.
-    const child = spawn(spec.command, [...spec.args], {
+    const child = spawn(command, args, {
       cwd: spec.cwd,
       env: spec.env ?? process.env,
       uid: spec.uid,
@@ -141,15 +224,32 @@ export class ManagedProcess {
       this.handleExit(child, info);
       resolveExit(info);
     };
-    // 'error' without 'exit' happens when the binary cannot be spawned at all (ENOENT, EACCES).
-    child.once('error', (err) => {
-      this.remember(`[spawn error] ${err.message}`);
-      spec.log?.error('process could not be started', { process: spec.name, command: spec.command, error: err.message });
-      settle({ code: null, signal: null });
+    // 'error' without 'exit' happens when the binary cannot be spawned at all (ENOENT, EACCES). It
+    // may also come later (a failed kill): `on`, not `once`, since an 'error' event nobody listens
+    // to crashes the whole launcher with a stack trace.
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      if (settled || child.pid !== undefined) {
+        spec.log?.warn('process error', { process: spec.name, error: err.message });
+        return;
+      }
+      const error = describeSpawnError(spec.command, err, spec.uid);
+      this.remember(`[spawn error] ${error}`);
+      spec.log?.error('process could not be started', { process: spec.name, command: spec.command, error });
+      settle({ code: null, signal: null, error });
     });
     // 'close' rather than 'exit': it fires after stdout/stderr are drained, so the last lines a
     // crashing process printed are in recentOutput() when listeners run.
-    child.once('close', (code, signal) => settle({ code, signal }));
+    child.once('close', (code, signal) => {
+      // Through the wrapper a command that cannot be executed is an exit 126/127 with setpriv's
+      // complaint instead of a spawn error: report it the same way.
+      const last = this.recent.at(-1) ?? '';
+      const error =
+        wrapper && (code === 126 || code === 127) && last.startsWith('setpriv: failed to execute')
+          ? last.replace(/^setpriv: failed to execute /, '')
+          : undefined;
+      settle({ code, signal, ...(error ? { error } : {}) });
+    });
+    if (child.pid !== undefined) for (const listener of this.spawnListeners) listener(child.pid);
   }
 
   private pipe(child: ChildProcess, stream: 'stdout' | 'stderr'): void {
@@ -333,4 +433,25 @@ export async function waitUntil(
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+export interface CommandResult extends ExitInfo {
+  /** Everything it printed, stdout and stderr interleaved as they came. */
+  output: string;
+}
+
+/**
+ * Runs a short-lived command (initdb, useradd) to completion and resolves with how it ended; never
+ * rejects, so a binary that cannot be spawned is an outcome the caller words, not a crash.
+ */
+export async function runCommand(
+  spec: Pick<ChildSpec, 'name' | 'command' | 'args' | 'env' | 'cwd' | 'uid' | 'gid' | 'stopWithParent'>,
+): Promise<CommandResult> {
+  const lines: string[] = [];
+  // No logger: its exit is the expected outcome, not news; the caller words any failure.
+  const proc = new ManagedProcess({ ...spec, onLine: (line) => lines.push(line) });
+  const done = new Promise<ExitInfo>((resolve) => proc.onExit((info) => resolve(info)));
+  proc.start();
+  const info = await done;
+  return { ...info, output: lines.join('\n') };
 }
