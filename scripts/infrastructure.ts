@@ -72,6 +72,9 @@ export async function startInfrastructure(options: InfrastructureOptions): Promi
         port: await getFreePort(),
         database: 'payments',
         log,
+        // Throwaway data is removed by PostgreSQL's own stop too: when the postgres user cannot
+        // reach `dataDir`, the cluster lives elsewhere and `dataDir` only links to it.
+        persistent: !(options.removeOnStop ?? true),
         settings: { max_connections: '300', ...options.postgresSettings },
         onLine,
       });
