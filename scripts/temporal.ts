@@ -10,7 +10,7 @@ import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/se
 import { SEARCH_ATTRIBUTES } from '../domain/search-attributes.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
-import { startProcess, waitUntil, type ManagedProcess } from './processes.js';
+import { mostTellingLine, startProcess, StartError, waitUntil, type ManagedProcess } from './processes.js';
 
 const CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
 
@@ -57,7 +57,7 @@ export async function resolveTemporalCli(config: Config, log: Logger): Promise<s
   const { cliPath, cacheDir, cliVersion: version } = config.temporal;
   if (cliPath) {
     if (!(await isExecutable(cliPath))) {
-      throw new Error(`TEMPORAL_CLI_PATH=${cliPath} is not an executable file`);
+      throw new StartError(`TEMPORAL_CLI_PATH=${cliPath} is not an executable file: point it at a \`temporal\` binary, or unset it`);
     }
     log.info('using Temporal CLI from TEMPORAL_CLI_PATH', { cliPath, version: await cliVersion(cliPath) });
     return cliPath;
@@ -78,12 +78,11 @@ export async function resolveTemporalCli(config: Config, log: Logger): Promise<s
 async function buildTemporalCli(cacheDir: string, version: string, log: Logger): Promise<string> {
   const go = await findOnPath('go');
   if (!go) {
-    throw new Error(
-      'The Temporal CLI (which runs the local Temporal server) was not found, and Go is not installed to build it.\n' +
-        '  Either install the Temporal CLI (`brew install temporal`, or https://docs.temporal.io/cli#install)\n' +
-        '  and put it on PATH or set TEMPORAL_CLI_PATH=/path/to/temporal,\n' +
-        `  or install Go (https://go.dev/dl/) so it can be built once with \`go install ${CLI_MODULE}@${version}\`,\n` +
-        '  or point TEMPORAL_ADDRESS at a Temporal server you already run.',
+    throw new StartError(
+      'the Temporal CLI (which runs the local Temporal server) was not found, and Go is not installed to build it: ' +
+        'install the Temporal CLI (`brew install temporal`, or https://docs.temporal.io/cli#install) and put it on PATH or set TEMPORAL_CLI_PATH, ' +
+        `or install Go (https://go.dev/dl/) so it is built once with \`go install ${CLI_MODULE}@${version}\`, ` +
+        'or set TEMPORAL_ADDRESS to a Temporal server you already run',
     );
   }
   await fs.mkdir(path.dirname(cacheDir), { recursive: true });
@@ -116,13 +115,16 @@ async function buildTemporalCli(cacheDir: string, version: string, log: Logger):
       };
       child.stdout.on('data', collect);
       child.stderr.on('data', collect);
-      child.once('error', reject);
+      child.on('error', (err) =>
+        reject(new StartError(`could not run ${go} to build the Temporal CLI (${err.message}): fix your Go installation, or set TEMPORAL_CLI_PATH`, { cause: err })),
+      );
       child.once('close', resolve);
     });
     if (code !== 0) {
-      throw new Error(
-        `go install ${CLI_MODULE}@${version} failed (exit code ${code}):\n${output.slice(-20).join('\n')}\n` +
-          'Install the Temporal CLI yourself and set TEMPORAL_CLI_PATH, or check TEMPORAL_CLI_VERSION.',
+      throw new StartError(
+        `go install ${CLI_MODULE}@${version} failed (exit code ${code}): ${mostTellingLine(output.join('\n')) ?? 'no output'}; ` +
+          'install the Temporal CLI yourself and set TEMPORAL_CLI_PATH, or check TEMPORAL_CLI_VERSION and your Go proxy settings',
+        { details: output.slice(-20).join('\n') },
       );
     }
     await fs.mkdir(cacheDir, { recursive: true });
@@ -183,6 +185,8 @@ export interface DevServerOptions {
   /** Output of the server; defaults to our stdout/stderr with a `temporal | ` prefix. */
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
   startTimeoutMs?: number;
+  /** Called as soon as the server process exists, before it is ready (the launcher records its pid). */
+  onProcess?: (proc: ManagedProcess) => void;
 }
 
 export interface DevServer {
@@ -234,14 +238,18 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
     // The CLI shuts down cleanly on SIGTERM within a second or two.
     stopSignal: 'SIGTERM',
     stopTimeoutMs: 10_000,
+    stopWithParent: true,
     quietWhileStopping: true,
     onLine: options.onLine,
     log,
   });
 
+  options.onProcess?.(proc);
   let exited: string | undefined;
   proc.onExit((info) => {
-    exited = `the Temporal dev server exited (code ${info.code}, signal ${info.signal}):\n${proc.recentOutput(20)}`;
+    exited = info.error
+      ? `could not run the Temporal CLI: ${info.error}`
+      : `the Temporal dev server exited during start-up (code ${info.code}, signal ${info.signal}): ${mostTellingLine(proc.recentOutput(40)) ?? 'no output'}`;
   });
   try {
     await waitUntil(`Temporal dev server at ${address}`, () => namespaceAnswers(address, options.namespace), {
@@ -251,7 +259,10 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
     });
   } catch (err) {
     await proc.stop();
-    throw err;
+    throw new StartError(
+      `${(err as Error).message}; fix that (a taken port: set TEMPORAL_PORT / TEMPORAL_UI_PORT), or set TEMPORAL_ADDRESS to a Temporal server you run`,
+      { details: proc.recentOutput(40), cause: err },
+    );
   }
   // The CLI registers --search-attribute only when it creates the database file: one made by an
   // older version of this launcher would lack attributes added since. Adding them is idempotent.
