@@ -2,6 +2,8 @@
 // DATABASE_URL is set), migrations, the demo merchant, Temporal (a dev server unless
 // TEMPORAL_ADDRESS is set), then the card-network and bank simulators, the worker and the API as
 // supervised child processes. Ctrl-C stops them in reverse order: services, Temporal, PostgreSQL.
+// What it starts is recorded in DATA_DIR/run/, so that after a launcher killed with SIGKILL the next
+// start stops what was left running instead of failing on taken ports.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -10,13 +12,22 @@ import { loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { applyMigrations } from './migrate.js';
 import { startEmbeddedPostgres } from './postgres.js';
-import { isPortInUse, nodeEntry, startProcess, stopAll, waitUntil, type ManagedProcess } from './processes.js';
+import { allAlive, launchingProcesses, LAUNCHER, ProcessRecords, type ProcessRecord } from './process-records.js';
+import { isPortInUse, mostTellingLine, nodeEntry, startProcess, StartError, stopAll, waitUntil, type ManagedProcess } from './processes.js';
 import { seedDemoMerchant } from './seed.js';
 import { writeWorkflowBundle } from './workflow-bundle.js';
 import { ensureReconciliationSchedule } from './reconciliation-schedule.js';
 import { ensureSearchAttributes, resolveTemporalCli, startTemporalDevServer } from './temporal.js';
 
-const config = loadConfig();
+const config = (() => {
+  try {
+    return loadConfig();
+  } catch (err) {
+    // A bad setting: one line, not a stack trace.
+    process.stderr.write(`npm start failed: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+})();
 const log = createLogger('launcher', config.logLevel);
 
 const SERVICES = [
@@ -30,12 +41,22 @@ const SERVICES = [
 /** What is running, in start order; stopped in reverse. */
 const infrastructure: Array<{ name: string; stop: () => Promise<void> }> = [];
 const services: ManagedProcess[] = [];
+/** Stop order of recorded processes: services first, PostgreSQL last (the others need it to drain). */
+const STOP_ORDER = { service: 0, temporal: 1, postgres: 2 } as const;
+const records = new ProcessRecords(path.join(config.dataDir, 'run'));
+/** Set once our own launcher record is written: only then is it ours to remove. */
+let recorded = false;
 let stopRequested = false;
 /** Set once everything is up: from then on a signal stops at once. */
 let started = false;
 let stopping: Promise<void> | undefined;
 
-function shutdown(exitCode: number): Promise<void> {
+/**
+ * Stops everything in order and exits. `failure` is the one line that says why (start-up failed,
+ * a server died): printed last, after the servers' own farewells, so it is what the person at the
+ * terminal reads.
+ */
+function shutdown(exitCode: number, failure?: string): Promise<void> {
   stopping ??= (async () => {
     stopRequested = true;
     log.info('stopping', { services: services.map((s) => s.name), infrastructure: infrastructure.map((i) => i.name) });
@@ -48,21 +69,35 @@ function shutdown(exitCode: number): Promise<void> {
         exitCode = exitCode || 1;
       }
     }
+    await records.settled();
+    if (recorded) await records.remove(LAUNCHER).catch(() => undefined);
     log.info('stopped');
+    if (failure) process.stderr.write(`\nnpm start ${started ? 'stopped' : 'failed'}: ${failure}\n`);
     process.exit(exitCode);
   })();
   return stopping;
 }
 
+function requestStop(reason: Record<string, unknown>): void {
+  // A Ctrl-C may arrive twice (terminal and npm/tsx both forward it): one shutdown is enough.
+  if (stopRequested) return;
+  log.info('stop requested', reason);
+  stopRequested = true;
+  // During start-up the current step finishes first (seconds; a terminal's Ctrl-C also reaches a
+  // `go install` in progress), then main() stops what is running. Once up, stop right away.
+  if (started) void shutdown(0);
+}
+
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(signal, () => {
-    // A Ctrl-C may arrive twice (terminal and npm/tsx both forward it): one shutdown is enough.
-    if (stopRequested) return;
-    log.info('received signal', { signal });
-    stopRequested = true;
-    // During start-up the current step finishes first (seconds; a terminal's Ctrl-C also reaches a
-    // `go install` in progress), then main() stops what is running. Once up, stop right away.
-    if (started) void shutdown(0);
+  process.on(signal, () => requestStop({ signal }));
+}
+
+// A bug or a library's unhandled 'error' must not kill the launcher before it stops its servers.
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (err: unknown) => {
+    const error = err instanceof Error ? err.message : String(err);
+    log.error(`launcher: ${event}`, { error, stack: err instanceof Error ? err.stack : undefined });
+    void shutdown(1, `${error} (an internal error of the launcher; the log line above has its stack)`);
   });
 }
 
@@ -71,7 +106,8 @@ function stopIfItDies(name: string, proc: ManagedProcess): void {
   proc.onExit((info, expected) => {
     if (expected) return;
     log.error(`${name} exited unexpectedly; stopping everything`, { ...info, lastOutput: proc.recentOutput(10) });
-    void shutdown(1);
+    const why = info.error ?? mostTellingLine(proc.recentOutput(40)) ?? 'no output';
+    void shutdown(1, `${name} exited unexpectedly (code ${info.code}, signal ${info.signal}): ${why}; start again, and see its output above if it repeats`);
   });
 }
 
@@ -93,15 +129,62 @@ function portOf(address: string): number {
 async function assertPortsFree(ports: Array<{ port: number; what: string; env: string }>): Promise<void> {
   for (const { port, what, env } of ports) {
     if (await isPortInUse(port)) {
-      throw new Error(`port ${port} (${what}) is already in use: is the stack already running? Otherwise set ${env}.`);
+      throw new StartError(
+        `port ${port} (${what}) is already in use by another program (another checkout's stack?): stop it, or set ${env} to a free port`,
+      );
     }
   }
+}
+
+function describeRecord(record: ProcessRecord): string {
+  return `${record.name} (pid ${record.pid})`;
+}
+
+/**
+ * Makes DATA_DIR ours: refuses when its launcher is still running and attended; stops one that
+ * nobody can stop any more (whatever started it was killed), and then whatever an earlier launcher
+ * left running; finally records us.
+ */
+async function takeOverDataDir(): Promise<void> {
+  let leftovers = await records.inspect();
+  const other = leftovers.launcher;
+  if (other && !other.abandoned) {
+    throw new StartError(
+      `the stack is already running from ${dataDirForHumans()} (launcher pid ${other.pid}, since ${other.recordedAt}): ` +
+        `stop it with Ctrl-C in its terminal or \`kill ${other.pid}\`, or give a second stack its own DATA_DIR and ports`,
+    );
+  }
+  if (other) {
+    log.warn('an earlier launcher lost the process that started it (killed?); stopping it and its servers', { pid: other.pid });
+    await records.stop([other], log);
+    leftovers = await records.inspect();
+  }
+  if (leftovers.servers.length > 0) {
+    log.warn('stopping servers left running by an earlier launcher that was killed', {
+      processes: leftovers.servers.map(describeRecord),
+    });
+    await records.stop(leftovers.servers, log);
+  }
+  const parents = await launchingProcesses();
+  await records.recordLauncher(parents);
+  recorded = true;
+  // Whoever started us (tsx, npm) killed with SIGKILL cannot pass a Ctrl-C on any more, and the
+  // terminal gets its prompt back while we run on: stop as if asked.
+  const watch = setInterval(() => {
+    void allAlive(parents).then((alive) => {
+      if (alive) return;
+      clearInterval(watch);
+      requestStop({ reason: 'the process that started the launcher is gone', parents });
+    });
+  }, 1000);
+  watch.unref();
 }
 
 async function main(): Promise<void> {
   const t0 = Date.now();
   const timings: Record<string, number> = {};
   await fs.mkdir(config.dataDir, { recursive: true });
+  await takeOverDataDir();
 
   const ports = [
     { port: config.api.port, what: 'API', env: 'API_PORT' },
@@ -127,6 +210,7 @@ async function main(): Promise<void> {
       port: config.postgresPort,
       database: databaseName(config.databaseUrl),
       log,
+      onProcess: (proc) => records.track(proc, STOP_ORDER.postgres),
     });
     infrastructure.push({ name: 'postgres', stop: postgres.stop });
     stopIfItDies('PostgreSQL', postgres.process);
@@ -164,6 +248,7 @@ async function main(): Promise<void> {
       dbFile: path.join(config.dataDir, 'temporal.db'),
       namespace: config.temporal.namespace,
       log,
+      onProcess: (proc) => records.track(proc, STOP_ORDER.temporal),
     });
     infrastructure.push({ name: 'temporal', stop: temporal.stop });
     stopIfItDies('the Temporal dev server', temporal.process);
@@ -209,19 +294,20 @@ async function main(): Promise<void> {
   );
   for (const service of instances) {
     const { command, args } = nodeEntry(service.entry, config.rootDir);
-    services.push(
-      startProcess({
-        name: service.name,
-        command,
-        args,
-        env,
-        cwd: config.rootDir,
-        // A supervisor: a crashed worker (or API) comes back by itself.
-        restartDelayMs: 1000,
-        stopTimeoutMs: 10_000,
-        log,
-      }),
-    );
+    const proc = startProcess({
+      name: service.name,
+      command,
+      args,
+      env,
+      cwd: config.rootDir,
+      // A supervisor: a crashed worker (or API) comes back by itself.
+      restartDelayMs: 1000,
+      stopTimeoutMs: 10_000,
+      stopWithParent: true,
+      log,
+    });
+    records.track(proc, STOP_ORDER.service);
+    services.push(proc);
   }
 
   const apiUrl = `http://${config.api.host}:${config.api.port}`;
@@ -270,8 +356,10 @@ main().then(
       log.info('start-up interrupted', { error });
       void shutdown(0);
     } else {
-      log.error('start-up failed', { error });
-      void shutdown(1);
+      // What the failed server printed last, for when the one line is not enough.
+      const details = err instanceof StartError ? err.details : err instanceof Error ? err.stack : undefined;
+      log.debug('start-up failed', { error, details });
+      void shutdown(1, error);
     }
   },
 );
