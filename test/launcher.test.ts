@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { processStartTime, ProcessRecords, type ProcessRecord } from '../scripts/process-records.js';
-import { placeBinaries, startEmbeddedPostgres, type SharedRoots } from '../scripts/postgres.js';
+import { placeBinaries, placeDataDir, startEmbeddedPostgres, type SharedRoots } from '../scripts/postgres.js';
 import { getFreePort, isPortInUse, ManagedProcess, StartError, type ExitInfo } from '../scripts/processes.js';
 import { RECONCILIATION_SCHEDULE_ID } from '../scripts/reconciliation-schedule.js';
 
@@ -123,6 +123,25 @@ describe.skipIf(!isRoot)('embedded PostgreSQL as root, from a checkout the postg
     await running.stop();
     expect(existsSync(running.dataDir)).toBe(false);
     expect(await fs.lstat(requested).catch(() => undefined)).toBeUndefined();
+  });
+
+  it('starts a fresh cluster after DATA_DIR was deleted, keeping the old data aside', async () => {
+    const checkout = await privateDir('launcher-test-reset-');
+    const shared = await sharedRoots();
+    cleanup.push(checkout, shared.dir);
+    const requested = path.join(checkout, '.data', 'postgres');
+    const options = { ids: await postgresIds(), persistent: true, roots: shared.roots.data, log };
+    const first = await placeDataDir(requested, options);
+    expect(first.relocated).toBe(true);
+    await fs.writeFile(path.join(first.dataDir, 'PG_VERSION'), '17\n');
+
+    await fs.rm(path.join(checkout, '.data'), { recursive: true });
+    const second = await placeDataDir(requested, options);
+    expect(second.dataDir).toBe(first.dataDir);
+    expect(await fs.readdir(second.dataDir)).toEqual([]);
+    const aside = (await fs.readdir(path.join(shared.dir, 'data'))).filter((n) => n.includes('.orphaned-'));
+    expect(aside).toHaveLength(1);
+    expect(await fs.readFile(path.join(shared.dir, 'data', aside[0]!, 'PG_VERSION'), 'utf8')).toBe('17\n');
   });
 
   it('copies the binaries once when two starts copy at the same time', async () => {
