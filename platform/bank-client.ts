@@ -67,8 +67,19 @@ export interface BankClient {
   lookup(idempotencyKey: string): Promise<BankTransfer | null>;
   /** Every transfer for a reference (payout id), paid or rejected, oldest first. */
   listTransfers(reference: string): Promise<BankTransfer[]>;
-  /** The bank's statement: transfers in one status created in [createdAfter, createdBefore), oldest first, at most 1000. */
-  listTransfersByStatus(q: { status: BankTransfer['status']; createdBefore?: Date; createdAfter?: Date }): Promise<BankTransfer[]>;
+  /**
+   * One page of the bank's statement: transfers in one status created in [createdAfter,
+   * createdBefore), oldest first, at most `limit` (1 to 1000, default 1000) after the transfer
+   * `startingAfter` (the last of the previous page). A page shorter than `limit` is the last; pass
+   * the same createdBefore on every page so the statement stays the same while it is read.
+   */
+  listTransfersByStatus(q: {
+    status: BankTransfer['status'];
+    createdBefore?: Date;
+    createdAfter?: Date;
+    startingAfter?: string;
+    limit?: number;
+  }): Promise<BankTransfer[]>;
 }
 
 const transferSchema = z.object({
@@ -85,6 +96,7 @@ const transferSchema = z.object({
 });
 const rejectedTransferSchema = transferSchema.extend({ status: z.literal('rejected'), failureCode: z.string() });
 const listSchema = z.object({ data: z.array(transferSchema) });
+const statementSchema = listSchema.extend({ hasMore: z.boolean() });
 
 export function createBankClient(opts: { baseUrl: string; timeoutMs?: number }): BankClient {
   const { send, rejected, decode } = createJsonClient({
@@ -131,8 +143,10 @@ export function createBankClient(opts: { baseUrl: string; timeoutMs?: number }):
       const params = new URLSearchParams({ status: q.status });
       if (q.createdBefore) params.set('createdBefore', q.createdBefore.toISOString());
       if (q.createdAfter) params.set('createdAfter', q.createdAfter.toISOString());
+      if (q.startingAfter !== undefined) params.set('starting_after', q.startingAfter);
+      if (q.limit !== undefined) params.set('limit', String(q.limit));
       const answer = await send('GET', `/v1/transfers?${params.toString()}`);
-      if (answer.status === 200) return decode(listSchema, answer).data;
+      if (answer.status === 200) return decode(statementSchema, answer).data;
       throw rejected(answer);
     },
   };

@@ -68,8 +68,19 @@ export interface CardNetworkClient {
   lookup(idempotencyKey: string): Promise<CardOperation | null>;
   /** Every operation for a reference (checkout id), oldest first. */
   listOperations(reference: string): Promise<CardOperation[]>;
-  /** The network's report: authorizations in one state created in [createdAfter, createdBefore), oldest first, at most 1000. */
-  listAuthorizations(q: { state: CardAuthorization['state']; createdBefore?: Date; createdAfter?: Date }): Promise<CardAuthorization[]>;
+  /**
+   * One page of the network's report: authorizations in one state created in [createdAfter,
+   * createdBefore), oldest first, at most `limit` (1 to 1000, default 1000) after the authorization
+   * `startingAfter` (the last of the previous page). A page shorter than `limit` is the last; pass
+   * the same createdBefore on every page so the report stays the same while it is read.
+   */
+  listAuthorizations(q: {
+    state: CardAuthorization['state'];
+    createdBefore?: Date;
+    createdAfter?: Date;
+    startingAfter?: string;
+    limit?: number;
+  }): Promise<CardAuthorization[]>;
 }
 
 export interface CardAuthorization {
@@ -110,6 +121,7 @@ const authorizationListSchema = z.object({
       createdAt: z.string(),
     }),
   ),
+  hasMore: z.boolean(),
 });
 
 export function createCardNetworkClient(opts: { baseUrl: string; timeoutMs?: number }): CardNetworkClient {
@@ -160,6 +172,8 @@ export function createCardNetworkClient(opts: { baseUrl: string; timeoutMs?: num
       const params = new URLSearchParams({ state: q.state });
       if (q.createdBefore) params.set('createdBefore', q.createdBefore.toISOString());
       if (q.createdAfter) params.set('createdAfter', q.createdAfter.toISOString());
+      if (q.startingAfter !== undefined) params.set('starting_after', q.startingAfter);
+      if (q.limit !== undefined) params.set('limit', String(q.limit));
       const answer = await send('GET', `/v1/authorizations?${params.toString()}`);
       if (answer.status === 200) return decode(authorizationListSchema, answer).data;
       throw rejected(answer);

@@ -37,6 +37,7 @@ const statementQuery = z.object({
   status: z.enum(['paid', 'rejected']),
   createdBefore: z.iso.datetime({ offset: true }).optional(),
   createdAfter: z.iso.datetime({ offset: true }).optional(),
+  starting_after: z.string().min(1).max(255).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(1000),
 });
 const faultBody = z.strictObject({
@@ -90,16 +91,20 @@ export function createBankServer(opts: BankServerOptions): BankServer {
         '/v1/transfers',
         tracked(async (req, res) => {
           // With ?status= (and optional createdBefore/createdAfter) instead of ?reference=: the
-          // bank's statement, which reconciliation compares with the ledger.
+          // bank's statement, which reconciliation compares with the ledger. Paged like Stripe's
+          // lists: `limit` per page, `starting_after` the last id of the previous page, `hasMore`
+          // whether another page follows.
           if (req.query.reference === undefined && req.query.status !== undefined) {
             const q = parse(statementQuery, req.query);
-            const data = await store.transfersByStatus({
+            const page = await store.transfersByStatus({
               status: q.status,
               createdBefore: q.createdBefore ? new Date(q.createdBefore) : new Date(),
               createdAfter: q.createdAfter ? new Date(q.createdAfter) : undefined,
+              startingAfter: q.starting_after,
               limit: q.limit,
             });
-            return sendJson(res, 200, { data });
+            if (!page) return sendJson(res, 400, errorBody('invalid_request_error', 'invalid_parameter', 'starting_after: no such transfer', 'starting_after'));
+            return sendJson(res, 200, page);
           }
           sendJson(res, 200, { data: await store.transfersByReference(requiredReference(req)) });
         }),

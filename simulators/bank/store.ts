@@ -221,15 +221,34 @@ export class BankStore {
     return rows.map(toRecord);
   }
 
-  /** Transfers in one status created in [createdAfter, createdBefore), oldest first: the bank's statement. */
-  async transfersByStatus(q: { status: 'paid' | 'rejected'; createdBefore: Date; createdAfter?: Date | undefined; limit: number }): Promise<TransferRecord[]> {
+  /**
+   * One page of the transfers in one status created in [createdAfter, createdBefore), oldest
+   * first: the bank's statement. Keyset-paged like Stripe's lists, in the order the bank booked
+   * them (seq): the page after `startingAfter` (the id of the last transfer of the previous page),
+   * so transfers booked meanwhile neither shift nor repeat the pages. Null when `startingAfter`
+   * names no transfer.
+   */
+  async transfersByStatus(q: {
+    status: 'paid' | 'rejected';
+    createdBefore: Date;
+    createdAfter?: Date | undefined;
+    startingAfter?: string | undefined;
+    limit: number;
+  }): Promise<{ data: TransferRecord[]; hasMore: boolean } | null> {
+    let afterSeq: string | null = null;
+    if (q.startingAfter !== undefined) {
+      const { rows } = await this.pool.query<{ seq: string }>(`SELECT seq FROM bank.transfers WHERE id = $1`, [q.startingAfter]);
+      if (!rows[0]) return null;
+      afterSeq = rows[0].seq;
+    }
+    // One more than asked tells whether another page follows.
     const { rows } = await this.pool.query<TransferRow>(
       `SELECT * FROM bank.transfers
-        WHERE status = $1 AND created_at < $2 AND ($3::timestamptz IS NULL OR created_at >= $3)
-        ORDER BY seq LIMIT $4`,
-      [q.status, q.createdBefore, q.createdAfter ?? null, q.limit],
+        WHERE status = $1 AND created_at < $2 AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::bigint IS NULL OR seq > $4)
+        ORDER BY seq LIMIT $5`,
+      [q.status, q.createdBefore, q.createdAfter ?? null, afterSeq, q.limit + 1],
     );
-    return rows.map(toRecord);
+    return { data: rows.slice(0, q.limit).map(toRecord), hasMore: rows.length > q.limit };
   }
 
   /** Queues a fault behind any pending ones for the same reference. */

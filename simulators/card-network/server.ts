@@ -41,6 +41,7 @@ const authorizationsQuery = z.object({
   state: z.enum(AUTHORIZATION_STATES),
   createdBefore: z.iso.datetime({ offset: true }).optional(),
   createdAfter: z.iso.datetime({ offset: true }).optional(),
+  starting_after: z.string().min(1).max(255).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(1000),
 });
 const faultBody = z.strictObject({
@@ -114,18 +115,22 @@ export function createCardNetworkServer(opts: CardNetworkServerOptions): CardNet
       );
 
       // The network's authorization report: e.g. every authorization still holding funds that was
-      // created before a cutoff. Reconciliation compares it with the merchant's own records.
+      // created before a cutoff. Reconciliation compares it with the merchant's own records. Paged
+      // like Stripe's lists: `limit` per page, `starting_after` the last id of the previous page,
+      // `hasMore` whether another page follows.
       app.get(
         '/v1/authorizations',
         tracked(async (req, res) => {
           const q = parse(authorizationsQuery, req.query);
-          const data = await store.authorizationsByState({
+          const page = await store.authorizationsByState({
             state: q.state,
             createdBefore: q.createdBefore ? new Date(q.createdBefore) : new Date(),
             createdAfter: q.createdAfter ? new Date(q.createdAfter) : undefined,
+            startingAfter: q.starting_after,
             limit: q.limit,
           });
-          sendJson(res, 200, { data });
+          if (!page) return sendJson(res, 400, errorBody('invalid_request_error', 'invalid_parameter', 'starting_after: no such authorization', 'starting_after'));
+          sendJson(res, 200, page);
         }),
       );
 

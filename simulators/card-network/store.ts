@@ -396,17 +396,33 @@ export class CardNetworkStore {
   }
 
   /**
-   * Authorizations in one state created in [createdAfter, createdBefore), oldest first: what a
-   * reconciliation compares with the merchant's records (a real network offers this as a report).
+   * One page of the authorizations in one state created in [createdAfter, createdBefore), oldest
+   * first: what a reconciliation compares with the merchant's records (a real network offers this
+   * as a report). Keyset-paged like Stripe's lists: the page after `startingAfter` (the id of the
+   * last authorization of the previous page) in (created_at, id) order, so records inserted or
+   * changing state meanwhile neither shift nor repeat the pages. Null when `startingAfter` names no
+   * authorization.
    */
-  async authorizationsByState(q: { state: AuthorizationState; createdBefore: Date; createdAfter?: Date | undefined; limit: number }): Promise<AuthorizationRecord[]> {
+  async authorizationsByState(q: {
+    state: AuthorizationState;
+    createdBefore: Date;
+    createdAfter?: Date | undefined;
+    startingAfter?: string | undefined;
+    limit: number;
+  }): Promise<{ data: AuthorizationRecord[]; hasMore: boolean } | null> {
+    if (q.startingAfter !== undefined) {
+      const { rowCount } = await this.pool.query(`SELECT 1 FROM card_network.authorizations WHERE id = $1`, [q.startingAfter]);
+      if (!rowCount) return null;
+    }
+    // One more than asked tells whether another page follows.
     const { rows } = await this.pool.query<AuthorizationRow & { created_at: Date }>(
       `SELECT * FROM card_network.authorizations
         WHERE state = $1 AND created_at < $2 AND ($3::timestamptz IS NULL OR created_at >= $3)
-        ORDER BY created_at, id LIMIT $4`,
-      [q.state, q.createdBefore, q.createdAfter ?? null, q.limit],
+          AND ($4::text IS NULL OR (created_at, id) > (SELECT created_at, id FROM card_network.authorizations WHERE id = $4))
+        ORDER BY created_at, id LIMIT $5`,
+      [q.state, q.createdBefore, q.createdAfter ?? null, q.startingAfter ?? null, q.limit + 1],
     );
-    return rows.map((row) => ({
+    const data = rows.slice(0, q.limit).map((row) => ({
       id: row.id,
       state: row.state,
       amount: row.amount,
@@ -416,6 +432,7 @@ export class CardNetworkStore {
       reference: row.reference,
       createdAt: row.created_at.toISOString(),
     }));
+    return { data, hasMore: rows.length > q.limit };
   }
 
   /** Queues a fault behind any pending ones for the same reference and operation. */
