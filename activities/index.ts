@@ -39,7 +39,7 @@ export function createActivities({ prisma, cardNetwork, bank, temporal, webhookR
     ...createLedgerActivities(prisma),
     ...createLedgerUndoActivities(prisma),
     ...walletFlows,
-    ...createReconciliationActivities({ prisma, cardNetwork, bank, temporal, releaseStock: inventory.releaseStock, setTopupStatus: walletFlows.setTopupStatus }),
+    ...createReconciliationActivities({ prisma, cardNetwork, bank, temporal, releaseStock: inventory.releaseStock, setTopupStatus: walletFlows.setTopupStatus, setPayoutStatus: walletFlows.setPayoutStatus }),
     ...createWebhookActivities(prisma),
     ...createCardNetworkActivities(cardNetwork),
     ...createBankActivities(bank),

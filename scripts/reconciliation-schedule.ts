@@ -1,4 +1,4 @@
-// The Temporal Schedule that runs reconciliationWorkflow every `every`. Created once; on later
+// The Temporal Schedule that runs reconciliationWorkflowV2 every `every`. Created once; on later
 // starts it is updated in place, so a changed RECONCILIATION_INTERVAL takes effect on restart.
 // Overlap SKIP: a run that takes longer than the interval is not joined by a second one.
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptionsAction, type ScheduleSpec } from '@temporalio/client';
@@ -14,7 +14,7 @@ export async function ensureReconciliationSchedule(
   const spec: ScheduleSpec = { intervals: [{ every }] };
   const args: [ReconciliationInput] = [{ olderThanMs }];
   // The schedule appends each run's time to the workflow id: reconciliation-scheduled-<time>.
-  const action: ScheduleOptionsAction = { type: 'startWorkflow', workflowType: 'reconciliationWorkflow', taskQueue, workflowId: reconciliationId('scheduled'), args };
+  const action: ScheduleOptionsAction = { type: 'startWorkflow', workflowType: 'reconciliationWorkflowV2', taskQueue, workflowId: reconciliationId('scheduled'), args };
   try {
     await client.schedule.create({ scheduleId: RECONCILIATION_SCHEDULE_ID, spec, action, policies: { overlap: ScheduleOverlapPolicy.SKIP } });
     return 'created';

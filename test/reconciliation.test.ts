@@ -15,9 +15,9 @@ import { createApp } from '../api/app.js';
 import { ledgerAccount, reconciliationId, type ReconciliationInput, type ReconciliationResult } from '../domain/index.js';
 import { hashApiKey } from '../platform/api-keys.js';
 import { createBankClient, type BankClient } from '../platform/bank-client.js';
-import { createCardNetworkClient, type CardNetworkClient } from '../platform/card-network-client.js';
+import { CardNetworkRejectedError, createCardNetworkClient, type CardNetworkClient } from '../platform/card-network-client.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
-import { walletBalance } from '../platform/ledger.js';
+import { createTransfer, walletBalance } from '../platform/ledger.js';
 import { createLogger } from '../platform/logger.js';
 import { createBankServer, type BankServer } from '../simulators/bank/server.js';
 import { createCardNetworkServer, type CardNetworkServer } from '../simulators/card-network/server.js';
@@ -77,7 +77,15 @@ async function withWorker<T>(body: (taskQueue: string) => Promise<T>): Promise<T
 }
 
 function reconcile(taskQueue: string, input: ReconciliationInput = { since, olderThanMs: 0 }): Promise<ReconciliationResult> {
-  return client.workflow.execute('reconciliationWorkflow', { workflowId: reconciliationId(randomUUID()), taskQueue, args: [input] });
+  return client.workflow.execute('reconciliationWorkflowV2', { workflowId: reconciliationId(randomUUID()), taskQueue, args: [input] });
+}
+
+/** A run to its end, and whether it continued as new on the way (its last run is not its first). */
+async function reconcileRuns(taskQueue: string, input: ReconciliationInput, type: 'reconciliationWorkflow' | 'reconciliationWorkflowV2' = 'reconciliationWorkflowV2') {
+  const handle = await client.workflow.start(type, { workflowId: reconciliationId(randomUUID()), taskQueue, args: [input] });
+  const result = (await handle.result()) as ReconciliationResult;
+  const { runId } = await client.workflow.getHandle(handle.workflowId).describe();
+  return { result, continued: runId !== handle.firstExecutionRunId };
 }
 
 async function failedCheckout(amount = 3000n) {
@@ -261,9 +269,265 @@ describe('reconciliation', () => {
       expect(await ensureReconciliationSchedule(client, { taskQueue, every: '30m' })).toBe('updated');
       const described = await client.schedule.getHandle(RECONCILIATION_SCHEDULE_ID).describe();
       expect(described.spec.intervals?.[0]?.every).toBe(30 * 60_000);
-      expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'reconciliationWorkflow', taskQueue });
+      expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'reconciliationWorkflowV2', taskQueue });
     } finally {
       await client.schedule.getHandle(RECONCILIATION_SCHEDULE_ID).delete();
+    }
+  });
+});
+
+// Each of these looks only at what it created itself (its own `since`), so the records of the tests
+// above and of each other do not add pages to its runs.
+
+/** A checkout that failed with its authorization still holding the card (and one unit of `sku`, if given). */
+async function orphan(sku?: string) {
+  const checkout = await failedCheckout(1000n);
+  const auth = await cardNetwork.authorize({ idempotencyKey: `${checkout.id}:authorize`, amount: 1000n, currency: 'JPY', token: 'tok_visa', reference: checkout.id });
+  if (sku) await prisma.$transaction((tx) => holdStock(tx, { checkoutId: checkout.id, merchantId: MERCHANT, items: [{ sku, quantity: 1 }] }));
+  return { checkoutId: checkout.id, authorizationId: auth.authorizationId };
+}
+
+/** A captured card checkout that agrees with the network: nothing to find. */
+async function capturedCheckout(): Promise<string> {
+  const key = randomUUID();
+  const id = `checkout-${MERCHANT}-${key}`;
+  await prisma.checkout.create({
+    data: { id, merchantId: MERCHANT, customerId: 'cus_recon', idempotencyKey: key, status: 'captured', amount: 1000n, amountCaptured: 1000n, currency: 'JPY', paymentMethod: 'card' },
+  });
+  const auth = await cardNetwork.authorize({ idempotencyKey: `${id}:authorize`, amount: 1000n, currency: 'JPY', token: 'tok_visa', reference: id });
+  await cardNetwork.capture({ idempotencyKey: `${id}:capture`, authorizationId: auth.authorizationId });
+  return id;
+}
+
+/** A top-up captured at the network whose wallet credit never happened. */
+async function uncreditedTopup(customerId: string): Promise<string> {
+  const key = randomUUID();
+  const id = `topup-${MERCHANT}-${key}`;
+  await prisma.topup.create({ data: { id, merchantId: MERCHANT, customerId, idempotencyKey: key, amount: 5000n, currency: 'JPY', status: 'processing' } });
+  const auth = await cardNetwork.authorize({ idempotencyKey: `${id}:authorize`, amount: 5000n, currency: 'JPY', token: 'tok_visa', reference: id });
+  await cardNetwork.capture({ idempotencyKey: `${id}:capture`, authorizationId: auth.authorizationId });
+  return id;
+}
+
+/** A capture at the network for a checkout we have no row of. */
+async function unknownCapture(): Promise<string> {
+  const reference = `checkout-${MERCHANT}-${randomUUID()}`;
+  const auth = await cardNetwork.authorize({ idempotencyKey: `${reference}:authorize`, amount: 700n, currency: 'JPY', token: 'tok_visa', reference });
+  await cardNetwork.capture({ idempotencyKey: `${reference}:capture`, authorizationId: auth.authorizationId });
+  return auth.authorizationId;
+}
+
+async function product(available: number): Promise<string> {
+  const sku = `recon-${randomUUID().slice(0, 8)}`;
+  await prisma.product.create({ data: { merchantId: MERCHANT, sku, name: 'Recon sneaker', priceAmount: 1000n, currency: 'JPY', available } });
+  return sku;
+}
+
+const resourcesOf = async (reconciliationId: string, kind: string) =>
+  (await prisma.reconciliationItem.findMany({ where: { reconciliationId, kind }, select: { resourceId: true } })).map((i) => i.resourceId).sort();
+
+describe('the network and bank reports', () => {
+  it('page by starting_after, each record once, while records are added and change state', async () => {
+    const from = new Date();
+    const auths = [];
+    for (let i = 0; i < 5; i++) auths.push((await orphan()).authorizationId);
+    const createdBefore = new Date();
+    const q = { state: 'authorized' as const, createdAfter: from, createdBefore, limit: 2 };
+
+    const first = await cardNetwork.listAuthorizations(q);
+    expect(first.map((a) => a.id)).toEqual(auths.slice(0, 2));
+    // Meanwhile one on the first page leaves the state and a new one is authorized: neither moves a page.
+    await cardNetwork.void({ idempotencyKey: `test:${auths[0]}:void`, authorizationId: auths[0]! });
+    await orphan();
+    const second = await cardNetwork.listAuthorizations({ ...q, startingAfter: first.at(-1)!.id });
+    const third = await cardNetwork.listAuthorizations({ ...q, startingAfter: second.at(-1)!.id });
+    expect([...second, ...third].map((a) => a.id)).toEqual(auths.slice(2));
+    expect(third).toHaveLength(1);
+
+    const unknown = await cardNetwork.listAuthorizations({ ...q, startingAfter: 'auth_nope' }).catch((err: unknown) => err);
+    expect(unknown).toBeInstanceOf(CardNetworkRejectedError);
+    expect(unknown).toMatchObject({ status: 400, code: 'invalid_parameter' });
+
+    const bankFrom = new Date();
+    const transfers = [];
+    for (let i = 0; i < 3; i++) {
+      const reference = `payout-${MERCHANT}-${randomUUID()}`;
+      transfers.push((await bank.transfer({ idempotencyKey: `${reference}:transfer`, amount: 100n, currency: 'JPY', bankCode: '0001', accountNumber: '1234567', reference })).id);
+    }
+    const statement = { status: 'paid' as const, createdAfter: bankFrom, createdBefore: new Date(), limit: 2 };
+    const page1 = await bank.listTransfersByStatus(statement);
+    const page2 = await bank.listTransfersByStatus({ ...statement, startingAfter: page1.at(-1)!.id });
+    expect([...page1, ...page2].map((t) => t.id)).toEqual(transfers);
+    expect(page2).toHaveLength(1);
+  });
+});
+
+describe('reconciliation reads its whole window page by page', () => {
+  it('with pages of 3, voids all 7 orphan authorizations, releases their stock, credits 4 top-ups and reports a network capture past the first page, once each across continued runs and a retried call', async () => {
+    const from = new Date().toISOString();
+    const sku = await product(10);
+    const orphans = [];
+    for (let i = 0; i < 7; i++) orphans.push(await orphan(sku));
+    for (let i = 0; i < 4; i++) await capturedCheckout();
+    const customerId = `cus_${randomUUID()}`;
+    const topups = [];
+    for (let i = 0; i < 4; i++) topups.push(await uncreditedTopup(customerId));
+    const lost = await unknownCapture(); // the newest capture: on the report's last page
+    // The void of the fifth orphan acts but its answer is lost: found by its key. The sixth's is
+    // refused once with a 503: the call fails and is retried, from where it was.
+    await networkServer.store.addFault({ reference: orphans[4]!.checkoutId, operation: 'void', mode: 'lose_response', times: 1 });
+    await networkServer.store.addFault({ reference: orphans[5]!.checkoutId, operation: 'void', mode: 'error_503', times: 1 });
+
+    const input: ReconciliationInput = { since: from, olderThanMs: 0, pageSize: 3, pagesPerRun: 4 };
+    const [first, second] = await withWorker(async (taskQueue) => [await reconcileRuns(taskQueue, input), await reconcileRuns(taskQueue, input)] as const);
+
+    expect(first.result.status).toBe('completed');
+    expect(first.continued).toBe(true);
+    const id = first.result.reconciliationId;
+    expect(await resourcesOf(id, 'authorization_not_voided')).toEqual(orphans.map((o) => o.authorizationId).sort());
+    expect(await resourcesOf(id, 'reservation_not_released')).toEqual(orphans.map((o) => o.checkoutId).sort());
+    expect(await resourcesOf(id, 'topup_not_credited')).toEqual([...topups].sort());
+    expect(await resourcesOf(id, 'network_capture_unknown_reference')).toEqual([lost]);
+    expect(first.result.counts.byKind).toMatchObject({ authorization_not_voided: 7, reservation_not_released: 7, topup_not_credited: 4, network_capture_unknown_reference: 1 });
+    expect(await prisma.reconciliation.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'completed' });
+
+    // Each repair happened once: one void per authorization (the lost answer's too), every unit
+    // back on sale, each top-up credited once.
+    for (const o of orphans.slice(4, 6)) expect(await networkServer.store.faultsByReference(o.checkoutId)).toEqual([expect.objectContaining({ remaining: 0 })]);
+    for (const o of orphans) {
+      expect(await authorizationState(o.authorizationId)).toBe('voided');
+      expect((await cardNetwork.listOperations(o.checkoutId)).filter((op) => op.type === 'void')).toHaveLength(1);
+    }
+    expect(await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: MERCHANT, sku } } })).toMatchObject({ available: 10, reserved: 0 });
+    expect(await walletBalance(prisma, ledgerAccount.wallet(MERCHANT, customerId, 'JPY'))).toEqual({ available: 20_000n, held: 0n });
+    for (const topupId of topups) expect(await prisma.ledgerTransfer.count({ where: { reference: topupId } })).toBe(1);
+
+    expect(second.result.status).toBe('completed');
+    expect(second.result.counts.repaired).toBe(0);
+    expect(second.result.counts.byKind).toMatchObject({ network_capture_unknown_reference: 1 });
+  });
+
+  it.each(['reconciliationWorkflow', 'reconciliationWorkflowV2'] as const)(
+    '%s reads the network report past its 1,000th record: the 1,001st authorization is voided and the 1,002nd capture reported',
+    async (type) => {
+      const from = new Date().toISOString();
+      const fill = `auth_fill_${randomUUID().replaceAll('-', '')}`;
+      // 1,000 authorizations of a captured checkout (reported, never voided) and 1,000 captures of a
+      // top-up (check (3)'s), written straight into the network's books: the same rows as 2,000
+      // requests would leave, in a fraction of the time.
+      const sold = await capturedCheckout();
+      const topupKey = randomUUID();
+      const topupId = `topup-${MERCHANT}-${topupKey}`;
+      await prisma.topup.create({ data: { id: topupId, merchantId: MERCHANT, customerId: 'cus_recon', idempotencyKey: topupKey, amount: 1000n, currency: 'JPY', status: 'succeeded' } });
+      const fillSql = `INSERT INTO card_network.authorizations (id, state, amount, currency, captured_amount, reference, created_at)
+        SELECT $1 || lpad(g::text, 4, '0'), $2, 1000, 'JPY', $3, $4, clock_timestamp() FROM generate_series(1, 1000) g`;
+      try {
+        await pool.query(fillSql, [`${fill}_a`, 'authorized', 0, sold]);
+        const late = await orphan();
+        await pool.query(fillSql, [`${fill}_c`, 'captured', 1000, topupId]);
+        const lost = await unknownCapture();
+
+        const { result } = await withWorker((taskQueue) => reconcileRuns(taskQueue, { since: from, olderThanMs: 0 }, type));
+
+        expect(result.status).toBe('completed');
+        expect(await resourcesOf(result.reconciliationId, 'authorization_not_voided')).toEqual([late.authorizationId]);
+        expect(await authorizationState(late.authorizationId)).toBe('voided');
+        expect(await resourcesOf(result.reconciliationId, 'network_capture_unknown_reference')).toEqual([lost]);
+        expect(result.counts.byKind).toMatchObject({ authorization_of_captured_checkout: 1000, authorization_not_voided: 1, network_capture_unknown_reference: 1 });
+      } finally {
+        // Nothing refers to them: later runs over the whole database need not read them again.
+        await pool.query(`DELETE FROM card_network.authorizations WHERE id LIKE $1 || '%'`, [fill]);
+      }
+    },
+    180_000,
+  );
+});
+
+describe('reconciliation of payouts whose workflow is gone', () => {
+  /** A payout row left `status` with its hold still pending on the wallet, as a workflow that stopped leaves it. */
+  async function strandedPayout(id: string, customerId: string, amount: bigint, status: 'pending' | 'processing', accountNumber = '1234567') {
+    await prisma.payout.create({
+      data: { id, merchantId: MERCHANT, customerId, idempotencyKey: randomUUID(), amount, currency: 'JPY', bankCode: '0001', accountNumber, scheduledAt: new Date(), status },
+    });
+    await createTransfer(prisma, {
+      id: `${id}:hold`,
+      debitAccountId: ledgerAccount.wallet(MERCHANT, customerId, 'JPY'),
+      creditAccountId: ledgerAccount.bankClearing('JPY'),
+      amount: amount.toString(),
+      currency: 'JPY',
+      kind: 'pending',
+      code: 'payout',
+      reference: id,
+    });
+    return { id, amount, accountNumber };
+  }
+  const opaqueId = () => `po_${randomUUID().replaceAll('-', '')}`;
+  const sendToBank = (p: { id: string; amount: bigint; accountNumber: string }) =>
+    bank.transfer({ idempotencyKey: `${p.id}:transfer`, amount: p.amount, currency: 'JPY', bankCode: '0001', accountNumber: p.accountNumber, reference: p.id });
+
+  it('posts the hold of one the bank paid and voids the hold of one the bank never paid, by the bank\'s answer under its key, once; one still running is left alone', async () => {
+    const from = new Date().toISOString();
+    const customerId = `cus_${randomUUID()}`;
+    const wallet = ledgerAccount.wallet(MERCHANT, customerId, 'JPY');
+    await createTransfer(prisma, { id: `fund-${randomUUID()}`, debitAccountId: ledgerAccount.cardClearing('JPY'), creditAccountId: wallet, amount: '10000', currency: 'JPY', kind: 'posted', code: 'topup' });
+
+    // Paid at the bank, then the workflow stopped before posting (an id of the old format).
+    const paid = await strandedPayout(`payout-${MERCHANT}-${randomUUID()}`, customerId, 1000n, 'processing');
+    const paidAtBank = await sendToBank(paid);
+    expect(paidAtBank.status).toBe('paid');
+    // Never sent: its workflow closed while it waited (an opaque id).
+    const unsent = await strandedPayout(opaqueId(), customerId, 2000n, 'pending');
+    // Rejected by the bank (closed account), then the workflow stopped before voiding.
+    const rejected = await strandedPayout(opaqueId(), customerId, 3000n, 'processing', '0000000');
+    const rejectedAtBank = await sendToBank(rejected);
+    expect(rejectedAtBank.status).toBe('rejected');
+    // Its workflow is still running: not reconciliation's business.
+    const live = await strandedPayout(opaqueId(), customerId, 500n, 'processing');
+    expect(await walletBalance(prisma, wallet)).toEqual({ available: 3500n, held: 6500n });
+
+    const idle = `idle-${randomUUID()}`;
+    // Stand-ins for the payouts' workflows: any workflow under the payout's id.
+    await (await client.workflow.start('reconciliationWorkflow', { workflowId: unsent.id, taskQueue: idle, args: [{}] })).terminate('the payout workflow stopped');
+    const running = await client.workflow.start('reconciliationWorkflow', { workflowId: live.id, taskQueue: idle, args: [{}] });
+    try {
+      const input: ReconciliationInput = { since: from, olderThanMs: 0, pageSize: 2 };
+      const [first, second] = await withWorker(async (taskQueue) => [await reconcileRuns(taskQueue, input), await reconcileRuns(taskQueue, input)] as const);
+
+      expect(first.result.status).toBe('completed');
+      const id = first.result.reconciliationId;
+      expect(await resourcesOf(id, 'payout_hold_not_resolved')).toEqual([paid.id, unsent.id, rejected.id].sort());
+      expect(await resourcesOf(id, 'payout_paid_not_posted')).toEqual([]);
+      expect(first.result.counts.byKind).toMatchObject({ payout_hold_not_resolved: 3 });
+
+      // The ledger: paid posted, the others voided, the live one still held.
+      const resolution = (holdOf: string) => prisma.ledgerTransfer.findUnique({ where: { pendingId: `${holdOf}:hold` }, select: { id: true, kind: true } });
+      expect(await resolution(paid.id)).toEqual({ id: `${paid.id}:post`, kind: 'post_pending' });
+      expect(await resolution(unsent.id)).toEqual({ id: `${unsent.id}:void`, kind: 'void_pending' });
+      expect(await resolution(rejected.id)).toEqual({ id: `${rejected.id}:void`, kind: 'void_pending' });
+      expect(await resolution(live.id)).toBeNull();
+      expect(await walletBalance(prisma, wallet)).toEqual({ available: 8500n, held: 500n });
+
+      // The rows, final, each with its event.
+      const row = (payoutId: string) =>
+        prisma.payout.findUniqueOrThrow({ where: { id: payoutId }, select: { status: true, bankTransferId: true, failureCode: true } });
+      expect(await row(paid.id)).toEqual({ status: 'paid', bankTransferId: paidAtBank.id, failureCode: null });
+      expect(await row(unsent.id)).toEqual({ status: 'failed', bankTransferId: null, failureCode: 'not_sent' });
+      expect(await row(rejected.id)).toEqual({ status: 'failed', bankTransferId: rejectedAtBank.id, failureCode: 'account_closed' });
+      expect(await row(live.id)).toMatchObject({ status: 'processing' });
+      const events = await prisma.event.findMany({ where: { resourceId: { in: [paid.id, unsent.id, rejected.id, live.id] } }, select: { resourceId: true, type: true } });
+      expect(events.map((e) => `${e.resourceId} ${e.type}`).sort()).toEqual([`${paid.id} payout.paid`, `${unsent.id} payout.failed`, `${rejected.id} payout.failed`].sort());
+
+      // The bank: nothing new was sent, nothing was sent for the payout that never went.
+      expect((await bank.listTransfers(paid.id)).map((t) => t.id)).toEqual([paidAtBank.id]);
+      expect(await bank.listTransfers(unsent.id)).toEqual([]);
+      expect((await bank.listTransfers(rejected.id)).map((t) => t.id)).toEqual([rejectedAtBank.id]);
+
+      // A second run finds them resolved: nothing repaired, nothing moved.
+      expect(second.result.status).toBe('completed');
+      expect(second.result.counts.repaired).toBe(0);
+      expect(await walletBalance(prisma, wallet)).toEqual({ available: 8500n, held: 500n });
+    } finally {
+      await running.terminate('test over');
     }
   });
 });

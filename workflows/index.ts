@@ -3,4 +3,4 @@ export { checkoutWorkflow } from './checkout.js';
 export { topupWorkflow } from './topup.js';
 export { payoutWorkflow } from './payout.js';
 export { webhookDeliveryWorkflow } from './webhook-delivery.js';
-export { reconciliationWorkflow } from './reconciliation.js';
+export { reconciliationWorkflow, reconciliationWorkflowV2 } from './reconciliation.js';

@@ -2,24 +2,121 @@
 // the bank's and the ledger's (activities/reconciliation.ts). The window ends olderThanMs before
 // the run starts, so payments still in flight are never mistaken for disagreements. Checks run one
 // after another: each is idempotent, and a failed run is marked failed with what it found so far.
-import { CancellationScope, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+//
+// A window may hold any number of records, so each check is read page by page: one activity call
+// reads up to PAGES_PER_CALL pages and returns the cursor where it stopped, and the workflow calls
+// again until the check is done. After `pagesPerRun` pages (or when Temporal suggests it) the run
+// continues as new with the same window and the check and cursor it reached, so no history grows
+// without bound. The reconciliation id is the workflow id, which continue-as-new keeps, and the
+// counts come from the recorded items, so a chain of runs reports as one.
+import {
+  ApplicationFailure,
+  CancellationScope,
+  continueAsNew,
+  log,
+  patched,
+  proxyActivities,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import {
   DEFAULT_RECONCILIATION_OLDER_THAN_MS,
+  DEFAULT_RECONCILIATION_PAGE_SIZE,
+  DEFAULT_RECONCILIATION_PAGES_PER_RUN,
+  MAX_RECONCILIATION_PAGE_SIZE,
+  MAX_RECONCILIATION_PAGES_PER_RUN,
+  RECONCILIATION_CHECKS,
   type ReconciliationCounts,
   type ReconciliationInput,
+  type ReconciliationPosition,
   type ReconciliationResult,
   type ReconciliationWindow,
 } from '../domain/index.js';
 import { databaseWrite } from './activity-profiles.js';
 
 const db = proxyActivities<Activities>(databaseWrite);
-/** A check lists and compares a whole window: minutes, not seconds. Retries are safe (idempotent). */
+/** The first workflow's: one whole check per call, minutes not seconds. Retries are safe (idempotent). */
 const check = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 5 },
 });
+/**
+ * One call of a check: a few pages, heartbeating the cursor of every record it judged, so a worker
+ * that dies is noticed within a minute and the retry resumes where it was.
+ */
+const checkPages = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 5 },
+});
+/** Pages one activity call reads at most: each call returns its cursor often enough. */
+const PAGES_PER_CALL = 10;
 
+/**
+ * `resume` is only ever passed by the run's own continue-as-new: the window it fixed, and the
+ * check and cursor to go on from.
+ */
+export async function reconciliationWorkflowV2(input: ReconciliationInput = {}, resume?: ReconciliationPosition): Promise<ReconciliationResult> {
+  const { pageSize, pagesPerRun } = pagingOf(input);
+  const reconciliationId = workflowInfo().workflowId;
+  const window = resume?.window ?? windowOf(input, reconciliationId);
+
+  if (!resume) await db.startReconciliation(window);
+  let reached: ReconciliationPosition | undefined;
+  try {
+    reached = await runChecks(window, resume, pageSize, pagesPerRun);
+  } catch (err) {
+    await CancellationScope.nonCancellable(() => db.finishReconciliation({ reconciliationId, status: 'failed' }));
+    throw err;
+  }
+  if (reached) {
+    log.info('reconciliation continues as new', { reconciliationId, check: reached.check });
+    return continueAsNew<typeof reconciliationWorkflowV2>(input, reached);
+  }
+  const counts: ReconciliationCounts = await db.finishReconciliation({ reconciliationId, status: 'completed' });
+  log.info('reconciliation completed', { ...window, repaired: counts.repaired, reported: counts.reported });
+  return { reconciliationId, status: 'completed', counts };
+}
+
+/** Runs the checks from `from` on; resolves where this run stopped, or undefined when all are done. */
+async function runChecks(window: ReconciliationWindow, from: ReconciliationPosition | undefined, pageSize: number, pagesPerRun: number): Promise<ReconciliationPosition | undefined> {
+  const first = from ? RECONCILIATION_CHECKS.indexOf(from.check) : 0;
+  if (first < 0) throw ApplicationFailure.create({ type: 'InvalidReconciliationInput', message: `no check named ${from?.check}`, nonRetryable: true });
+  let pages = 0;
+  for (const name of RECONCILIATION_CHECKS.slice(first)) {
+    let cursor = name === from?.check ? from.cursor : undefined;
+    do {
+      if (pages >= pagesPerRun || workflowInfo().continueAsNewSuggested) return { window, check: name, ...(cursor ? { cursor } : {}) };
+      const progress = await checkPages.runReconciliationCheck({ window, check: name, cursor, pageSize, maxPages: Math.min(PAGES_PER_CALL, pagesPerRun - pages) });
+      pages += progress.pages;
+      cursor = progress.next;
+    } while (cursor);
+  }
+  return undefined;
+}
+
+function windowOf(input: ReconciliationInput, reconciliationId: string): ReconciliationWindow {
+  const cutoff = Date.now() - (input.olderThanMs ?? DEFAULT_RECONCILIATION_OLDER_THAN_MS);
+  const until = new Date(input.until !== undefined ? Math.min(Date.parse(input.until), cutoff) : cutoff).toISOString();
+  return { reconciliationId, until, ...(input.since !== undefined ? { since: input.since } : {}) };
+}
+
+function pagingOf(input: ReconciliationInput): { pageSize: number; pagesPerRun: number } {
+  const pageSize = input.pageSize ?? DEFAULT_RECONCILIATION_PAGE_SIZE;
+  const pagesPerRun = input.pagesPerRun ?? DEFAULT_RECONCILIATION_PAGES_PER_RUN;
+  const invalid = (message: string) => ApplicationFailure.create({ type: 'InvalidReconciliationInput', message, nonRetryable: true });
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_RECONCILIATION_PAGE_SIZE) throw invalid(`pageSize must be an integer from 1 to ${MAX_RECONCILIATION_PAGE_SIZE}`);
+  if (!Number.isInteger(pagesPerRun) || pagesPerRun < 1 || pagesPerRun > MAX_RECONCILIATION_PAGES_PER_RUN) {
+    throw invalid(`pagesPerRun must be an integer from 1 to ${MAX_RECONCILIATION_PAGES_PER_RUN}`);
+  }
+  return { pageSize, pagesPerRun };
+}
+
+/**
+ * The first reconciliation workflow, frozen: runs started before reconciliationWorkflowV2 existed
+ * replay against it, so the commands it issues must not change. Its activities read every page
+ * now, one whole check per call.
+ */
 export async function reconciliationWorkflow(input: ReconciliationInput = {}): Promise<ReconciliationResult> {
   const reconciliationId = workflowInfo().workflowId;
   const cutoff = Date.now() - (input.olderThanMs ?? DEFAULT_RECONCILIATION_OLDER_THAN_MS);

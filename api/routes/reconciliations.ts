@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { PrismaClient } from '../../platform/db.js';
 import type { Logger } from '../../platform/logger.js';
 import { reconciliationId, type ReconciliationAction, type ReconciliationCounts, type ReconciliationInput, type ReconciliationKind } from '../../domain/index.js';
-import type { reconciliationWorkflow } from '../../workflows/reconciliation.js';
+import type { reconciliationWorkflowV2 } from '../../workflows/reconciliation.js';
 import { merchantIdOf } from '../auth.js';
 import { notFound } from '../errors.js';
 import { bodyOf, requireJson } from '../json.js';
@@ -46,7 +46,7 @@ export function reconciliationsRouter(deps: ReconciliationsDeps): Router {
       ...(body.olderThanMs !== undefined ? { olderThanMs: body.olderThanMs } : {}),
     };
     const id = reconciliationId(randomUUID());
-    await temporal.workflow.start<typeof reconciliationWorkflow>('reconciliationWorkflow', { workflowId: id, taskQueue: deps.taskQueue, args: [input] });
+    await temporal.workflow.start<typeof reconciliationWorkflowV2>('reconciliationWorkflowV2', { workflowId: id, taskQueue: deps.taskQueue, args: [input] });
     deps.logger.info('reconciliation started', { requestId: res.locals.requestId, merchantId, reconciliationId: id });
     res.status(202).json({ id });
   });
