@@ -253,10 +253,14 @@ describe('start failures are one line naming the cause and the fix', () => {
   });
 });
 
+/** Started by the tests below; killed after them even when a test failed half-way. */
+const dummies: ManagedProcess[] = [];
+
 /** A process that writes `<name> <signal>` to `log` when asked to stop with the signal it handles. */
 function dummy(name: string, signal: NodeJS.Signals, file: string): ManagedProcess {
   const script = `process.on(${JSON.stringify(signal)}, () => { require('fs').appendFileSync(${JSON.stringify(file)}, ${JSON.stringify(`${name} ${signal}\n`)}); process.exit(0); }); console.log('up'); setInterval(() => {}, 1000);`;
   const proc = new ManagedProcess({ name, command: process.execPath, args: ['-e', script], stopSignal: signal, onLine: () => undefined });
+  dummies.push(proc);
   proc.start();
   return proc;
 }
@@ -277,6 +281,7 @@ describe('processes recorded under DATA_DIR', () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'launcher-test-records-'));
   });
   afterAll(async () => {
+    await Promise.all(dummies.map((d) => d.kill()));
     await fs.rm(dir, { recursive: true, force: true });
   });
 
@@ -317,6 +322,7 @@ describe('processes recorded under DATA_DIR', () => {
   it('keeps the record of a restarted process current and forgets it on a clean stop', async () => {
     const records = new ProcessRecords(path.join(dir, 'run-restart'));
     const proc = new ManagedProcess({ name: 'worker', command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'], restartDelayMs: 10, onLine: () => undefined });
+    dummies.push(proc);
     records.track(proc, 0);
     proc.start();
     const first = await waitFor('first record', async () => (await records.readAll())[0]);
@@ -344,10 +350,16 @@ describe('processes recorded under DATA_DIR', () => {
     const file = path.join(dir, 'stand-in-launcher.mts');
     await fs.writeFile(file, script);
     const launcher = spawn(process.execPath, ['--import', 'tsx', file], { cwd: config.rootDir, stdio: ['ignore', 'pipe', 'inherit'] });
-    const serverPid = Number(await firstLine(launcher, /^\d+$/, 20_000));
-    expect(await processStartTime(serverPid)).toBeDefined();
-    launcher.kill('SIGKILL');
-    await waitFor('the server to stop', async () => ((await processStartTime(serverPid)) === undefined ? true : undefined));
+    let serverPid: number | undefined;
+    try {
+      serverPid = Number(await firstLine(launcher, /^\d+$/, 20_000));
+      expect(await processStartTime(serverPid)).toBeDefined();
+      launcher.kill('SIGKILL');
+      await waitFor('the server to stop', async () => ((await processStartTime(serverPid!)) === undefined ? true : undefined));
+    } finally {
+      launcher.kill('SIGKILL');
+      if (serverPid && (await processStartTime(serverPid))) process.kill(serverPid, 'SIGKILL');
+    }
   });
 });
 
