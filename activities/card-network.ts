@@ -2,7 +2,7 @@
 // step, so an activity retry can never authorize or capture twice. When a call may have acted
 // without telling us (a timeout, a lost response), the activity asks the network what happened
 // under that key before the next attempt, rather than guessing.
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import {
   CardNetworkRejectedError,
   CardNetworkUnavailableError,
@@ -32,18 +32,35 @@ function outcomeOf(op: CardOperation): CardOutcome {
   };
 }
 
+/**
+ * Where a request under a key stands at the network: what it did, or nothing yet. `inProgress`: a
+ * request under the key is being processed right now, so look again shortly. Otherwise nothing
+ * found is final once `maxProcessingMs` have passed since the last request under the key ended
+ * (the workflow keeps that time, on its own clock).
+ */
+export interface CardLookup {
+  operation: CardOutcome | null;
+  inProgress: boolean;
+  maxProcessingMs: number;
+}
+
 export function createCardNetworkActivities(client: CardNetworkClient) {
   /**
    * Runs a card-network call; when its outcome is unknown, looks the key up: if the network acted,
-   * that is the answer; if not, the activity fails and Temporal retries with the same key.
+   * that is the answer; if not, the activity fails and Temporal retries with the same key. A call
+   * the workflow cancels (the stock hold ran out, the merchant canceled) is aborted at once and ends
+   * as canceled: the workflow then resolves the key itself before it undoes anything.
    */
-  async function settle(idempotencyKey: string, call: () => Promise<CardOperation>): Promise<CardOutcome> {
+  async function settle(idempotencyKey: string, call: (signal: AbortSignal) => Promise<CardOperation>): Promise<CardOutcome> {
+    const context = Context.current();
     // Heartbeats while the network thinks (seconds, in a flash sale), so a worker that dies
-    // mid-call is noticed within the heartbeat timeout, not the whole start-to-close timeout.
-    const beat = setInterval(() => Context.current().heartbeat(), 1_000);
+    // mid-call is noticed within the heartbeat timeout, not the whole start-to-close timeout, and
+    // a cancellation reaches the call within a second.
+    const beat = setInterval(() => context.heartbeat(), 1_000);
     try {
-      return outcomeOf(await call());
+      return outcomeOf(await call(context.cancellationSignal));
     } catch (err) {
+      if (context.cancellationSignal.aborted) throw new CancelledFailure(`card network call under ${idempotencyKey} canceled`);
       if (err instanceof CardNetworkRejectedError) throw rejected(err);
       if (err instanceof CardNetworkUnavailableError) {
         const known = await client.lookup(idempotencyKey).catch(() => null);
@@ -63,25 +80,61 @@ export function createCardNetworkActivities(client: CardNetworkClient) {
       token: string;
       reference: string;
     }): Promise<CardOutcome> {
-      return settle(req.idempotencyKey, () => client.authorize({ ...req, amount: BigInt(req.amount) }));
+      return settle(req.idempotencyKey, (signal) => client.authorize({ ...req, amount: BigInt(req.amount), signal }));
     },
 
     /** Completes a 3-D Secure authorization with the customer's outcome. */
     async authenticatePayment(req: { idempotencyKey: string; authorizationId: string; result: 'succeeded' | 'failed' }): Promise<CardOutcome> {
-      return settle(req.idempotencyKey, () => client.authenticate(req));
+      return settle(req.idempotencyKey, (signal) => client.authenticate({ ...req, signal }));
     },
 
     async capturePayment(req: { idempotencyKey: string; authorizationId: string; amount: string }): Promise<CardOutcome> {
-      return settle(req.idempotencyKey, () =>
-        client.capture({ idempotencyKey: req.idempotencyKey, authorizationId: req.authorizationId, amount: BigInt(req.amount) }),
+      return settle(req.idempotencyKey, (signal) =>
+        client.capture({ idempotencyKey: req.idempotencyKey, authorizationId: req.authorizationId, amount: BigInt(req.amount), signal }),
       );
     },
 
     async refundPayment(req: { idempotencyKey: string; authorizationId: string; amount: string }): Promise<CardOutcome> {
-      return settle(req.idempotencyKey, () =>
-        client.refund({ idempotencyKey: req.idempotencyKey, authorizationId: req.authorizationId, amount: BigInt(req.amount) }),
+      return settle(req.idempotencyKey, (signal) =>
+        client.refund({ idempotencyKey: req.idempotencyKey, authorizationId: req.authorizationId, amount: BigInt(req.amount), signal }),
       );
     },
+
+    /**
+     * What the network did under a key, for an undo that must know before it acts (an authorization
+     * or capture whose call was canceled or never answered). A network that cannot be asked right
+     * now fails the activity (retried); a request still being processed is `inProgress`.
+     */
+    async lookUpCardOperation({ idempotencyKey }: { idempotencyKey: string }): Promise<CardLookup> {
+      try {
+        const op = await client.lookup(idempotencyKey);
+        return { operation: op ? outcomeOf(op) : null, inProgress: false, maxProcessingMs: client.maxProcessingMs };
+      } catch (err) {
+        if (err instanceof CardNetworkUnavailableError && err.status === 409) return { operation: null, inProgress: true, maxProcessingMs: client.maxProcessingMs };
+        if (err instanceof CardNetworkRejectedError) throw rejected(err);
+        throw err;
+      }
+    },
+
+    /**
+     * Releases the funds an authorization holds (the undo of authorizing). An authorization that
+     * holds nothing any more counts as released: declined (also by a failed 3-D Secure), or
+     * captured, whose own undo (a refund) gives the money back.
+     */
+    async voidAuthorizationById(req: { idempotencyKey: string; authorizationId: string }): Promise<'voided' | 'nothing_held'> {
+      try {
+        await settle(req.idempotencyKey, (signal) => client.void({ ...req, signal }));
+        return 'voided';
+      } catch (err) {
+        const code = rejectionCode(err);
+        if (code === 'authorization_declined' || code === 'already_captured') return 'nothing_held';
+        throw err;
+      }
+    },
+
+    // The two undos below serve the checkout and top-up workflows of before domain/ids.ts
+    // (workflows/legacy/): their runs call them until they drain. New flows resolve the key first
+    // (lookUpCardOperation, in workflows/card-undo.ts) and then act by id.
 
     /**
      * Compensation for authorizePayment. It is registered before the authorization is attempted,

@@ -3,7 +3,7 @@
 // and "rejected request" (the request itself is wrong: retrying cannot help). What to do about
 // each is the workflow's business. It never retries: Temporal's activity retries do.
 import { z } from 'zod';
-import { createJsonClient, errorCode } from './http-json-client.js';
+import { createJsonClient, DEFAULT_MAX_PROCESSING_MS, errorCode } from './http-json-client.js';
 
 export interface BankTransfer {
   id: string;
@@ -55,15 +55,26 @@ export interface BankTransferRequest {
   /** 7 digits. */
   accountNumber: string;
   reference: string;
+  /** Aborts the request (an activity being canceled); its outcome is then unknown. */
+  signal?: AbortSignal;
 }
 
 export interface BankClient {
+  /**
+   * The longest the bank takes to act on a request it received. A lookup that finds nothing under
+   * a key this long after the last request with it ended is final: no transfer will be made.
+   */
+  readonly maxProcessingMs: number;
   /**
    * A refused account (closed, ...) resolves with status 'rejected' and a failureCode: an answer,
    * not a failure. Retrying under the same key returns the first answer, paid or rejected.
    */
   transfer(req: BankTransferRequest): Promise<BankTransfer>;
-  /** The transfer made under a key, or null when none was (a request that failed or never arrived). */
+  /**
+   * The transfer made under a key, or null when none was (a request that failed or never arrived).
+   * While a request under the key is still being processed the outcome is unknown:
+   * BankUnavailableError.
+   */
   lookup(idempotencyKey: string): Promise<BankTransfer | null>;
   /** Every transfer for a reference (payout id), paid or rejected, oldest first. */
   listTransfers(reference: string): Promise<BankTransfer[]>;
@@ -98,7 +109,7 @@ const rejectedTransferSchema = transferSchema.extend({ status: z.literal('reject
 const listSchema = z.object({ data: z.array(transferSchema) });
 const statementSchema = listSchema.extend({ hasMore: z.boolean() });
 
-export function createBankClient(opts: { baseUrl: string; timeoutMs?: number }): BankClient {
+export function createBankClient(opts: { baseUrl: string; timeoutMs?: number; maxProcessingMs?: number }): BankClient {
   const { send, rejected, decode } = createJsonClient({
     baseUrl: opts.baseUrl,
     timeoutMs: opts.timeoutMs,
@@ -109,14 +120,10 @@ export function createBankClient(opts: { baseUrl: string; timeoutMs?: number }):
 
   const seg = encodeURIComponent;
   return {
+    maxProcessingMs: opts.maxProcessingMs ?? DEFAULT_MAX_PROCESSING_MS,
     async transfer(r) {
-      const answer = await send('POST', '/v1/transfers', r.idempotencyKey, {
-        amount: r.amount.toString(),
-        currency: r.currency,
-        bankCode: r.bankCode,
-        accountNumber: r.accountNumber,
-        reference: r.reference,
-      });
+      const body = { amount: r.amount.toString(), currency: r.currency, bankCode: r.bankCode, accountNumber: r.accountNumber, reference: r.reference };
+      const answer = await send('POST', '/v1/transfers', r.idempotencyKey, body, r.signal);
       if (answer.status >= 200 && answer.status < 300) return decode(transferSchema, answer);
       // A 422 is either a rejected transfer (an answer, stored under the key) or a misused key
       // (an error body): only the shape of the body tells them apart.
@@ -129,6 +136,9 @@ export function createBankClient(opts: { baseUrl: string; timeoutMs?: number }):
     async lookup(idempotencyKey) {
       const answer = await send('GET', `/v1/transfers/by-key/${seg(idempotencyKey)}`);
       if (answer.status === 200) return decode(transferSchema, answer);
+      if (answer.status === 409 && errorCode(answer) === 'request_in_progress') {
+        throw new BankUnavailableError(`bank GET /v1/transfers/by-key: a transfer under ${idempotencyKey} is still being processed`, { status: 409 });
+      }
       // Only the bank's own "no such transfer" means absent; any other 404 (a wrong base URL)
       // must not be mistaken for "the bank never paid".
       if (answer.status === 404 && errorCode(answer) === 'transfer_not_found') return null;

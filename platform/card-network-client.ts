@@ -3,7 +3,7 @@
 // or look it up by key) and "rejected" (the request itself is wrong: retrying cannot help). What
 // to do about each is the workflow's business. It never retries: Temporal's activity retries do.
 import { z } from 'zod';
-import { createJsonClient, errorCode } from './http-json-client.js';
+import { createJsonClient, DEFAULT_MAX_PROCESSING_MS, errorCode } from './http-json-client.js';
 
 export interface CardOperation {
   id: string;
@@ -48,23 +48,37 @@ export class CardNetworkRejectedError extends Error {
   }
 }
 
+/** Every request that acts may be aborted by the caller (an activity being canceled): its outcome is then unknown. */
+export interface Abortable {
+  signal?: AbortSignal;
+}
+
 export interface CardNetworkClient {
+  /**
+   * The longest the network takes to act on a request it received. A lookup that finds nothing
+   * under a key this long after the last request with it ended is final: nothing will happen.
+   */
+  readonly maxProcessingMs: number;
   /**
    * Declines resolve with status 'declined' and a declineCode; they are answers, not failures.
    * A card that needs 3-D Secure resolves with status 'requires_action'.
    */
-  authorize(req: { idempotencyKey: string; amount: bigint; currency: string; token: string; reference: string }): Promise<CardOperation>;
+  authorize(req: { idempotencyKey: string; amount: bigint; currency: string; token: string; reference: string } & Abortable): Promise<CardOperation>;
   /**
    * Reports the customer's 3-D Secure result for a `requires_action` authorization: an
    * `authentication` operation, `succeeded` (the money is now held) or `declined` with
    * declineCode `authentication_failed`. Any other state is rejected (409).
    */
-  authenticate(req: { idempotencyKey: string; authorizationId: string; result: 'succeeded' | 'failed' }): Promise<CardOperation>;
+  authenticate(req: { idempotencyKey: string; authorizationId: string; result: 'succeeded' | 'failed' } & Abortable): Promise<CardOperation>;
   /** Captures the full authorized amount when `amount` is omitted. */
-  capture(req: { idempotencyKey: string; authorizationId: string; amount?: bigint }): Promise<CardOperation>;
-  void(req: { idempotencyKey: string; authorizationId: string }): Promise<CardOperation>;
-  refund(req: { idempotencyKey: string; authorizationId: string; amount: bigint }): Promise<CardOperation>;
-  /** The operation performed under a key, or null when none was (a request that failed or never arrived). */
+  capture(req: { idempotencyKey: string; authorizationId: string; amount?: bigint } & Abortable): Promise<CardOperation>;
+  void(req: { idempotencyKey: string; authorizationId: string } & Abortable): Promise<CardOperation>;
+  refund(req: { idempotencyKey: string; authorizationId: string; amount: bigint } & Abortable): Promise<CardOperation>;
+  /**
+   * The operation performed under a key, or null when none was (a request that failed or never
+   * arrived). While a request under the key is still being processed the outcome is unknown:
+   * CardNetworkUnavailableError, as for any answer that leaves it unknown.
+   */
   lookup(idempotencyKey: string): Promise<CardOperation | null>;
   /** Every operation for a reference (checkout id), oldest first. */
   listOperations(reference: string): Promise<CardOperation[]>;
@@ -124,7 +138,7 @@ const authorizationListSchema = z.object({
   hasMore: z.boolean(),
 });
 
-export function createCardNetworkClient(opts: { baseUrl: string; timeoutMs?: number }): CardNetworkClient {
+export function createCardNetworkClient(opts: { baseUrl: string; timeoutMs?: number; maxProcessingMs?: number }): CardNetworkClient {
   const { send, rejected, decode } = createJsonClient({
     baseUrl: opts.baseUrl,
     timeoutMs: opts.timeoutMs,
@@ -134,30 +148,41 @@ export function createCardNetworkClient(opts: { baseUrl: string; timeoutMs?: num
   });
 
   /** 2xx carries the operation; 402 carries a declined one. */
-  async function operation(method: 'POST', path: string, idempotencyKey: string, body: object): Promise<CardOperation> {
-    const answer = await send(method, path, idempotencyKey, body);
+  async function operation(method: 'POST', path: string, idempotencyKey: string, body: object, signal: AbortSignal | undefined): Promise<CardOperation> {
+    const answer = await send(method, path, idempotencyKey, body, signal);
     if ((answer.status >= 200 && answer.status < 300) || answer.status === 402) return decode(operationSchema, answer);
     throw rejected(answer);
   }
 
   const seg = encodeURIComponent;
   return {
+    maxProcessingMs: opts.maxProcessingMs ?? DEFAULT_MAX_PROCESSING_MS,
     authorize: (r) =>
-      operation('POST', '/v1/authorizations', r.idempotencyKey, {
-        amount: r.amount.toString(),
-        currency: r.currency,
-        token: r.token,
-        reference: r.reference,
-      }),
-    authenticate: (r) => operation('POST', `/v1/authorizations/${seg(r.authorizationId)}/authenticate`, r.idempotencyKey, { result: r.result }),
+      operation(
+        'POST',
+        '/v1/authorizations',
+        r.idempotencyKey,
+        { amount: r.amount.toString(), currency: r.currency, token: r.token, reference: r.reference },
+        r.signal,
+      ),
+    authenticate: (r) => operation('POST', `/v1/authorizations/${seg(r.authorizationId)}/authenticate`, r.idempotencyKey, { result: r.result }, r.signal),
     capture: (r) =>
-      operation('POST', `/v1/authorizations/${seg(r.authorizationId)}/capture`, r.idempotencyKey, r.amount === undefined ? {} : { amount: r.amount.toString() }),
-    void: (r) => operation('POST', `/v1/authorizations/${seg(r.authorizationId)}/void`, r.idempotencyKey, {}),
+      operation(
+        'POST',
+        `/v1/authorizations/${seg(r.authorizationId)}/capture`,
+        r.idempotencyKey,
+        r.amount === undefined ? {} : { amount: r.amount.toString() },
+        r.signal,
+      ),
+    void: (r) => operation('POST', `/v1/authorizations/${seg(r.authorizationId)}/void`, r.idempotencyKey, {}, r.signal),
     refund: (r) =>
-      operation('POST', '/v1/refunds', r.idempotencyKey, { authorizationId: r.authorizationId, amount: r.amount.toString() }),
+      operation('POST', '/v1/refunds', r.idempotencyKey, { authorizationId: r.authorizationId, amount: r.amount.toString() }, r.signal),
     async lookup(idempotencyKey) {
       const answer = await send('GET', `/v1/operations/by-key/${seg(idempotencyKey)}`);
       if (answer.status === 200) return decode(operationSchema, answer);
+      if (answer.status === 409 && errorCode(answer) === 'request_in_progress') {
+        throw new CardNetworkUnavailableError(`card network GET /v1/operations/by-key: a request under ${idempotencyKey} is still being processed`, { status: 409 });
+      }
       // Only the network's own "no such operation" means absent; any other 404 (a wrong base URL)
       // must not be mistaken for "the network never acted".
       if (answer.status === 404 && errorCode(answer) === 'operation_not_found') return null;

@@ -56,6 +56,11 @@ export interface Config {
     lostResponseRate: number;
     /** Client-side limit per request; past it the outcome is unknown and the caller looks up by key. */
     requestTimeoutMs: number;
+    /**
+     * The longest the network takes to act on a request it received: past it, a lookup by key that
+     * finds nothing is final (the simulator enforces it; a real network documents it).
+     */
+    maxProcessingMs: number;
     /** The simulator's own database when set; otherwise it shares `databaseUrl` (own schema). */
     databaseUrl: string | undefined;
   };
@@ -72,6 +77,8 @@ export interface Config {
     lostResponseRate: number;
     /** Client-side limit per request; past it the outcome is unknown and the caller looks up by key. */
     requestTimeoutMs: number;
+    /** The longest the bank takes to act on a request it received (see cardNetwork.maxProcessingMs). */
+    maxProcessingMs: number;
     /** The simulator's database: BANK_DATABASE_URL, else `databaseUrl` (its own schema `bank`). */
     databaseUrl: string;
   };
@@ -185,6 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       errorRate: fraction(env, 'CARD_NETWORK_ERROR_RATE', 0),
       lostResponseRate: fraction(env, 'CARD_NETWORK_LOST_RESPONSE_RATE', 0),
       requestTimeoutMs: int(env, 'CARD_NETWORK_TIMEOUT_MS', 10_000),
+      maxProcessingMs: int(env, 'CARD_NETWORK_MAX_PROCESSING_MS', 30_000),
       databaseUrl: env.CARD_NETWORK_DATABASE_URL || undefined,
     },
     bank: {
@@ -195,6 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       errorRate: fraction(env, 'BANK_ERROR_RATE', 0),
       lostResponseRate: fraction(env, 'BANK_LOST_RESPONSE_RATE', 0),
       requestTimeoutMs: int(env, 'BANK_TIMEOUT_MS', 10_000),
+      maxProcessingMs: int(env, 'BANK_MAX_PROCESSING_MS', 30_000),
       databaseUrl: str(env, 'BANK_DATABASE_URL', resolvedDatabaseUrl),
     },
     payouts: {

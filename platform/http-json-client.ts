@@ -12,6 +12,12 @@ export interface JsonAnswer {
   what: string;
 }
 
+/**
+ * How long a card network or bank may take to act on a request it received, unless configured
+ * otherwise (CARD_NETWORK_MAX_PROCESSING_MS, BANK_MAX_PROCESSING_MS): the simulators enforce it.
+ */
+export const DEFAULT_MAX_PROCESSING_MS = 30_000;
+
 export const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 
 /** The error code of a Stripe-style error body, if the answer carries one. */
@@ -31,7 +37,8 @@ export interface JsonClientOptions {
 }
 
 export interface JsonClient {
-  send(method: 'GET' | 'POST', path: string, idempotencyKey?: string, body?: object): Promise<JsonAnswer>;
+  /** `signal` aborts the request (an activity being canceled); the outcome is then unknown. */
+  send(method: 'GET' | 'POST', path: string, idempotencyKey?: string, body?: object, signal?: AbortSignal): Promise<JsonAnswer>;
   /** The error for an answer the client cannot accept, with the system's code when it gave one. */
   rejected(answer: JsonAnswer): Error;
   /** Reads a success answer; one that does not fit `schema` leaves the outcome unknown. */
@@ -44,7 +51,7 @@ export function createJsonClient(opts: JsonClientOptions): JsonClient {
   const { system } = opts;
 
   return {
-    async send(method, path, idempotencyKey, body) {
+    async send(method, path, idempotencyKey, body, signal) {
       const what = `${method} ${path}`;
       const headers: Record<string, string> = { accept: 'application/json' };
       if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
@@ -57,12 +64,12 @@ export function createJsonClient(opts: JsonClientOptions): JsonClient {
           method,
           headers,
           body: body === undefined ? undefined : JSON.stringify(body),
-          signal: AbortSignal.timeout(timeoutMs),
+          signal: signal ? AbortSignal.any([AbortSignal.timeout(timeoutMs), signal]) : AbortSignal.timeout(timeoutMs),
         });
         status = res.status;
         text = await res.text();
       } catch (err) {
-        const reason = err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : describe(err);
+        const reason = signal?.aborted ? 'aborted by the caller' : err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : describe(err);
         throw opts.unavailable(`${system} ${what}: ${reason}`, { cause: err });
       }
       let parsed: unknown;

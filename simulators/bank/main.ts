@@ -6,8 +6,8 @@ import { runSimulatorProcess } from '../shared/process.js';
 import { createBankServer } from './server.js';
 
 const config = loadConfig();
-const { host, port, latencyMs, errorRate, lostResponseRate } = config.bank;
-const settings = { latencyMs, errorRate, lostResponseRate };
+const { host, port, latencyMs, errorRate, lostResponseRate, maxProcessingMs } = config.bank;
+const settings = { latencyMs, errorRate, lostResponseRate, maxProcessingMs };
 
 await runSimulatorProcess({
   component: 'bank',

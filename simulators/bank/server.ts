@@ -56,7 +56,7 @@ export function createBankServer(opts: BankServerOptions): BankServer {
       keyRequiredOn: 'every transfer',
       migrate: () => store.migrate(),
     },
-    ({ app, tracked, mutating }) => {
+    ({ app, tracked, mutating, inFlight }) => {
       app.post(
         '/v1/transfers',
         mutating((req) => {
@@ -81,8 +81,12 @@ export function createBankServer(opts: BankServerOptions): BankServer {
       app.get(
         '/v1/transfers/by-key/:key',
         tracked(async (req, res) => {
-          const transfer = await store.transferByKey(req.params.key as string);
+          const key = req.params.key as string;
+          // In flight is read first: see RouteKit.inFlight.
+          const busy = inFlight(key);
+          const transfer = await store.transferByKey(key);
           if (transfer) return sendJson(res, 200, transfer);
+          if (busy) return sendJson(res, 409, errorBody('invalid_request_error', 'request_in_progress', 'a transfer under this Idempotency-Key is being processed; look again shortly'));
           sendJson(res, 404, errorBody('invalid_request_error', 'transfer_not_found', 'no transfer was made under this Idempotency-Key'));
         }),
       );

@@ -6,8 +6,8 @@ import { runSimulatorProcess } from '../shared/process.js';
 import { createCardNetworkServer } from './server.js';
 
 const config = loadConfig();
-const { host, port, latencyMs, latencyJitterMs, errorRate, lostResponseRate } = config.cardNetwork;
-const settings = { latencyMs, latencyJitterMs, errorRate, lostResponseRate };
+const { host, port, latencyMs, latencyJitterMs, errorRate, lostResponseRate, maxProcessingMs } = config.cardNetwork;
+const settings = { latencyMs, latencyJitterMs, errorRate, lostResponseRate, maxProcessingMs };
 
 await runSimulatorProcess({
   component: 'card-network',

@@ -61,7 +61,7 @@ export function createCardNetworkServer(opts: CardNetworkServerOptions): CardNet
       keyRequiredOn: 'every mutating request',
       migrate: () => store.migrate(),
     },
-    ({ app, tracked, mutating }) => {
+    ({ app, tracked, mutating, inFlight }) => {
       app.post(
         '/v1/authorizations',
         mutating((req) => {
@@ -137,8 +137,12 @@ export function createCardNetworkServer(opts: CardNetworkServerOptions): CardNet
       app.get(
         '/v1/operations/by-key/:key',
         tracked(async (req, res) => {
-          const op = await store.operationByKey(req.params.key as string);
+          const key = req.params.key as string;
+          // In flight is read first: see RouteKit.inFlight.
+          const busy = inFlight(key);
+          const op = await store.operationByKey(key);
           if (op) return sendJson(res, 200, op);
+          if (busy) return sendJson(res, 409, errorBody('invalid_request_error', 'request_in_progress', 'a request under this Idempotency-Key is being processed; look again shortly'));
           sendJson(res, 404, errorBody('invalid_request_error', 'operation_not_found', 'no operation was performed under this Idempotency-Key'));
         }),
       );

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import express from 'express';
 import { z } from 'zod';
 import { isAmountString } from '../../domain/money.js';
+import { DEFAULT_MAX_PROCESSING_MS } from '../../platform/http-json-client.js';
 import type { Logger } from '../../platform/logger.js';
 import { errorBody, type ErrorBody, type Outcome } from './idempotency.js';
 
@@ -65,6 +66,13 @@ export interface SimulatorFaultOptions {
   errorRate?: number;
   /** Fraction of mutating requests that act but whose response is dropped. */
   lostResponseRate?: number;
+  /**
+   * The longest the system takes to act on a request after receiving it. A request it could not act
+   * on in that time is answered 504 and never acted on later, so a caller that has heard nothing for
+   * this long after its last request ended knows that a lookup by key is final. Default
+   * DEFAULT_MAX_PROCESSING_MS.
+   */
+  maxProcessingMs?: number;
   /** Source of the jitter and of the rates' coin flips, in [0, 1); tests pin it. */
   random?: () => number;
   logger?: Logger;
@@ -102,6 +110,12 @@ export interface RouteKit {
    * key, maybe drop the response after acting.
    */
   mutating: (prepare: (req: express.Request) => MutatingRequest) => Handler;
+  /**
+   * Whether a request with this key has been received and not answered yet. A lookup by key checks
+   * this *before* it reads the system's books: "not in flight, and not in the books" then means
+   * nothing under the key was received before the lookup started.
+   */
+  inFlight: (key: string) => boolean;
 }
 
 export interface SimulatorHttp {
@@ -115,6 +129,7 @@ export interface SimulatorHttp {
 /** Builds the app: `routes` adds the system's own endpoints between /health and the 404 and error handlers. */
 export function createSimulatorHttp(opts: SimulatorHttpOptions, routes: (kit: RouteKit) => void): SimulatorHttp {
   const { latencyMs = 0, latencyJitterMs = 0, errorRate = 0, lostResponseRate = 0, random = Math.random, logger } = opts;
+  const maxProcessingMs = opts.maxProcessingMs ?? DEFAULT_MAX_PROCESSING_MS;
   const app = express();
   app.disable('x-powered-by');
   app.use(express.json({ limit: '16kb' }));
@@ -140,16 +155,30 @@ export function createSimulatorHttp(opts: SimulatorHttpOptions, routes: (kit: Ro
     return key;
   };
 
+  // Requests received and not yet answered, per key (a retry may overlap the request it retries).
+  const received = new Map<string, number>();
   const mutating = (prepare: (req: express.Request) => MutatingRequest): Handler =>
     tracked(async (req, res) => {
       const key = idempotencyKey(req);
       const { run, loseResponse = false, logFields } = prepare(req);
-      const delayMs = latencyMs + (latencyJitterMs > 0 ? Math.floor(random() * (latencyJitterMs + 1)) : 0);
-      if (delayMs > 0) await sleep(delayMs);
-      if (errorRate > 0 && random() < errorRate) {
-        return sendJson(res, 503, errorBody('api_error', 'temporarily_unavailable', `${opts.unavailableMessage}; retry with the same key`));
+      const receivedAt = Date.now();
+      received.set(key, (received.get(key) ?? 0) + 1);
+      let outcome: Outcome;
+      try {
+        const delayMs = latencyMs + (latencyJitterMs > 0 ? Math.floor(random() * (latencyJitterMs + 1)) : 0);
+        if (delayMs > 0) await sleep(delayMs);
+        if (Date.now() - receivedAt > maxProcessingMs) {
+          return sendJson(res, 504, errorBody('api_error', 'processing_timeout', `not processed within ${maxProcessingMs} ms; nothing was done, retry with the same key`));
+        }
+        if (errorRate > 0 && random() < errorRate) {
+          return sendJson(res, 503, errorBody('api_error', 'temporarily_unavailable', `${opts.unavailableMessage}; retry with the same key`));
+        }
+        outcome = await run(key);
+      } finally {
+        const left = (received.get(key) ?? 1) - 1;
+        if (left > 0) received.set(key, left);
+        else received.delete(key);
       }
-      const outcome = await run(key);
       // A test token or account loses only the try that acted: a retry or a lookup finds the result.
       const dropped =
         outcome.loseResponse === true ||
@@ -167,7 +196,7 @@ export function createSimulatorHttp(opts: SimulatorHttpOptions, routes: (kit: Ro
     res.json({ status: 'ok' });
   });
 
-  routes({ app, tracked, mutating });
+  routes({ app, tracked, mutating, inFlight: (key) => received.has(key) });
 
   app.use((_req: express.Request, res: express.Response) => {
     sendJson(res, 404, errorBody('invalid_request_error', 'route_not_found', 'no such endpoint'));
