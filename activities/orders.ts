@@ -3,8 +3,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { PrismaClient } from '../platform/db.js';
 import type { Checkout, Refund } from '../generated/prisma/client.js';
-import { FailureType, money, type CheckoutInput, type CheckoutStatus, type Money } from '../domain/index.js';
-import { createEventRecorder, snapshotOf, type EventDraft, type WebhookDispatch } from './events.js';
+import { FailureType, checkoutEventData, money, type CheckoutInput, type CheckoutStatus, type Money } from '../domain/index.js';
+import { createEventRecorder, snapshotOf, type EventDraft } from './events.js';
 import { holdStock, SoldOut } from './inventory.js';
 
 export type PlaceOrderResult = { amount: Money; outcome: 'reserved' } | { amount: Money; outcome: 'sold_out'; sku: string };
@@ -22,26 +22,7 @@ export interface PaymentAttemptRecord {
 
 /** The event of a checkout's status change, with the checkout's key fields as they now are. */
 function checkoutEvent(c: Checkout, status: string = c.status): EventDraft {
-  return {
-    merchantId: c.merchantId,
-    resourceType: 'checkout',
-    resourceId: c.id,
-    status,
-    data: snapshotOf({
-      id: c.id,
-      status: c.status,
-      customerId: c.customerId,
-      amount: c.amount,
-      currency: c.currency,
-      amountCaptured: c.amountCaptured,
-      amountRefunded: c.amountRefunded,
-      paymentMethod: c.paymentMethod,
-      captureMethod: c.captureMethod,
-      settledAt: c.settledAt,
-      failureCode: c.failureCode,
-      failureMessage: c.failureMessage,
-    }),
-  };
+  return { merchantId: c.merchantId, resourceType: 'checkout', resourceId: c.id, status, data: checkoutEventData(c) };
 }
 
 function refundEvent(r: Refund): EventDraft {
@@ -54,9 +35,8 @@ function refundEvent(r: Refund): EventDraft {
   };
 }
 
-/** `dispatch` starts webhook deliveries of the events these record; without it they are only recorded. */
-export function createOrderActivities(prisma: PrismaClient, dispatch?: WebhookDispatch) {
-  const events = createEventRecorder(prisma, dispatch);
+export function createOrderActivities(prisma: PrismaClient) {
+  const events = createEventRecorder(prisma);
   return {
     /**
      * Writes the order at today's prices and holds its stock, in one short transaction: the

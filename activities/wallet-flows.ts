@@ -5,7 +5,7 @@
 import type { PrismaClient } from '../platform/db.js';
 import type { Payout, Topup } from '../generated/prisma/client.js';
 import type { PayoutInput, PayoutStatus, TopupInput, TopupStatus } from '../domain/index.js';
-import { createEventRecorder, snapshotOf, type EventDraft, type WebhookDispatch } from './events.js';
+import { createEventRecorder, snapshotOf, type EventDraft } from './events.js';
 
 export interface Failure {
   code: string;
@@ -51,9 +51,8 @@ function payoutEvent(p: Payout): EventDraft {
   };
 }
 
-/** `dispatch` starts webhook deliveries of the events these record; without it they are only recorded. */
-export function createWalletFlowActivities(prisma: PrismaClient, dispatch?: WebhookDispatch) {
-  const events = createEventRecorder(prisma, dispatch);
+export function createWalletFlowActivities(prisma: PrismaClient) {
+  const events = createEventRecorder(prisma);
   return {
     async createTopupRecord(input: TopupInput): Promise<void> {
       await events.transaction(async (tx, emit) => {

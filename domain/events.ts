@@ -48,3 +48,37 @@ export type WebhookDeliveryOutcome =
 
 /** The header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (Stripe's scheme). */
 export const SIGNATURE_HEADER = 'Payment-Signature';
+
+/** A checkout as its events carry it; the same fields whichever layer records the event. */
+export interface CheckoutEventFields {
+  id: string;
+  status: string;
+  customerId: string;
+  amount: bigint;
+  currency: string;
+  amountCaptured: bigint;
+  amountRefunded: bigint;
+  paymentMethod: string;
+  captureMethod: string;
+  settledAt: Date | null;
+  failureCode: string | null;
+  failureMessage: string | null;
+}
+
+/** The `data` of a checkout event: amounts as decimal strings, times as ISO 8601. */
+export function checkoutEventData(c: CheckoutEventFields): Record<string, string | null> {
+  return {
+    id: c.id,
+    status: c.status,
+    customerId: c.customerId,
+    amount: c.amount.toString(),
+    currency: c.currency,
+    amountCaptured: c.amountCaptured.toString(),
+    amountRefunded: c.amountRefunded.toString(),
+    paymentMethod: c.paymentMethod,
+    captureMethod: c.captureMethod,
+    settledAt: c.settledAt ? c.settledAt.toISOString() : null,
+    failureCode: c.failureCode,
+    failureMessage: c.failureMessage,
+  };
+}

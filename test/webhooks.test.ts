@@ -11,12 +11,13 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, type Worker } from '@temporalio/worker';
 import { createApp } from '../api/app.js';
 import { createActivities, type Activities } from '../activities/index.js';
-import { topupId, type TopupInput } from '../domain/index.js';
+import { DEFAULT_CHECKOUT_TIMEOUTS, checkoutId, topupId, type CheckoutInput, type TopupInput } from '../domain/index.js';
 import { hashApiKey } from '../platform/api-keys.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
+import { startOutboxRelay } from '../platform/webhook-deliveries.js';
 import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
-import { topupWorkflow } from '../workflows/index.js';
+import { checkoutWorkflowV2, topupWorkflowV2 } from '../workflows/index.js';
 import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { startWebhookReceiver, waitFor, type WebhookReceiver } from './support/webhook-receiver.js';
@@ -59,16 +60,25 @@ async function endpointFor(merchantId: string, receiver: WebhookReceiver, events
   return prisma.webhookEndpoint.create({ data: { id: `we_${randomUUID()}`, merchantId, url: receiver.url, events, secret: receiver.secret } });
 }
 
+const quiet = () => undefined;
+const quietLogger: Logger = { debug: quiet, info: quiet, warn: quiet, error: quiet, child: () => quietLogger };
+
 async function withWorker<T>(body: (taskQueue: string) => Promise<T>, override: Partial<Activities> = {}): Promise<T> {
   const taskQueue = `webhooks-${randomUUID()}`;
   const worker: Worker = await createPaymentWorker({
     connection: nativeConnection,
     namespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
     taskQueue,
-    activities: { ...createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank(), temporal: client, webhookRetry: RETRY }), ...override },
+    activities: { ...createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank(), temporal: client }), ...override },
     workflowBundle,
   });
-  return worker.runUntil(body(taskQueue));
+  // Deliveries start from the outbox, as in a worker process (workers/main.ts).
+  const relay = startOutboxRelay({ prisma, temporal: client, taskQueue, logger: quietLogger, retry: RETRY, pollIntervalMs: 50 });
+  try {
+    return await worker.runUntil(body(taskQueue));
+  } finally {
+    await relay.stop();
+  }
 }
 
 function topupInput(merchantId: string): TopupInput {
@@ -82,7 +92,7 @@ describe('events and deliveries', () => {
     const receiver = await startWebhookReceiver();
     receivers.push(receiver);
     await endpointFor(merchantId, receiver, ['*']);
-    const real = createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank(), temporal: client, webhookRetry: RETRY });
+    const real = createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank(), temporal: client });
     // The first attempt commits (event included) and then "crashes" before reporting back.
     const crashAfterCommit: Partial<Activities> = {
       async setTopupStatus(args) {
@@ -92,7 +102,7 @@ describe('events and deliveries', () => {
     };
     const input = topupInput(merchantId);
     await withWorker(async (taskQueue) => {
-      const result = await client.workflow.execute(topupWorkflow, { workflowId: input.topupId, taskQueue, args: [input] });
+      const result = await client.workflow.execute(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] });
       expect(result.status).toBe('succeeded');
       await waitFor('both deliveries', () => (receiver.deliveries.length >= 2 ? true : undefined));
       // Long enough for a duplicate delivery of the retried activity's event to show up.
@@ -107,6 +117,45 @@ describe('events and deliveries', () => {
     );
   });
 
+  it('delivers the event of an order step whose first attempt committed and crashed', async () => {
+    const { merchantId } = await newMerchant();
+    const receiver = await startWebhookReceiver();
+    receivers.push(receiver);
+    await endpointFor(merchantId, receiver, ['checkout.processing']);
+    const sku = `wh-${randomUUID().slice(0, 8)}`;
+    await prisma.product.create({ data: { merchantId, sku, name: 'Poster', priceAmount: 1200n, currency: 'JPY', available: 3 } });
+    const real = createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank(), temporal: client });
+    // The order and its `checkout.processing` event commit, then the worker is lost: the retry
+    // finds the order already written and answers from it, without writing the event again.
+    const crashAfterCommit: Partial<Activities> = {
+      async placeOrder(input) {
+        const placed = await real.placeOrder(input);
+        if (Context.current().info.attempt === 1) throw new Error('worker lost after commit (test)');
+        return placed;
+      },
+    };
+    const key = randomUUID();
+    const input: CheckoutInput = {
+      checkoutId: checkoutId(merchantId, key),
+      merchantId,
+      customerId: 'cus_wh',
+      idempotencyKey: key,
+      items: [{ sku, quantity: 1 }],
+      payment: { method: 'card', token: 'tok_visa' },
+      captureMethod: 'automatic',
+      timeouts: { ...DEFAULT_CHECKOUT_TIMEOUTS, settlementDelayMs: 0, refundWindowMs: 0 },
+    };
+    await withWorker(async (taskQueue) => {
+      const result = await client.workflow.execute(checkoutWorkflowV2, { workflowId: input.checkoutId, taskQueue, args: [input] });
+      expect(result.status).toBe('settled');
+      await waitFor('the processing event', () => (receiver.deliveries.length >= 1 ? true : undefined));
+    }, crashAfterCommit);
+
+    const event = await prisma.event.findUniqueOrThrow({ where: { resourceId_type: { resourceId: input.checkoutId, type: 'checkout.processing' } } });
+    expect(receiver.deliveries.map((d) => [d.id, d.type, d.verified])).toEqual([[event.id, 'checkout.processing', true]]);
+    expect(event.dispatchedAt).not.toBeNull();
+  });
+
   it('retries an endpoint that answers 500 until it answers 200, with the same event id', async () => {
     const { merchantId } = await newMerchant();
     const receiver = await startWebhookReceiver((n) => (n <= 3 ? 500 : 200));
@@ -114,7 +163,7 @@ describe('events and deliveries', () => {
     const endpoint = await endpointFor(merchantId, receiver, ['topup.succeeded']);
     const input = topupInput(merchantId);
     await withWorker(async (taskQueue) => {
-      await client.workflow.execute(topupWorkflow, { workflowId: input.topupId, taskQueue, args: [input] });
+      await client.workflow.execute(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] });
       await waitFor('a 200', () => (receiver.deliveries.some((d) => d.answered === 200) ? true : undefined));
       await new Promise((r) => setTimeout(r, 1500));
     });

@@ -8,6 +8,7 @@ import { createCardNetworkClient } from '../platform/card-network-client.js';
 import { loadConfig } from '../platform/config.js';
 import { createPrisma } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
+import { startOutboxRelay } from '../platform/webhook-deliveries.js';
 import { createPaymentWorker } from './payment-worker.js';
 
 const config = loadConfig();
@@ -25,10 +26,14 @@ Runtime.install({
 });
 
 const prisma = createPrisma(config.databaseUrl);
-const cardNetwork = createCardNetworkClient({ baseUrl: config.cardNetwork.url, timeoutMs: config.cardNetwork.requestTimeoutMs });
-const bank = createBankClient({ baseUrl: config.bank.url, timeoutMs: config.bank.requestTimeoutMs });
+const cardNetwork = createCardNetworkClient({
+  baseUrl: config.cardNetwork.url,
+  timeoutMs: config.cardNetwork.requestTimeoutMs,
+  maxProcessingMs: config.cardNetwork.maxProcessingMs,
+});
+const bank = createBankClient({ baseUrl: config.bank.url, timeoutMs: config.bank.requestTimeoutMs, maxProcessingMs: config.bank.maxProcessingMs });
 const connection = await NativeConnection.connect({ address: config.temporal.address });
-// Activities that record an event start its webhook deliveries through this client.
+// The outbox relay starts webhook deliveries through this client; reconciliation asks it which payments still run.
 const clientConnection = await Connection.connect({ address: config.temporal.address });
 const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
 const webhookRetry = { initialIntervalMs: config.webhooks.retryInitialIntervalMs, maximumIntervalMs: config.webhooks.retryMaximumIntervalMs };
@@ -38,7 +43,7 @@ const worker = await createPaymentWorker({
   connection,
   namespace: config.temporal.namespace,
   taskQueue: config.temporal.taskQueue,
-  activities: createActivities({ prisma, cardNetwork, bank, temporal, webhookRetry }),
+  activities: createActivities({ prisma, cardNetwork, bank, temporal }),
   ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : {}),
 });
 
@@ -49,10 +54,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+// Deliveries of the events recorded on this queue (platform/webhook-deliveries.ts): each worker
+// process runs a relay; they share the outbox without waiting on each other.
+const relay = startOutboxRelay({ prisma, temporal, taskQueue: config.temporal.taskQueue, logger: log, retry: webhookRetry });
+
 log.info('worker polling', { taskQueue: config.temporal.taskQueue, temporal: config.temporal.address, namespace: config.temporal.namespace });
 try {
   await worker.run();
 } finally {
+  await relay.stop();
   await connection.close();
   await clientConnection.close();
   await prisma.$disconnect();

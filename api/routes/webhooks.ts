@@ -1,5 +1,6 @@
-// Events and webhook endpoints. Events are written by the workers (activities/events.ts) in the
-// transaction of each status change; here they are read, and redelivered on request. An endpoint's
+// Events and webhook endpoints. Events are written in the transaction of each status change (by the
+// workers' activities/events.ts, and by the sold-out answer) and delivered from there by the outbox
+// relay (platform/webhook-deliveries.ts); here they are read, and redelivered on request. An endpoint's
 // secret is shown once, in the answer that creates it, and never again (nor logged): it signs every
 // delivery, so it is stored as issued.
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -9,7 +10,7 @@ import type { PrismaClient } from '../../platform/db.js';
 import type { Logger } from '../../platform/logger.js';
 import type { Event, WebhookAttempt, WebhookEndpoint } from '../../generated/prisma/client.js';
 import type { WebhookRetry } from '../../domain/index.js';
-import { startDelivery, subscribedEndpoints } from '../../activities/events.js';
+import { startDelivery, subscribedEndpoints } from '../../platform/webhook-deliveries.js';
 import { merchantIdOf } from '../auth.js';
 import { notFound } from '../errors.js';
 import { bodyOf, requireJson } from '../json.js';
