@@ -1,16 +1,5 @@
 import type { Money } from './money.js';
 
-/** Task queue shared by the payment workers. */
-export const PAYMENTS_TASK_QUEUE = 'payments';
-
-/**
- * The checkout's id and workflow id. The merchant's idempotency key is part of it, so a retried
- * `POST /v1/checkouts` can only ever reach the same execution and never charge twice.
- */
-export function checkoutId(merchantId: string, idempotencyKey: string): string {
-  return `checkout-${merchantId}-${idempotencyKey}`;
-}
-
 /**
  * Statuses (the README draws the state machine):
  * - `pending`: created, stock not yet reserved.
@@ -126,16 +115,6 @@ export interface CheckoutSnapshot {
   failure?: { code: string; message: string };
   /** The undo that keeps failing, while it does (it is retried until it succeeds). */
   stalledCompensation?: string;
-}
-
-export type CardStep = 'authorize' | 'authenticate' | 'capture' | 'void' | 'refund';
-
-/**
- * Idempotency key for one step of one checkout at an external system (convention 6). Refunds,
- * of which a checkout may have several, add the refund id.
- */
-export function stepKey(checkoutId: string, step: CardStep, id?: string): string {
-  return id === undefined ? `${checkoutId}:${step}` : `${checkoutId}:${step}:${id}`;
 }
 
 /** The status a captured checkout shows, derived from its amounts (never stored apart from them). */

@@ -2,9 +2,11 @@
 // so workflow code can import it safely.
 export * from './money.js';
 export * from './errors.js';
+export * from './ids.js';
 export * from './checkout.js';
 export * from './search-attributes.js';
 export * from './ledger.js';
+export * from './postings.js';
 export * from './wallet.js';
 export * from './events.js';
 export * from './reconciliation.js';

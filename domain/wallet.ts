@@ -1,9 +1,5 @@
 import type { Money } from './money.js';
 
-/** Workflow ids (and resource ids) of the wallet flows, built from the merchant's idempotency key. */
-export const topupId = (merchantId: string, idempotencyKey: string) => `topup-${merchantId}-${idempotencyKey}`;
-export const payoutId = (merchantId: string, idempotencyKey: string) => `payout-${merchantId}-${idempotencyKey}`;
-
 export type TopupStatus = 'processing' | 'succeeded' | 'failed';
 
 export interface TopupInput {
