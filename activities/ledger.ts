@@ -8,12 +8,21 @@ import { FailureType, type TransferRequest, type TransferResult } from '../domai
 import type { PrismaClient } from '../platform/db.js';
 import { createTransfer, LedgerError, postPending, voidPending, type PostPendingRequest, type VoidPendingRequest } from '../platform/ledger.js';
 
+/** Not a business outcome (domain FailureType): a workflow that meets it fails, after its undos. */
+export const INVALID_LEDGER_REQUEST = 'InvalidLedgerRequest';
+
 async function refusalsAsFailures(write: () => Promise<TransferResult>): Promise<TransferResult> {
   try {
     return await write();
   } catch (err) {
     if (err instanceof LedgerError) {
       throw ApplicationFailure.create({ type: FailureType[err.type], message: err.message, nonRetryable: true });
+    }
+    // A malformed request (a zero or negative amount, an account id the ledger does not know) is
+    // the caller's bug: the same request can only fail again, so it ends the step at once, visibly,
+    // instead of being retried for ever.
+    if (err instanceof RangeError) {
+      throw ApplicationFailure.create({ type: INVALID_LEDGER_REQUEST, message: err.message, nonRetryable: true });
     }
     throw err;
   }

@@ -13,7 +13,8 @@ export type ApiErrorType =
   | 'api_error';
 
 export interface ApiErrorBody {
-  error: { type: ApiErrorType; code: string; message: string; param?: string };
+  /** `checkout`: for an action the checkout refused, its id and the status it has or ends with. */
+  error: { type: ApiErrorType; code: string; message: string; param?: string; checkout?: { id: string; status: string } };
 }
 
 export class ApiError extends Error {
@@ -25,6 +26,8 @@ export class ApiError extends Error {
     readonly param?: string,
     /** Extra response headers (`Retry-After`, `WWW-Authenticate`). */
     readonly headers: Record<string, string> = {},
+    /** The resource the error is about, as Stripe puts the payment intent into its errors. */
+    readonly resource?: { checkout: { id: string; status: string } },
   ) {
     super(message);
     this.name = 'ApiError';
@@ -37,6 +40,7 @@ export class ApiError extends Error {
         code: this.code,
         message: this.message,
         ...(this.param !== undefined ? { param: this.param } : {}),
+        ...(this.resource ?? {}),
       },
     };
   }
@@ -48,6 +52,10 @@ export const invalidRequest = (code: string, message: string, param?: string) =>
 export const notFound = (message: string, code = 'resource_missing') => new ApiError(404, 'not_found', code, message);
 
 export const conflict = (code: string, message: string, param?: string) => new ApiError(409, 'conflict', code, message, param);
+
+/** 409 for an action on a checkout that did not take effect: `code` says why, `status` is where it stands. */
+export const checkoutConflict = (code: string, message: string, checkout: { id: string; status: string }) =>
+  new ApiError(409, 'conflict', code, message, undefined, {}, { checkout });
 
 export function sendError(res: Response, err: ApiError): void {
   for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);

@@ -12,7 +12,7 @@ import {
 } from '@temporalio/client';
 import { FailureType } from '../domain/index.js';
 import type { Logger } from '../platform/logger.js';
-import { ApiError, conflict, invalidRequest } from './errors.js';
+import { ApiError, checkoutConflict, conflict, invalidRequest } from './errors.js';
 
 /** gRPC status codes; @grpc/grpc-js is not a direct dependency, so its enum is not imported. */
 const GRPC_NOT_FOUND = 5;
@@ -103,6 +103,8 @@ export interface UpdateErrorContext {
   log: Logger;
   /** What the request was, for the log ("capture", "refund", ...). */
   action: string;
+  /** The checkout's id. */
+  checkoutId: string;
   /** The checkout's status when the request arrived, for the closed-checkout message. */
   status: string;
   /** Tells the client how to retry without applying the request twice. */
@@ -124,10 +126,16 @@ export function updateError(err: unknown, ctx: UpdateErrorContext): Error {
   }
   const failure = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure ? err.cause : undefined;
   switch (failure?.type) {
-    case FailureType.InvalidCheckoutState:
-      log.info('checkout update rejected', { action, failure: failure.type });
-      // The workflow's validators word these for the client and name the status they saw.
-      return conflict('checkout_state_invalid', failure.message || `This checkout (${ctx.status}) does not accept a ${action} now.`);
+    case FailureType.InvalidCheckoutState: {
+      // The workflow words these for the client: a code that says why (`checkout_expired`), and the
+      // status the checkout has or is ending with. Runs of the first checkout type give no details.
+      const details = failure.details?.[0] as { code?: string; status?: string } | undefined;
+      log.info('checkout update rejected', { action, failure: failure.type, code: details?.code });
+      return checkoutConflict(details?.code ?? 'checkout_state_invalid', failure.message || `This checkout (${ctx.status}) does not accept a ${action} now.`, {
+        id: ctx.checkoutId,
+        status: details?.status ?? ctx.status,
+      });
+    }
     case FailureType.InvalidAmount:
       log.info('checkout update rejected', { action, failure: failure.type });
       return invalidRequest('amount_invalid', failure.message || 'The amount is out of range for this checkout.', 'amount');

@@ -27,7 +27,7 @@ const apis: TestApi[] = [];
 // What the workflows do before they answer: top-ups write their row (the harness's default),
 // payouts are refused.
 
-/** payoutWorkflow when the wallet cannot cover the hold: a failed row, nothing held. */
+/** payoutWorkflowV2 when the wallet cannot cover the hold: a failed row, nothing held. */
 const refusePayout = (input: PayoutInput): Promise<PayoutSnapshot> =>
   recordPayout(prisma, input, { code: 'insufficient_funds', message: 'available balance too low' });
 
@@ -48,7 +48,7 @@ const quietLogger: Logger = { debug: () => {}, info: () => {}, warn: () => {}, e
 /** An API on the shared database, quiet: this file asserts nothing about logs. */
 async function start(overrides: Partial<AppDeps> = {}): Promise<TestApi> {
   const started = await startApi(prisma, { logger: quietLogger, ...overrides });
-  started.temporal.onStart.payoutWorkflow = refusePayout;
+  started.temporal.onStart.payoutWorkflowV2 = refusePayout;
   apis.push(started);
   return started;
 }
@@ -95,8 +95,8 @@ afterAll(async () => {
 
 beforeEach(() => {
   api.temporal.starts.length = 0;
-  api.temporal.onStart.topupWorkflow = (input) => recordTopup(prisma, input);
-  api.temporal.onStart.payoutWorkflow = refusePayout;
+  api.temporal.onStart.topupWorkflowV2 = (input) => recordTopup(prisma, input);
+  api.temporal.onStart.payoutWorkflowV2 = refusePayout;
 });
 
 describe('Idempotency-Key', () => {
@@ -130,7 +130,7 @@ describe('Idempotency-Key', () => {
   });
 
   it('answers 20 concurrent identical requests identically, running the handler once', async () => {
-    api.temporal.onStart.topupWorkflow = async (input) => {
+    api.temporal.onStart.topupWorkflowV2 = async (input) => {
       await sleep(200);
       return recordTopup(prisma, input);
     };
@@ -158,7 +158,7 @@ describe('Idempotency-Key', () => {
   });
 
   it('waits for a request in progress with the same key and then replays its answer', async () => {
-    api.temporal.onStart.topupWorkflow = async (input) => {
+    api.temporal.onStart.topupWorkflowV2 = async (input) => {
       await sleep(400);
       return recordTopup(prisma, input);
     };
@@ -178,7 +178,7 @@ describe('Idempotency-Key', () => {
 
   it('answers 409 idempotency_request_in_progress when the first request outlasts the wait', async () => {
     const slow = await start({ reservationTimeoutMs: 1_500, idempotencyWaitMs: 200 });
-    slow.temporal.onStart.topupWorkflow = neverAnswers;
+    slow.temporal.onStart.topupWorkflowV2 = neverAnswers;
     const key = uniqueKey();
     const body = topupBody(uniqueCustomer());
     const first = post('/v1/topups', body, key, { base: slow.url });
@@ -263,7 +263,7 @@ describe('Idempotency-Key', () => {
   });
 
   it('does not store a 5xx: the key is released and a retry runs the handler again', async () => {
-    api.temporal.onStart.topupWorkflow = async () => {
+    api.temporal.onStart.topupWorkflowV2 = async () => {
       throw new Error('the database fell over');
     };
     const key = uniqueKey();
@@ -271,7 +271,7 @@ describe('Idempotency-Key', () => {
     expectError(await post('/v1/topups', body, key), 500, 'api_error', 'internal_error');
     expect(await keyRow(key)).toBeNull();
 
-    api.temporal.onStart.topupWorkflow = (input) => recordTopup(prisma, input);
+    api.temporal.onStart.topupWorkflowV2 = (input) => recordTopup(prisma, input);
     const retry = await post('/v1/topups', body, key);
     expect(retry.status, retry.text).toBe(201);
     expect(replayed(retry)).toBeNull();

@@ -58,7 +58,7 @@ const logLines: string[] = [];
 
 const holdId = (id: string) => `${id}:hold`;
 
-/** What payoutWorkflow does before it answers payoutAccepted: hold on the real ledger, then the row. */
+/** What payoutWorkflowV2 does before it answers payoutAccepted: hold on the real ledger, then the row. */
 async function holdAndRecordPayout(input: PayoutInput): Promise<PayoutSnapshot> {
   try {
     await createTransfer(prisma, {
@@ -89,7 +89,7 @@ async function cancelPayout(call: UpdateCall): Promise<PayoutSnapshot> {
 function resetTemporal(target: TestApi): void {
   target.temporal.starts.length = 0;
   target.temporal.updates.length = 0;
-  target.temporal.onStart = { ...recordingStarts(prisma), payoutWorkflow: holdAndRecordPayout };
+  target.temporal.onStart = { ...recordingStarts(prisma), payoutWorkflowV2: holdAndRecordPayout };
   target.temporal.update = noUpdateExpected;
 }
 
@@ -159,7 +159,7 @@ async function transfer(
 
 const wallet = (customerId: string, currency = 'JPY', merchantId = 'demo') => ledgerAccount.wallet(merchantId, customerId, currency);
 
-/** A wallet holding `amount` from a top-up, as topupWorkflow leaves it. */
+/** A wallet holding `amount` from a top-up, as topupWorkflowV2 leaves it. */
 async function fund(customerId: string, amount: string, currency = 'JPY', merchantId = 'demo'): Promise<string> {
   return transfer('posted', 'topup', ledgerAccount.cardClearing(currency), wallet(customerId, currency, merchantId), amount, `topup-test-${randomUUID()}`, currency);
 }
@@ -212,7 +212,7 @@ describe('POST /v1/topups', () => {
 
     expect(api.temporal.starts).toHaveLength(1);
     const start = api.temporal.starts[0]!;
-    expect(start).toMatchObject({ workflowType: 'topupWorkflow', update: 'topupAccepted', updateId: `${id}:accepted` });
+    expect(start).toMatchObject({ workflowType: 'topupWorkflowV2', update: 'topupAccepted', updateId: `${id}:accepted` });
     expect(start.options).toMatchObject({
       workflowId: id,
       taskQueue: 'payments-test',
@@ -270,9 +270,9 @@ describe('POST /v1/topups', () => {
 
   it('answers from the row when the start is rejected because the run already closed', async () => {
     const key = uniqueKey();
-    api.temporal.onStart.topupWorkflow = async (input) => {
+    api.temporal.onStart.topupWorkflowV2 = async (input) => {
       await recordTopup(prisma, input);
-      throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', input.topupId, 'topupWorkflow');
+      throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', input.topupId, 'topupWorkflowV2');
     };
     const res = await post('/v1/topups', topupBody(uniqueCustomer()), key);
     expect(res.status, res.text).toBe(200);
@@ -280,13 +280,13 @@ describe('POST /v1/topups', () => {
   });
 
   it('answers 409 when the run closed without a row, and 503 with Retry-After when it does not answer', async () => {
-    api.temporal.onStart.topupWorkflow = async (input) => {
-      throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', input.topupId, 'topupWorkflow');
+    api.temporal.onStart.topupWorkflowV2 = async (input) => {
+      throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', input.topupId, 'topupWorkflowV2');
     };
     expectError(await post('/v1/topups', topupBody(uniqueCustomer())), 409, 'conflict', 'idempotency_key_closed', 'Idempotency-Key');
 
     const slow = await startWalletApi({ reservationTimeoutMs: 200 });
-    slow.temporal.onStart.topupWorkflow = (_input, signal) => new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));
+    slow.temporal.onStart.topupWorkflowV2 = (_input, signal) => new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));
     const key = uniqueKey();
     const res = await post('/v1/topups', topupBody(uniqueCustomer()), key, { base: slow.url });
     expectError(res, 503, 'api_error', 'topup_pending');
@@ -355,7 +355,7 @@ describe('POST /v1/payouts', () => {
     expect(Date.parse(res.body.scheduledAt)).toBeLessThanOrEqual(Date.now());
 
     const start = api.temporal.starts[0]!;
-    expect(start).toMatchObject({ workflowType: 'payoutWorkflow', update: 'payoutAccepted', updateId: `${id}:accepted` });
+    expect(start).toMatchObject({ workflowType: 'payoutWorkflowV2', update: 'payoutAccepted', updateId: `${id}:accepted` });
     expect(start.options).toMatchObject({ workflowId: id, workflowIdConflictPolicy: 'USE_EXISTING', workflowIdReusePolicy: 'REJECT_DUPLICATE' });
     const attributes = start.options.typedSearchAttributes as Array<{ key: { name: string }; value: unknown }>;
     expect(Object.fromEntries(attributes.map((a) => [a.key.name, a.value]))).toEqual({ MerchantId: 'demo', CustomerId: customerId, PaymentStatus: 'pending' });

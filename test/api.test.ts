@@ -81,7 +81,7 @@ async function snapshotOf(id: string): Promise<CheckoutSnapshot> {
 function resetTemporal(target: TestApi): void {
   target.temporal.starts.length = 0;
   target.temporal.updates.length = 0;
-  target.temporal.onStart.checkoutWorkflow = (input) => writeCheckoutAs(input, 'processing');
+  target.temporal.onStart.checkoutWorkflowV2 = (input) => writeCheckoutAs(input, 'processing');
   target.temporal.update = noUpdateExpected;
 }
 
@@ -346,7 +346,7 @@ describe('POST /v1/checkouts', () => {
 
     expect(api.temporal.starts).toHaveLength(1);
     const op = api.temporal.starts[0]!;
-    expect(op.workflowType).toBe('checkoutWorkflow');
+    expect(op.workflowType).toBe('checkoutWorkflowV2');
     expect(op.options).toMatchObject({
       workflowId: id,
       taskQueue: 'payments-test',
@@ -429,7 +429,7 @@ describe('POST /v1/checkouts', () => {
 
   it('answers a sold-out checkout with 201 and status sold_out', async () => {
     const p = await createProduct({ stock: 0 });
-    api.temporal.onStart.checkoutWorkflow = (input) => writeCheckoutAs(input, 'sold_out');
+    api.temporal.onStart.checkoutWorkflowV2 = (input) => writeCheckoutAs(input, 'sold_out');
     const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]));
     expect(res.status, res.text).toBe(201);
     expect(res.body.status).toBe('sold_out');
@@ -450,9 +450,9 @@ describe('POST /v1/checkouts', () => {
     const p = await createProduct();
     const key = uniqueKey();
     // The row appears between our lookup and the start: another request's run wrote it and closed.
-    api.temporal.onStart.checkoutWorkflow = async (input) => {
+    api.temporal.onStart.checkoutWorkflowV2 = async (input) => {
       await writeCheckoutAs(input, 'failed');
-      throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', input.checkoutId, 'checkoutWorkflow');
+      throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', input.checkoutId, 'checkoutWorkflowV2');
     };
     const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), key);
     expect(res.status, res.text).toBe(200);
@@ -462,8 +462,8 @@ describe('POST /v1/checkouts', () => {
   it('answers 409 when the run closed without ever writing a checkout', async () => {
     const p = await createProduct();
     const key = uniqueKey();
-    api.temporal.onStart.checkoutWorkflow = async (input) => {
-      throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', input.checkoutId, 'checkoutWorkflow');
+    api.temporal.onStart.checkoutWorkflowV2 = async (input) => {
+      throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', input.checkoutId, 'checkoutWorkflowV2');
     };
     expectError(await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), key), 409, 'conflict', 'idempotency_key_closed');
     expect(await prisma.checkout.count({ where: { merchantId: 'demo', idempotencyKey: key } })).toBe(0);
@@ -471,11 +471,11 @@ describe('POST /v1/checkouts', () => {
 
   it('maps a ProductNotFound from the workflow to 400', async () => {
     const p = await createProduct();
-    api.temporal.onStart.checkoutWorkflow = async () => {
+    api.temporal.onStart.checkoutWorkflowV2 = async () => {
       throw ApplicationFailure.create({ type: FailureType.ProductNotFound, message: 'gone', nonRetryable: true });
     };
     expectError(await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }])), 400, 'invalid_request_error', 'product_not_found');
-    api.temporal.onStart.checkoutWorkflow = async (input) => ({
+    api.temporal.onStart.checkoutWorkflowV2 = async (input) => ({
       checkoutId: input.checkoutId,
       status: 'failed',
       amount: { amount: '0', currency: '' },
@@ -490,7 +490,7 @@ describe('POST /v1/checkouts', () => {
 
   it('answers a Temporal fault with a generic 500 and logs it', async () => {
     const p = await createProduct();
-    api.temporal.onStart.checkoutWorkflow = async () => {
+    api.temporal.onStart.checkoutWorkflowV2 = async () => {
       throw new Error('14 UNAVAILABLE: internal-detail-xyz');
     };
     const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]));
@@ -501,7 +501,7 @@ describe('POST /v1/checkouts', () => {
 
   it('answers 503 with Retry-After when the reservation is not answered in time', async () => {
     const slow = await startCheckoutApi({ reservationTimeoutMs: 200 });
-    slow.temporal.onStart.checkoutWorkflow = (_input, signal) =>
+    slow.temporal.onStart.checkoutWorkflowV2 = (_input, signal) =>
       new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));
     const p = await createProduct();
     const key = uniqueKey();
@@ -522,7 +522,7 @@ describe('POST /v1/checkouts', () => {
     it('requires a well-formed Idempotency-Key', async () => {
       const body = checkoutBody([{ sku, quantity: 1 }]);
       expectError(await postCheckout(body, null), 400, 'invalid_request_error', 'idempotency_key_missing', 'Idempotency-Key');
-      for (const key of ['has space', 'a'.repeat(201), 'clé', 'a/b']) {
+      for (const key of ['has space', 'a'.repeat(256), 'clé', 'tab\there']) {
         expectError(await postCheckout(body, key), 400, 'invalid_request_error', 'idempotency_key_invalid', 'Idempotency-Key');
       }
       expect(api.temporal.starts).toHaveLength(0);
@@ -837,7 +837,9 @@ describe('POST /v1/checkouts/:id/cancel', () => {
     const id = await checkoutAt('processing');
     api.temporal.update = moveTo('failed', { failureCode: 'card_declined' });
     const res = await call('POST', actionUrl(id, 'cancel'));
-    expectError(res, 409, 'conflict', 'checkout_state_invalid');
+    // The code says what happened instead, and the error carries the checkout's status.
+    expectError(res, 409, 'conflict', 'checkout_failed');
+    expect(res.body.error.checkout).toEqual({ id, status: 'failed' });
     expect(res.body.error.message).toContain('failed');
   });
 
@@ -1102,7 +1104,7 @@ describe('POST /v1/checkouts/:id/refunds', () => {
 
   const badRefunds: Array<[string, { body?: unknown; key?: string }, string, string]> = [
     ['a malformed Idempotency-Key', { key: 'has space' }, 'Idempotency-Key', 'idempotency_key_invalid'],
-    ['an Idempotency-Key of 201 characters', { key: 'k'.repeat(201) }, 'Idempotency-Key', 'idempotency_key_invalid'],
+    ['an Idempotency-Key of 256 characters', { key: 'k'.repeat(256) }, 'Idempotency-Key', 'idempotency_key_invalid'],
     ['another currency', { body: { amount: { amount: '100', currency: 'USD' } } }, 'amount.currency', 'currency_mismatch'],
     ['a zero amount', { body: { amount: { amount: '0', currency: 'JPY' } } }, 'amount.amount', 'parameter_invalid'],
     ['a negative amount', { body: { amount: { amount: '-100', currency: 'JPY' } } }, 'amount.amount', 'parameter_invalid'],
@@ -1179,7 +1181,7 @@ describe('checkout actions: reaching the workflow', () => {
 describe('logs', () => {
   it('carry business ids and never a key, a token or an Authorization header', () => {
     const all = logLines.join('\n');
-    expect(logLines.some((l) => l.includes('"merchantId":"demo"') && l.includes('"checkoutId":"checkout-demo-'))).toBe(true);
+    expect(logLines.some((l) => l.includes('"merchantId":"demo"') && l.includes('"checkoutId":"co_'))).toBe(true);
     expect(all).not.toContain(DEMO_KEY);
     expect(all).not.toContain(other.key);
     expect(all).not.toContain(CARD_TOKEN);

@@ -464,6 +464,7 @@ describe('configuration', () => {
       errorRate: 0,
       lostResponseRate: 0,
       requestTimeoutMs: 10_000,
+      maxProcessingMs: 30_000,
       databaseUrl: config.databaseUrl,
     });
   });
@@ -476,6 +477,7 @@ describe('configuration', () => {
       BANK_ERROR_RATE: '0.25',
       BANK_LOST_RESPONSE_RATE: '0.5',
       BANK_TIMEOUT_MS: '2000',
+      BANK_MAX_PROCESSING_MS: '4000',
       BANK_DATABASE_URL: 'postgresql://bank@db/bank',
     });
     expect(config.bank).toEqual({
@@ -486,6 +488,7 @@ describe('configuration', () => {
       errorRate: 0.25,
       lostResponseRate: 0.5,
       requestTimeoutMs: 2000,
+      maxProcessingMs: 4000,
       databaseUrl: 'postgresql://bank@db/bank',
     });
     expect(loadConfig({ BANK_URL: 'http://bank.internal:80' }).bank.url).toBe('http://bank.internal:80');

@@ -513,6 +513,45 @@ describe('failures a real network has', () => {
     expect((err as Error).name).toBe('CardNetworkUnavailableError');
   });
 
+  it('answers a lookup of a key still being processed as in progress, not as "nothing happened"', async () => {
+    const { url } = await startSimulator({ latencyMs: 600 });
+    const caller = createCardNetworkClient({ baseUrl: url, timeoutMs: 100 });
+    const reference = unique('chk');
+    const key = unique('auth');
+    // The caller gives up at 100 ms; the network still acts at 600 ms.
+    await expect(caller.authorize({ idempotencyKey: key, amount: 1n, currency: 'JPY', token: 'tok_visa', reference })).rejects.toBeInstanceOf(CardNetworkUnavailableError);
+    const during = await caller.lookup(key).catch((e: unknown) => e);
+    expect(during).toBeInstanceOf(CardNetworkUnavailableError);
+    expect(during).toMatchObject({ status: 409, message: expect.stringContaining('still being processed') });
+    await new Promise((r) => setTimeout(r, 800));
+    expect(await caller.lookup(key)).toMatchObject({ type: 'authorization', status: 'succeeded', reference });
+  });
+
+  it('never acts on a request it could not process within its maximum processing time', async () => {
+    const { url } = await startSimulator({ latencyMs: 400, maxProcessingMs: 200 });
+    const caller = createCardNetworkClient({ baseUrl: url, timeoutMs: 5_000, maxProcessingMs: 200 });
+    expect(caller.maxProcessingMs).toBe(200);
+    const reference = unique('chk');
+    const key = unique('auth');
+    const err = await caller.authorize({ idempotencyKey: key, amount: 1n, currency: 'JPY', token: 'tok_visa', reference }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CardNetworkUnavailableError);
+    expect(err).toMatchObject({ status: 504 });
+    expect(await caller.lookup(key)).toBeNull();
+    expect(await storedRowsFor(reference)).toBe(0);
+    expect(loadConfig({}).cardNetwork.maxProcessingMs).toBe(30_000);
+    expect(loadConfig({ CARD_NETWORK_MAX_PROCESSING_MS: '5000' }).cardNetwork.maxProcessingMs).toBe(5000);
+  });
+
+  it('stops a call its caller aborts; the outcome is then unknown', async () => {
+    const { client: slow } = await startSimulator({ latencyMs: 500 });
+    const abort = new AbortController();
+    const call = slow.authorize({ idempotencyKey: unique('auth'), amount: 1n, currency: 'JPY', token: 'tok_visa', reference: unique('chk'), signal: abort.signal });
+    setTimeout(() => abort.abort(), 50);
+    const startedAt = performance.now();
+    await expect(call).rejects.toThrow(/aborted by the caller/);
+    expect(performance.now() - startedAt).toBeLessThan(400);
+  });
+
   it('with CARD_NETWORK_ERROR_RATE=1 answers 503 and never acts', async () => {
     const { client: flaky } = await startSimulator({ errorRate: 1 });
     const reference = unique('chk');

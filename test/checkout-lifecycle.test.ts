@@ -2,12 +2,9 @@
 // days of holds, 3-D Secure waits, authorization expiry and settlement pass in milliseconds, and
 // every test asserts the end state in PostgreSQL and at the (in-process) card network.
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
@@ -24,9 +21,10 @@ import {
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
-import { checkoutWorkflow } from '../workflows/index.js';
+import { checkoutWorkflowV2 } from '../workflows/index.js';
 import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
+import { recordHistory } from './support/histories.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
 
 const MERCHANT = 'demo';
@@ -75,7 +73,7 @@ interface Scenario {
 async function withCheckout<T>(
   network: FakeCardNetwork,
   scenario: Scenario,
-  body: (ctx: { id: string; sku: string; handle: WorkflowHandle<typeof checkoutWorkflow> }) => Promise<T>,
+  body: (ctx: { id: string; sku: string; handle: WorkflowHandle<typeof checkoutWorkflowV2> }) => Promise<T>,
 ): Promise<T> {
   const sku = await product(5);
   const taskQueue = `lifecycle-${randomUUID()}`;
@@ -98,12 +96,10 @@ async function withCheckout<T>(
     workflowBundle,
   });
   return worker.runUntil(async () => {
-    const handle = await env.client.workflow.start(checkoutWorkflow, { workflowId: input.checkoutId, taskQueue, args: [input] });
+    const handle = await env.client.workflow.start(checkoutWorkflowV2, { workflowId: input.checkoutId, taskQueue, args: [input] });
     try {
       const result = await body({ id: input.checkoutId, sku, handle });
-      if (process.env.RECORD_HISTORIES) {
-        await fs.writeFile(path.join(import.meta.dirname, 'histories', `${scenario.record}.json`), historyToJSON(await handle.fetchHistory()) + '\n');
-      }
+      await recordHistory(scenario.record, handle);
       return result;
     } finally {
       // The server is shared by the file's tests: a run left waiting on a months-long timer with
@@ -114,7 +110,7 @@ async function withCheckout<T>(
 }
 
 /** Polls the workflow (in real time: queries do not skip time) until it reaches `status`. */
-async function reach(handle: WorkflowHandle<typeof checkoutWorkflow>, status: CheckoutStatus): Promise<CheckoutSnapshot> {
+async function reach(handle: WorkflowHandle<typeof checkoutWorkflowV2>, status: CheckoutStatus): Promise<CheckoutSnapshot> {
   const deadline = Date.now() + 20_000;
   for (;;) {
     const snapshot = await handle.query(statusQuery);

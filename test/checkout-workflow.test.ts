@@ -8,7 +8,7 @@ import { createActivities } from '../activities/index.js';
 import { checkoutId, DEFAULT_CHECKOUT_TIMEOUTS, PaymentStatus, type CheckoutInput, type CheckoutSnapshot } from '../domain/index.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
-import { checkoutWorkflow } from '../workflows/index.js';
+import { checkoutWorkflowV2 } from '../workflows/index.js';
 import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 
@@ -63,7 +63,7 @@ async function runCheckout(network: FakeCardNetwork, sku: string, opts: { token?
     workflowBundle,
   });
   return worker.runUntil(async () => {
-    const handle = await env.client.workflow.start(checkoutWorkflow, {
+    const handle = await env.client.workflow.start(checkoutWorkflowV2, {
       workflowId: input.checkoutId,
       taskQueue,
       args: [input],

@@ -13,7 +13,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLedgerActivities } from '../activities/ledger.js';
+import { createLedgerActivities, INVALID_LEDGER_REQUEST } from '../activities/ledger.js';
 import { FailureType, ledgerAccount, type TransferRequest, type TransferResult } from '../domain/index.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
@@ -363,7 +363,7 @@ describe('reads', () => {
 });
 
 describe('activities', () => {
-  it('turn ledger refusals into typed non-retryable failures and let everything else retry', async () => {
+  it('turn ledger refusals and malformed requests into typed non-retryable failures', async () => {
     const t = fresh();
     const activities = createLedgerActivities(prisma);
     const failureOf = async (p: Promise<unknown>) => {
@@ -384,8 +384,11 @@ describe('activities', () => {
     const conflict = await failureOf(activities.voidPendingTransfer({ id: t.id('void'), pendingId: t.id('pay') }));
     expect(conflict).toMatchObject({ type: FailureType.LedgerConflict, nonRetryable: true });
 
+    // A request the ledger can never accept ends the step at once instead of being retried for ever.
     const bug = await failureOf(activities.createTransfer(transfer({ id: t.id('bad'), debitAccountId: 'nobody', creditAccountId: t.wallet, amount: '1' })));
-    expect(bug).toBeInstanceOf(RangeError);
+    expect(bug).toMatchObject({ type: INVALID_LEDGER_REQUEST, nonRetryable: true, message: expect.stringContaining('not a ledger account') });
+    const zero = await failureOf(activities.createTransfer(transfer({ id: t.id('zero'), debitAccountId: t.wallet, creditAccountId: t.merchant, amount: '0' })));
+    expect(zero).toMatchObject({ type: INVALID_LEDGER_REQUEST, nonRetryable: true, message: expect.stringContaining('positive integer') });
   });
 });
 

@@ -103,7 +103,7 @@ describe('secrets and logs', () => {
     const lines = output.join('').split('\n').filter((l) => l.includes('"component":"api"'));
     // The capture saw the app's lines (one per request at least), with the business ids they carry.
     expect(lines.length).toBeGreaterThan(15);
-    expect(lines.some((l) => l.includes(`"merchantId":"${merchant.id}"`) && l.includes('"checkoutId":"checkout-'))).toBe(true);
+    expect(lines.some((l) => l.includes(`"merchantId":"${merchant.id}"`) && l.includes('"checkoutId":"co_'))).toBe(true);
     expect(lines.some((l) => l.includes('"level":"error"') && l.includes('connection reset by Temporal'))).toBe(true);
     const all = lines.join('\n');
     for (const s of secrets) expect(all, `a log line holds ${s.slice(0, 12)}...`).not.toContain(s);

@@ -1,35 +1,46 @@
-// Determinism guard: every recorded checkout history in test/histories must replay against the
-// current workflow code. A change that would break running checkouts fails here and needs
-// `patched()`. Record fresh histories with `npm run record:histories` after an intended change;
-// histories of the code before a patch move to a subfolder named after it and stay, to prove the
-// patch keeps those runs replaying.
+// Determinism guard: every recorded history in test/histories must replay against the current
+// workflow code. A change that would break running workflows fails here and needs `patched()`, or a
+// new workflow type while the old one stays (workflows/legacy/). Histories are only ever added
+// (test/support/histories.ts records new ones and refuses to overwrite): the manifest lists each
+// with its SHA-256, and a file edited, removed or added by hand fails the first test below.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { HISTORIES_DIR, readManifest, sha256 } from './support/histories.js';
 
-const HISTORIES = path.join(import.meta.dirname, 'histories');
+async function historyFiles(): Promise<string[]> {
+  return (await fs.readdir(HISTORIES_DIR, { recursive: true })).filter((f) => f.endsWith('.json')).sort();
+}
 
-describe('recorded checkout histories', () => {
+describe('recorded workflow histories', () => {
+  it('are exactly the ones the manifest lists, unchanged', async () => {
+    const manifest = await readManifest();
+    const files = await historyFiles();
+    expect(files).toEqual([...manifest.keys()].sort());
+    for (const file of files) {
+      const text = await fs.readFile(path.join(HISTORIES_DIR, file), 'utf8');
+      expect({ file, sha256: sha256(text) }).toEqual({ file, sha256: manifest.get(file) });
+    }
+  });
+
   it('replay against the current workflow code', async () => {
-    const files = (await fs.readdir(HISTORIES, { recursive: true })).filter((f) => f.endsWith('.json')).sort();
-    // One per checkout, top-up and payout path, before and after each patch: the suite would prove
-    // nothing with the folder emptied by mistake.
-    expect(files.length).toBeGreaterThanOrEqual(28);
+    const files = await historyFiles();
     const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
     const histories = await Promise.all(
       files.map(async (file) => ({
         workflowId: file.replace(/\.json$/, '').replaceAll(path.sep, '-'),
-        history: historyFromJSON(JSON.parse(await fs.readFile(path.join(HISTORIES, file), 'utf8'))),
+        history: historyFromJSON(JSON.parse(await fs.readFile(path.join(HISTORIES_DIR, file), 'utf8'))),
       })),
     );
     const failures: string[] = [];
-    for await (const result of Worker.runReplayHistories({ workflowBundle, replayName: 'checkout-replay' }, histories)) {
+    for await (const result of Worker.runReplayHistories({ workflowBundle, replayName: 'history-replay' }, histories)) {
       if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
     }
     expect(failures).toEqual([]);
+    expect(histories.length).toBeGreaterThan(0);
   });
 });
 

@@ -3,12 +3,9 @@
 // the accounts it touched: stored balances equal the journal, nothing overdrawn, per-currency
 // debits equal credits.
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/activity';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
 import { createActivities, type Activities } from '../activities/index.js';
 import {
@@ -26,10 +23,11 @@ import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { accountBalance, checkLedger, createTransfer, walletBalance } from '../platform/ledger.js';
 import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
 import { refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
-import { checkoutWorkflow, payoutWorkflow, topupWorkflow } from '../workflows/index.js';
+import { checkoutWorkflowV2, payoutWorkflowV2, topupWorkflowV2 } from '../workflows/index.js';
 import { payoutCancelUpdate, payoutStatusQuery } from '../workflows/wallet-messages.js';
 import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
+import { recordHistory } from './support/histories.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
 
 const MERCHANT = 'demo';
@@ -88,11 +86,7 @@ async function fund(wallet: string, amount: bigint) {
 const yen = (amount: number) => ({ amount: String(amount), currency: 'JPY' });
 
 /** With RECORD_HISTORIES=1, keeps the run's history for the replay test (test/replay.test.ts). */
-async function record(name: string, workflowId: string) {
-  if (!process.env.RECORD_HISTORIES) return;
-  const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
-  await fs.writeFile(path.join(import.meta.dirname, 'histories', `${name}.json`), historyToJSON(history) + '\n');
-}
+const record = (name: string, workflowId: string) => recordHistory(name, env.client.workflow.getHandle(workflowId));
 
 function topupInput(customerId: string, amount: number, token = 'tok_visa'): TopupInput {
   const key = randomUUID();
@@ -116,7 +110,7 @@ describe('top-up', () => {
   it('charges the card once and credits the wallet', async () => {
     await withWorker(async ({ network, customerId, wallet, taskQueue }) => {
       const input = topupInput(customerId, 5000);
-      const result = await env.client.workflow.execute(topupWorkflow, { workflowId: input.topupId, taskQueue, args: [input] });
+      const result = await env.client.workflow.execute(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] });
 
       expect(result.status).toBe('succeeded');
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 5000n, held: 0n });
@@ -129,7 +123,7 @@ describe('top-up', () => {
   it('credits nothing when the card is declined', async () => {
     await withWorker(async ({ network, customerId, wallet, taskQueue }) => {
       const input = topupInput(customerId, 5000, 'tok_chargeDeclined');
-      const result = await env.client.workflow.execute(topupWorkflow, { workflowId: input.topupId, taskQueue, args: [input] });
+      const result = await env.client.workflow.execute(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] });
 
       expect(result).toMatchObject({ status: 'failed', failure: { code: 'card_declined' } });
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 0n, held: 0n });
@@ -145,7 +139,7 @@ describe('top-up', () => {
     };
     await withWorker(async ({ network, customerId, wallet, taskQueue }) => {
       const input = topupInput(customerId, 5000);
-      const result = await env.client.workflow.execute(topupWorkflow, { workflowId: input.topupId, taskQueue, args: [input] });
+      const result = await env.client.workflow.execute(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] });
 
       expect(result.status).toBe('failed');
       expect(network.count(input.topupId, 'capture')).toBe(1);
@@ -162,7 +156,7 @@ describe('payout', () => {
       await fund(wallet, 3000n);
       const start = await env.currentTimeMs();
       const input = payoutInput(customerId, 1000, '1234567', start + DAY);
-      const handle = await env.client.workflow.start(payoutWorkflow, { workflowId: input.payoutId, taskQueue, args: [input] });
+      const handle = await env.client.workflow.start(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
       for (let i = 0; i < 100 && (await walletBalance(prisma, wallet)).held === 0n; i++) await new Promise((r) => setTimeout(r, 50));
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 2000n, held: 1000n });
       expect(bank.paid(input.payoutId)).toBe(0);
@@ -181,7 +175,7 @@ describe('payout', () => {
     await withWorker(async ({ bank, customerId, wallet, taskQueue }) => {
       await fund(wallet, 500n);
       const input = payoutInput(customerId, 1000, '1234567', await env.currentTimeMs());
-      const result = await env.client.workflow.execute(payoutWorkflow, { workflowId: input.payoutId, taskQueue, args: [input] });
+      const result = await env.client.workflow.execute(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
 
       expect(result).toMatchObject({ status: 'failed', failure: { code: 'insufficient_funds' } });
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 500n, held: 0n });
@@ -193,7 +187,7 @@ describe('payout', () => {
     await withWorker(async ({ customerId, wallet, taskQueue }) => {
       await fund(wallet, 3000n);
       const input = payoutInput(customerId, 1000, '0000000', await env.currentTimeMs());
-      const result = await env.client.workflow.execute(payoutWorkflow, { workflowId: input.payoutId, taskQueue, args: [input] });
+      const result = await env.client.workflow.execute(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
 
       expect(result).toMatchObject({ status: 'failed', failure: { code: 'account_closed' } });
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 3000n, held: 0n });
@@ -205,7 +199,7 @@ describe('payout', () => {
     await withWorker(async ({ bank, customerId, wallet, taskQueue }) => {
       await fund(wallet, 3000n);
       const input = payoutInput(customerId, 1000, '9999999', await env.currentTimeMs());
-      const result = await env.client.workflow.execute(payoutWorkflow, { workflowId: input.payoutId, taskQueue, args: [input] });
+      const result = await env.client.workflow.execute(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
 
       expect(result.status).toBe('paid');
       expect(bank.transfers.filter((t) => t.reference === input.payoutId)).toHaveLength(1);
@@ -217,7 +211,7 @@ describe('payout', () => {
     await withWorker(async ({ bank, customerId, wallet, taskQueue }) => {
       await fund(wallet, 3000n);
       const input = payoutInput(customerId, 1000, '1234567', (await env.currentTimeMs()) + 7 * DAY);
-      const handle = await env.client.workflow.start(payoutWorkflow, { workflowId: input.payoutId, taskQueue, args: [input] });
+      const handle = await env.client.workflow.start(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
       for (let i = 0; i < 100 && (await handle.query(payoutStatusQuery)).status !== 'pending'; i++) await new Promise((r) => setTimeout(r, 50));
       for (let i = 0; i < 100 && (await walletBalance(prisma, wallet)).held === 0n; i++) await new Promise((r) => setTimeout(r, 50));
 
@@ -246,7 +240,7 @@ describe('wallet payment in checkout', () => {
       captureMethod: 'automatic',
       timeouts,
     };
-    const handle = await env.client.workflow.start(checkoutWorkflow, { workflowId: input.checkoutId, taskQueue, args: [input] });
+    const handle = await env.client.workflow.start(checkoutWorkflowV2, { workflowId: input.checkoutId, taskQueue, args: [input] });
     return { handle, sku };
   }
 

@@ -14,7 +14,7 @@ import { CAPTURED_STATUSES, type CheckoutStatus, type Money } from '../../domain
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate } from '../../workflows/checkout-messages.js';
 import type { Logger } from '../../platform/logger.js';
 import { merchantIdOf } from '../auth.js';
-import { ApiError, conflict, invalidRequest, notFound } from '../errors.js';
+import { ApiError, checkoutConflict, invalidRequest, notFound } from '../errors.js';
 import { bodyOf, requireJson } from '../json.js';
 import type { IdempotentRoute } from '../idempotency.js';
 import { checkoutResource, refundFromSnapshot, refundResource, type CheckoutRow } from '../serialize.js';
@@ -62,7 +62,7 @@ export function checkoutActionsRouter(deps: CheckoutsDeps): Router {
     try {
       return await temporal.withAbortSignal(signal, run);
     } catch (err) {
-      throw updateError(err, { signal, log: t.log, action, status: t.row.status, retryAdvice });
+      throw updateError(err, { signal, log: t.log, action, checkoutId: t.row.id, status: t.row.status, retryAdvice });
     }
   };
 
@@ -83,6 +83,9 @@ export function checkoutActionsRouter(deps: CheckoutsDeps): Router {
         updateId: `${t.row.id}:capture:${amount ?? 'all'}`,
       }),
     );
+    // 2xx only for a capture that happened: a checkout that expired or was canceled while the
+    // request waited answers 409 (runs of the first checkout type answer with that snapshot).
+    if (!CAPTURED_STATUSES.includes(snapshot.status)) throw notTakenEffect(t, 'capture', snapshot.status);
     t.log.info('checkout captured', { status: snapshot.status, amountCaptured: snapshot.amountCaptured });
     await answerWithCheckout(t, res);
   });
@@ -95,10 +98,7 @@ export function checkoutActionsRouter(deps: CheckoutsDeps): Router {
     );
     // The update answers once the checkout has settled down, which need not be `canceled`: a
     // capture can win the race, or the payment can fail or expire first.
-    if (snapshot.status !== 'canceled') {
-      t.log.info('cancel overtaken', { status: snapshot.status });
-      throw cancelOvertaken(snapshot.status);
-    }
+    if (snapshot.status !== 'canceled') throw notTakenEffect(t, 'cancel', snapshot.status);
     t.log.info('checkout canceled');
     await answerWithCheckout(t, res);
   });
@@ -112,6 +112,8 @@ export function checkoutActionsRouter(deps: CheckoutsDeps): Router {
         updateId: `${t.row.id}:confirm:${result}`,
       }),
     );
+    // A result that arrived while the checkout was expiring or being canceled was never used.
+    if (snapshot.status === 'expired' || snapshot.status === 'canceled') throw notTakenEffect(t, 'confirm', snapshot.status);
     t.log.info('3-D Secure result delivered', { result, status: snapshot.status });
     await answerWithCheckout(t, res);
   });
@@ -183,9 +185,12 @@ function assertSameRefund(storedAmount: string, requested: string | undefined): 
   );
 }
 
-function cancelOvertaken(status: CheckoutStatus): ApiError {
+/** 409 for an action the checkout answered without doing it: the code names what happened instead. */
+function notTakenEffect(t: Target, action: 'capture' | 'cancel' | 'confirm', status: CheckoutStatus): ApiError {
+  t.log.info(`${action} did not take effect`, { status });
+  const checkout = { id: t.row.id, status };
   if (CAPTURED_STATUSES.includes(status)) {
-    return conflict('checkout_already_captured', `The checkout was captured before it could be canceled (it is ${status}); refund it instead.`);
+    return checkoutConflict('checkout_already_captured', `The checkout was captured before it could ${action} (it is ${status}); refund it instead.`, checkout);
   }
-  return conflict('checkout_state_invalid', `The checkout ended as ${status} before it could be canceled; nothing was charged.`);
+  return checkoutConflict(`checkout_${status}`, `The checkout is ${status}; the ${action} did not take effect and nothing was charged.`, checkout);
 }

@@ -5,6 +5,7 @@
 // `sold_out` is answered with 201 like any other created checkout: the checkout exists, was
 // recorded, and "nothing was held, nothing charged" is an outcome the buyer must see, not a fault
 // in the request.
+import { randomUUID } from 'node:crypto';
 import { Router, type Response } from 'express';
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import type { PrismaClient } from '../../platform/db.js';
@@ -14,12 +15,14 @@ import {
   FailureType,
   MerchantId,
   PaymentStatus,
+  checkoutEventData,
   checkoutId as buildCheckoutId,
+  eventType,
   type CheckoutInput,
   type CheckoutSnapshot,
 } from '../../domain/index.js';
 import { reservationUpdate } from '../../workflows/checkout-messages.js';
-import type { checkoutWorkflow } from '../../workflows/checkout.js';
+import type { checkoutWorkflowV2 } from '../../workflows/checkout/workflow.js';
 import { merchantIdOf } from '../auth.js';
 import { ApiError, invalidRequest, notFound } from '../errors.js';
 import type { Idempotency } from '../idempotency.js';
@@ -106,7 +109,7 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
       if (order.soldOut) {
         // The insert also finds a checkout an earlier request with this key wrote (its idempotency
         // record expired, or a concurrent duplicate), and answers with that one.
-        const row = await recordSoldOut(prisma, { id, merchantId, idempotencyKey, body, order });
+        const row = await recordSoldOut(prisma, taskQueue, { id, merchantId, idempotencyKey, body, order });
         if (row.created) log.info('checkout sold out', { status: 'sold_out' });
         else assertSameRequest(row.checkout, body);
         res.status(row.created ? 201 : 200).json(checkoutResource(row.checkout));
@@ -148,7 +151,7 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
       captureMethod: body.captureMethod,
       timeouts,
     };
-    const startWorkflowOperation = new WithStartWorkflowOperation<typeof checkoutWorkflow>('checkoutWorkflow', {
+    const startWorkflowOperation = new WithStartWorkflowOperation<typeof checkoutWorkflowV2>('checkoutWorkflowV2', {
       workflowId: id,
       taskQueue,
       args: [input],
@@ -249,21 +252,40 @@ async function assertOrderable(prisma: PrismaClient, merchantId: string, body: C
     if (product.available < item.quantity) soldOut = true;
   }
   if (total > MAX_AMOUNT) throw invalidRequest('amount_too_large', 'The checkout total is too large.', 'items');
+  // Products are priced above zero (POST /v1/products refuses zero); one created before that rule
+  // would make an order no payment method can pay.
+  if (total === 0n) throw invalidRequest('amount_too_small', 'The checkout totals zero: a product in items is priced at zero, and zero cannot be paid.', 'items');
   return { currency: currency!, total, lines, soldOut, available: new Map(products.map((p) => [p.sku, p.available])) };
 }
 
 /**
  * Writes a `sold_out` checkout for a key, or finds the one an earlier request with the key wrote.
- * One statement (the checkout and its lines together), since this is what most buyers of a flash
- * sale cost: a Prisma nested create is a transaction of four round trips.
+ * One statement (the checkout, its lines and its `checkout.sold_out` event together, as every status
+ * change records its event), since this is what most buyers of a flash sale cost: a Prisma nested
+ * create is a transaction of four round trips.
  */
 async function recordSoldOut(
   prisma: PrismaClient,
+  taskQueue: string,
   { id, merchantId, idempotencyKey, body, order }: { id: string; merchantId: string; idempotencyKey: string; body: CreateCheckoutBody; order: Orderable },
 ): Promise<{ created: boolean; checkout: CheckoutRow }> {
   const skus = order.lines.map((l) => l.sku);
   const quantities = order.lines.map((l) => l.quantity);
   const unitAmounts = order.lines.map((l) => l.unitAmount.toString());
+  const event = checkoutEventData({
+    id,
+    status: 'sold_out',
+    customerId: body.customerId,
+    amount: order.total,
+    currency: order.currency,
+    amountCaptured: 0n,
+    amountRefunded: 0n,
+    paymentMethod: body.payment.method,
+    captureMethod: body.captureMethod,
+    settledAt: null,
+    failureCode: null,
+    failureMessage: null,
+  });
   const inserted = await prisma.$queryRaw<Array<{ created_at: Date; updated_at: Date }>>`
     WITH c AS (
       INSERT INTO checkouts (id, merchant_id, customer_id, idempotency_key, status, amount, currency, payment_method, capture_method, updated_at)
@@ -275,6 +297,11 @@ async function recordSoldOut(
       INSERT INTO checkout_items (checkout_id, sku, quantity, unit_amount)
       SELECT c.id, line.sku, line.quantity, line.unit_amount
       FROM c CROSS JOIN unnest(${skus}::text[], ${quantities}::int[], ${unitAmounts}::bigint[]) AS line(sku, quantity, unit_amount)
+    ), recorded AS (
+      INSERT INTO events (id, merchant_id, type, resource_type, resource_id, data, delivery_queue)
+      SELECT ${`evt_${randomUUID()}`}, ${merchantId}, ${eventType('checkout', 'sold_out')}, 'checkout', c.id, ${JSON.stringify(event)}::jsonb, ${taskQueue}
+      FROM c
+      ON CONFLICT DO NOTHING
     )
     SELECT created_at, updated_at FROM c`;
   const written = inserted[0];

@@ -8,7 +8,7 @@ import type { PrismaClient } from '../../platform/db.js';
 import type { Payout } from '../../generated/prisma/client.js';
 import { CustomerId, MerchantId, PaymentStatus, payoutId as buildPayoutId, type PayoutInput, type PayoutSnapshot } from '../../domain/index.js';
 import { payoutAcceptedUpdate, payoutCancelUpdate } from '../../workflows/wallet-messages.js';
-import type { payoutWorkflow } from '../../workflows/payout.js';
+import type { payoutWorkflowV2 } from '../../workflows/payout.js';
 import { merchantIdOf } from '../auth.js';
 import { ApiError, conflict, invalidRequest, notFound } from '../errors.js';
 import { bodyOf, requireJson } from '../json.js';
@@ -66,7 +66,7 @@ export function payoutsRouter(deps: WalletFlowsDeps): Router {
       bankAccount: body.bankAccount,
       scheduledAt: new Date(scheduledAt).toISOString(),
     };
-    const startWorkflowOperation = new WithStartWorkflowOperation<typeof payoutWorkflow>('payoutWorkflow', {
+    const startWorkflowOperation = new WithStartWorkflowOperation<typeof payoutWorkflowV2>('payoutWorkflowV2', {
       workflowId: id,
       taskQueue,
       args: [input],

@@ -9,7 +9,7 @@ import type { Logger } from '../../platform/logger.js';
 import type { Topup } from '../../generated/prisma/client.js';
 import { CustomerId, MerchantId, PaymentStatus, topupId as buildTopupId, type TopupInput } from '../../domain/index.js';
 import { topupAcceptedUpdate } from '../../workflows/wallet-messages.js';
-import type { topupWorkflow } from '../../workflows/topup.js';
+import type { topupWorkflowV2 } from '../../workflows/topup.js';
 import { merchantIdOf } from '../auth.js';
 import { ApiError, notFound } from '../errors.js';
 import type { Idempotency } from '../idempotency.js';
@@ -67,7 +67,7 @@ export function topupsRouter(deps: WalletFlowsDeps): Router {
       amount: body.amount,
       payment: { method: 'card', token: body.payment.token },
     };
-    const startWorkflowOperation = new WithStartWorkflowOperation<typeof topupWorkflow>('topupWorkflow', {
+    const startWorkflowOperation = new WithStartWorkflowOperation<typeof topupWorkflowV2>('topupWorkflowV2', {
       workflowId: id,
       taskQueue,
       args: [input],

@@ -15,6 +15,7 @@ import { hashApiKey } from '../../platform/api-keys.js';
 import { createPrisma, type PrismaClient } from '../../platform/db.js';
 import type { Logger } from '../../platform/logger.js';
 import { FailureType, type CheckoutInput, type CheckoutStatus, type PayoutInput, type PayoutSnapshot, type PayoutStatus, type TopupInput, type TopupSnapshot } from '../../domain/index.js';
+import { payoutCancelUpdate } from '../../workflows/wallet-messages.js';
 
 export function openPrisma(): PrismaClient {
   const url = process.env.DATABASE_URL;
@@ -61,9 +62,9 @@ export interface UpdateCall {
  * passed to withAbortSignal: a fake that never answers can end when the API gives up.
  */
 export interface StartBehaviours {
-  checkoutWorkflow: (input: CheckoutInput, signal: AbortSignal) => Promise<unknown>;
-  topupWorkflow: (input: TopupInput, signal: AbortSignal) => Promise<unknown>;
-  payoutWorkflow: (input: PayoutInput, signal: AbortSignal) => Promise<unknown>;
+  checkoutWorkflowV2: (input: CheckoutInput, signal: AbortSignal) => Promise<unknown>;
+  topupWorkflowV2: (input: TopupInput, signal: AbortSignal) => Promise<unknown>;
+  payoutWorkflowV2: (input: PayoutInput, signal: AbortSignal) => Promise<unknown>;
 }
 
 export type UpdateBehaviour = (call: UpdateCall, signal: AbortSignal) => Promise<unknown>;
@@ -86,7 +87,7 @@ export function rejected(type: string, message: string): WorkflowUpdateFailedErr
 
 /** Rejects what a validator would reject in a status that accepts nothing: nothing is written. */
 export const rejectEveryUpdate: UpdateBehaviour = async (call) => {
-  if (call.workflowId.startsWith('payout-')) throw rejected(FailureType.InvalidPayoutState, 'it is paid');
+  if (call.name === payoutCancelUpdate.name) throw rejected(FailureType.InvalidPayoutState, 'it is paid');
   throw rejected(FailureType.InvalidCheckoutState, 'This checkout is settled and accepts no such request.');
 };
 
@@ -98,9 +99,9 @@ export const noUpdateExpected: UpdateBehaviour = async (call) => {
 /** Each workflow writing the rows its real one writes before it answers the update that started it. */
 export function recordingStarts(prisma: PrismaClient): StartBehaviours {
   return {
-    checkoutWorkflow: (input) => recordCheckout(prisma, input),
-    topupWorkflow: (input) => recordTopup(prisma, input),
-    payoutWorkflow: (input) => recordPayout(prisma, input),
+    checkoutWorkflowV2: (input) => recordCheckout(prisma, input),
+    topupWorkflowV2: (input) => recordTopup(prisma, input),
+    payoutWorkflowV2: (input) => recordPayout(prisma, input),
   };
 }
 
@@ -125,9 +126,9 @@ export function fakeTemporal(prisma: PrismaClient): FakeTemporal {
       const workflowType = op.workflowTypeOrFunc;
       const input = op.options.args?.[0];
       fake.starts.push({ workflowType, workflowId: op.options.workflowId, input, options: op.options, update: def.name, updateId: options.updateId });
-      if (workflowType === 'checkoutWorkflow') return fake.onStart.checkoutWorkflow(input as CheckoutInput, currentSignal);
-      if (workflowType === 'topupWorkflow') return fake.onStart.topupWorkflow(input as TopupInput, currentSignal);
-      if (workflowType === 'payoutWorkflow') return fake.onStart.payoutWorkflow(input as PayoutInput, currentSignal);
+      if (workflowType === 'checkoutWorkflowV2') return fake.onStart.checkoutWorkflowV2(input as CheckoutInput, currentSignal);
+      if (workflowType === 'topupWorkflowV2') return fake.onStart.topupWorkflowV2(input as TopupInput, currentSignal);
+      if (workflowType === 'payoutWorkflowV2') return fake.onStart.payoutWorkflowV2(input as PayoutInput, currentSignal);
       throw new Error(`unexpected workflow ${workflowType}`);
     },
     start: async (workflowType: string, options: WithStartWorkflowOperation<Workflow>['options']): Promise<unknown> => {
@@ -155,7 +156,7 @@ export function fakeTemporal(prisma: PrismaClient): FakeTemporal {
   return fake;
 }
 
-/** What checkoutWorkflow's placeOrder writes before it answers the reservation (stock not held). */
+/** What checkoutWorkflowV2's placeOrder writes before it answers the reservation (stock not held). */
 export async function recordCheckout(prisma: PrismaClient, input: CheckoutInput, status: CheckoutStatus = 'processing'): Promise<unknown> {
   const products = await prisma.product.findMany({ where: { merchantId: input.merchantId, sku: { in: input.items.map((i) => i.sku) } } });
   const price = new Map(products.map((p) => [p.sku, p.priceAmount]));
@@ -177,7 +178,7 @@ export async function recordCheckout(prisma: PrismaClient, input: CheckoutInput,
   return { checkoutId: input.checkoutId, status, amount: { amount: amount.toString(), currency: products[0]!.currency } };
 }
 
-/** What topupWorkflow writes before it answers topupAccepted. */
+/** What topupWorkflowV2 writes before it answers topupAccepted. */
 export async function recordTopup(prisma: PrismaClient, input: TopupInput): Promise<TopupSnapshot> {
   await prisma.topup.create({
     data: {
@@ -194,7 +195,7 @@ export async function recordTopup(prisma: PrismaClient, input: TopupInput): Prom
 }
 
 /**
- * The payout row payoutWorkflow writes before it answers payoutAccepted: pending, or failed with
+ * The payout row payoutWorkflowV2 writes before it answers payoutAccepted: pending, or failed with
  * `failure` (a hold the wallet could not cover). The hold itself is the ledger's business, covered
  * in api-wallet.test.ts.
  */

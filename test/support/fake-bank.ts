@@ -4,12 +4,37 @@ import { randomUUID } from 'node:crypto';
 import { BankUnavailableError, type BankClient, type BankTransfer, type BankTransferRequest } from '../../platform/bank-client.js';
 
 export class FakeBank implements BankClient {
+  /** As a real bank documents it; the workflow waits this long (its own time) before "nothing" is final (see FakeCardNetwork). */
+  constructor(readonly maxProcessingMs = 60_000) {}
+
   readonly transfers: BankTransfer[] = [];
   private readonly lostOnce = new Set<string>();
+  /**
+   * When set, the next transfer call never answers: it hangs until the caller aborts it, and the
+   * bank makes the transfer only at the n-th lookup of its key after the abort (null: never).
+   */
+  hangNext: { paysAtLookup: number | null } | undefined;
+  /** Every transfer call that reached the bank, and every lookup by key, in order. */
+  calls = 0;
+  readonly lookups: string[] = [];
+  private readonly landing = new Map<string, { lookupsLeft: number; make: () => BankTransfer }>();
 
   async transfer(req: BankTransferRequest): Promise<BankTransfer> {
+    this.calls++;
     const existing = this.transfers.find((t) => t.idempotencyKey === req.idempotencyKey);
     if (existing) return existing;
+    const hang = this.hangNext;
+    if (hang) {
+      this.hangNext = undefined;
+      return new Promise((_, reject) => {
+        const abort = () => {
+          if (hang.paysAtLookup !== null) this.landing.set(req.idempotencyKey, { lookupsLeft: hang.paysAtLookup, make: () => this.paidTransfer(req) });
+          reject(new BankUnavailableError('aborted by the caller'));
+        };
+        if (req.signal?.aborted) abort();
+        else req.signal?.addEventListener('abort', abort, { once: true });
+      });
+    }
     const closed = req.accountNumber === '0000000';
     const transfer: BankTransfer = {
       id: `tr_${randomUUID()}`,
@@ -32,7 +57,27 @@ export class FakeBank implements BankClient {
   }
 
   async lookup(idempotencyKey: string): Promise<BankTransfer | null> {
+    this.lookups.push(idempotencyKey);
+    const late = this.landing.get(idempotencyKey);
+    if (late && late.lookupsLeft-- <= 0) {
+      this.landing.delete(idempotencyKey);
+      this.transfers.push(late.make());
+    }
     return this.transfers.find((t) => t.idempotencyKey === idempotencyKey) ?? null;
+  }
+
+  private paidTransfer(req: BankTransferRequest): BankTransfer {
+    return {
+      id: `tr_${randomUUID()}`,
+      idempotencyKey: req.idempotencyKey,
+      status: 'paid',
+      amount: req.amount.toString(),
+      currency: req.currency,
+      bankCode: req.bankCode,
+      accountNumber: req.accountNumber,
+      reference: req.reference,
+      createdAt: new Date().toISOString(),
+    };
   }
 
   async listTransfers(reference: string): Promise<BankTransfer[]> {

@@ -12,19 +12,72 @@ import {
 type Step = 'authorize' | 'authenticate' | 'capture' | 'void' | 'refund';
 
 export class FakeCardNetwork implements CardNetworkClient {
+  /**
+   * As a real network documents it; the workflow waits this long (its own time) before "nothing" is
+   * final. Tests in which a call is held in flight (which holds time still on the time-skipping
+   * server) may shorten it.
+   */
+  constructor(readonly maxProcessingMs = 60_000) {}
+
   readonly operations: CardOperation[] = [];
   /** Steps whose first response is lost after the network acted. */
   loseFirstResponseOf = new Set<Step>();
   /** Steps the network rejects outright. */
   reject = new Set<Step>();
+  /**
+   * Steps whose call never answers: it hangs until the caller aborts it (a canceled activity), and
+   * the network acts on the request only later, at the n-th lookup of its key after the abort (a
+   * request still on its way in when the caller gave up). Lookups before that find nothing.
+   */
+  hang = new Map<Step, number>();
+  /** Steps whose calls wait, before the network acts, until the test opens the gate (`holdCalls`). */
+  private readonly gates = new Map<Step, Promise<void>>();
+  /** Every call that reached the network, per step (replays of a key included). */
   calls: Record<Step, number> = { authorize: 0, authenticate: 0, capture: 0, void: 0, refund: 0 };
+  /** Every lookup by key, in order: a test of "resolved by lookup" checks them. */
+  readonly lookups: string[] = [];
+  private readonly landing = new Map<string, { lookupsLeft: number; make: () => CardOperation }>();
 
   private byKey(key: string) {
     return this.operations.find((op) => op.idempotencyKey === key);
   }
 
-  private act(step: Step, key: string, make: () => CardOperation): CardOperation {
+  /**
+   * Makes calls of `step` wait (before the network acts) until the returned function is called: a
+   * network slow at the moment a test wants something else to happen.
+   */
+  holdCalls(step: Step): () => void {
+    let open!: () => void;
+    this.gates.set(step, new Promise<void>((resolve) => (open = resolve)));
+    return () => {
+      this.gates.delete(step);
+      open();
+    };
+  }
+
+  /** How many calls of `step` are waiting at its gate. */
+  waiting: Record<Step, number> = { authorize: 0, authenticate: 0, capture: 0, void: 0, refund: 0 };
+
+  private async act(step: Step, key: string, make: () => CardOperation, signal?: AbortSignal): Promise<CardOperation> {
+    const gate = this.gates.get(step);
+    if (gate) {
+      this.waiting[step]++;
+      await gate;
+      this.waiting[step]--;
+    }
     this.calls[step]++;
+    const lateBy = this.hang.get(step);
+    if (lateBy !== undefined && !this.byKey(key)) {
+      this.hang.delete(step);
+      return new Promise((_, reject) => {
+        const abort = () => {
+          this.landing.set(key, { lookupsLeft: lateBy, make });
+          reject(new CardNetworkUnavailableError('aborted by the caller'));
+        };
+        if (signal?.aborted) abort();
+        else signal?.addEventListener('abort', abort, { once: true });
+      });
+    }
     if (this.reject.has(step)) throw new CardNetworkRejectedError(`${step} rejected`, { code: `${step}_rejected`, status: 409 });
     const existing = this.byKey(key);
     if (existing) return existing;
@@ -39,7 +92,7 @@ export class FakeCardNetwork implements CardNetworkClient {
     return { id, createdAt: new Date().toISOString(), ...fields, authorizationId: fields.authorizationId ?? id };
   }
 
-  async authorize(req: { idempotencyKey: string; amount: bigint; currency: string; token: string; reference: string }) {
+  async authorize(req: { idempotencyKey: string; amount: bigint; currency: string; token: string; reference: string; signal?: AbortSignal }) {
     return this.act('authorize', req.idempotencyKey, () => {
       const declineCode = { tok_chargeDeclined: 'card_declined', tok_insufficientFunds: 'insufficient_funds' }[req.token];
       return this.op({
@@ -51,7 +104,7 @@ export class FakeCardNetwork implements CardNetworkClient {
         reference: req.reference,
         ...(declineCode ? { declineCode } : {}),
       });
-    });
+    }, req.signal);
   }
 
   private authorization(id: string): CardOperation {
@@ -103,7 +156,7 @@ export class FakeCardNetwork implements CardNetworkClient {
     });
   }
 
-  async capture(req: { idempotencyKey: string; authorizationId: string; amount?: bigint }) {
+  async capture(req: { idempotencyKey: string; authorizationId: string; amount?: bigint; signal?: AbortSignal }) {
     return this.act('capture', req.idempotencyKey, () => {
       const auth = this.authorization(req.authorizationId);
       this.refuseIfDeclinedByAuthentication(auth);
@@ -111,7 +164,7 @@ export class FakeCardNetwork implements CardNetworkClient {
         throw new CardNetworkRejectedError('authorization requires action', { code: 'authorization_requires_action', status: 409 });
       }
       return this.op({ ...auth, type: 'capture', status: 'succeeded', idempotencyKey: req.idempotencyKey, authorizationId: auth.id, amount: (req.amount ?? BigInt(auth.amount)).toString() });
-    });
+    }, req.signal);
   }
 
   async void(req: { idempotencyKey: string; authorizationId: string }) {
@@ -138,6 +191,12 @@ export class FakeCardNetwork implements CardNetworkClient {
   }
 
   async lookup(idempotencyKey: string) {
+    this.lookups.push(idempotencyKey);
+    const late = this.landing.get(idempotencyKey);
+    if (late && late.lookupsLeft-- <= 0) {
+      this.landing.delete(idempotencyKey);
+      this.operations.push(late.make());
+    }
     return this.byKey(idempotencyKey) ?? null;
   }
 

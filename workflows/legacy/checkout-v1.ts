@@ -1,3 +1,8 @@
+// FROZEN. The workflow type `checkoutWorkflow` as it ran until checkoutWorkflowV2 replaced it. Runs
+// started before then keep replaying against this file until they drain, and test/replay.test.ts
+// replays their recorded histories: change nothing here that changes the commands it issues.
+// New runs start checkoutWorkflowV2 (workflows/checkout/).
+//
 // The checkout, start to finish: reserve stock, authorize the card (with 3-D Secure when the card
 // asks for it), wait for a manual capture if the merchant wants one, confirm the order, capture,
 // settle after the merchant's delay, and take refunds until the refund window closes.
@@ -24,8 +29,8 @@ import {
   sleep,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import type { CardOutcome } from '../activities/card-network.js';
+import type { Activities } from '../../activities/index.js';
+import type { CardOutcome } from '../../activities/card-network.js';
 import {
   CAPTURED_STATUSES,
   CLOSED_BEFORE_CAPTURE,
@@ -41,11 +46,11 @@ import {
   type CheckoutStatus,
   type Money,
   type RefundSnapshot,
-} from '../domain/index.js';
-import { cardNetworkCall, compensation, databaseWrite, localDatabaseWrite } from './activity-profiles.js';
-import { describeFailure, failureType, isBusinessFailure } from './failures.js';
-import { Saga } from './saga.js';
-import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, reservationUpdate, statusQuery } from './checkout-messages.js';
+} from '../../domain/index.js';
+import { cardNetworkCall, compensation, databaseWrite, localDatabaseWrite } from './activity-profiles-v1.js';
+import { describeFailure, failureType, isBusinessFailure } from '../failures.js';
+import { Saga } from './saga-v1.js';
+import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, reservationUpdate, statusQuery } from '../checkout-messages.js';
 
 const db = proxyActivities<Activities>(databaseWrite);
 const localDb = proxyLocalActivities<Activities>(localDatabaseWrite);

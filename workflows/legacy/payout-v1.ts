@@ -1,3 +1,8 @@
+// FROZEN. The workflow type `payoutWorkflow` as it ran until payoutWorkflowV2 replaced it. Runs
+// started before then keep replaying against this file until they drain, and test/replay.test.ts
+// replays their recorded histories: change nothing here that changes the commands it issues.
+// New runs start payoutWorkflowV2 (workflows/payout.ts).
+//
 // Payout: hold the amount on the customer's wallet, wait until the scheduled time on a durable
 // timer, send it to the bank, then post the hold (paid) or void it (the bank refused: the money is
 // back). Until it is sent, the payout can be canceled and the hold voided. The hold is a two-phase
@@ -13,11 +18,11 @@ import {
   setHandler,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import { FailureType, PaymentStatus, ledgerAccount, type PayoutInput, type PayoutSnapshot, type PayoutStatus } from '../domain/index.js';
-import { bankCall, compensation, databaseWrite, localDatabaseWrite } from './activity-profiles.js';
-import { describeFailure, failureType } from './failures.js';
-import { payoutAcceptedUpdate, payoutCancelUpdate, payoutStatusQuery } from './wallet-messages.js';
+import type { Activities } from '../../activities/index.js';
+import { FailureType, PaymentStatus, ledgerAccount, type PayoutInput, type PayoutSnapshot, type PayoutStatus } from '../../domain/index.js';
+import { bankCall, compensation, databaseWrite, localDatabaseWrite } from './activity-profiles-v1.js';
+import { describeFailure, failureType } from '../failures.js';
+import { payoutAcceptedUpdate, payoutCancelUpdate, payoutStatusQuery } from '../wallet-messages.js';
 
 const db = proxyActivities<Activities>(databaseWrite);
 const localDb = proxyLocalActivities<Activities>(localDatabaseWrite);

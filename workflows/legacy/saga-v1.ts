@@ -1,10 +1,13 @@
+// FROZEN. The compensation loop the legacy workflows in this folder were recorded with; the
+// current flows use workflows/saga.ts. Changing it would change the timers their runs replay.
+//
 // Compensations shared by the flows. Each step registers its undo *before* it runs (the step may
 // act even when its call fails); on failure the undos run newest first, shielded from
 // cancellation, each retried until it succeeds. An undo that keeps failing is made visible
 // (PaymentStatus=compensation_failing, an error log, `stalled` for the status query) instead of
 // failing silently, and retried with a growing pause.
 import { CancellationScope, log, sleep, upsertSearchAttributes } from '@temporalio/workflow';
-import { PaymentStatus } from '../domain/index.js';
+import { PaymentStatus } from '../../domain/index.js';
 
 export class Saga {
   private readonly undos: Array<{ step: string; run: () => Promise<unknown> }> = [];
@@ -21,13 +24,6 @@ export class Saga {
   /** Forgets every undo (the steps turned out to have done nothing). */
   clear(): void {
     this.undos.length = 0;
-  }
-
-  /** Replaces the undo registered for `step` (e.g. a void becomes a refund once money moved). */
-  replace(step: string, withStep: string, run: () => Promise<unknown>): void {
-    const i = this.undos.findIndex((u) => u.step === step);
-    if (i >= 0) this.undos[i] = { step: withStep, run };
-    else this.add(withStep, run);
   }
 
   compensate(): Promise<void> {

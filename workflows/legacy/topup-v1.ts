@@ -1,14 +1,19 @@
+// FROZEN. The workflow type `topupWorkflow` as it ran until topupWorkflowV2 replaced it. Runs
+// started before then keep replaying against this file until they drain, and test/replay.test.ts
+// replays their recorded histories: change nothing here that changes the commands it issues.
+// New runs start topupWorkflowV2 (workflows/topup.ts).
+//
 // Wallet top-up: charge the customer's card, then credit their wallet. If the credit cannot be
 // made after the card was charged, the card is refunded: the customer never pays for value they
 // did not get. The credit's ledger transfer id is derived from the top-up, so a retry can never
 // credit twice.
 import { ApplicationFailure, CancellationScope, condition, allHandlersFinished, log, proxyActivities, proxyLocalActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import { FailureType, PaymentStatus, ledgerAccount, type TopupInput, type TopupSnapshot, type TopupStatus } from '../domain/index.js';
-import { cardNetworkCall, compensation, databaseWrite, localDatabaseWrite } from './activity-profiles.js';
-import { describeFailure, isBusinessFailure } from './failures.js';
-import { Saga } from './saga.js';
-import { topupAcceptedUpdate, topupStatusQuery } from './wallet-messages.js';
+import type { Activities } from '../../activities/index.js';
+import { FailureType, PaymentStatus, ledgerAccount, type TopupInput, type TopupSnapshot, type TopupStatus } from '../../domain/index.js';
+import { cardNetworkCall, compensation, databaseWrite, localDatabaseWrite } from './activity-profiles-v1.js';
+import { describeFailure, isBusinessFailure } from '../failures.js';
+import { Saga } from './saga-v1.js';
+import { topupAcceptedUpdate, topupStatusQuery } from '../wallet-messages.js';
 
 const db = proxyActivities<Activities>(databaseWrite);
 const localDb = proxyLocalActivities<Activities>(localDatabaseWrite);

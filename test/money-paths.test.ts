@@ -1,0 +1,573 @@
+// The money paths where a race, a slow system or a cancel used to cost a customer money or a
+// merchant stock, on Temporal's time-skipping test server with in-process fakes that can hold a call
+// at the network, land a request after its caller gave up, or fail a database write. Every test
+// asserts the end state: the checkout's row, the stock, the ledger's transfers and the network's or
+// the bank's own records.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import { createActivities, type Activities } from '../activities/index.js';
+import {
+  DEFAULT_CHECKOUT_TIMEOUTS,
+  checkoutId,
+  ledgerAccount,
+  payoutId,
+  topupId,
+  type CaptureMethod,
+  type CheckoutInput,
+  type CheckoutSnapshot,
+  type CheckoutStatus,
+  type CheckoutTimeouts,
+  type PayoutInput,
+  type TopupInput,
+} from '../domain/index.js';
+import { hashApiKey } from '../platform/api-keys.js';
+import { createPrisma, type PrismaClient } from '../platform/db.js';
+import { checkLedger, createTransfer, walletBalance } from '../platform/ledger.js';
+import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
+import { checkoutWorkflowV2, payoutWorkflowV2, topupWorkflowV2 } from '../workflows/index.js';
+import { payoutCancelUpdate, payoutStatusQuery } from '../workflows/wallet-messages.js';
+import { FakeBank } from './support/fake-bank.js';
+import { FakeCardNetwork } from './support/fake-card-network.js';
+import { createTimeSkippingEnv } from './support/time-skipping.js';
+
+const MERCHANT = `mp_${randomUUID().slice(0, 8)}`;
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+const PRICE = 5000n;
+/** Systems that take at most 3 s to process a request: the cancel tests wait that out in real time. */
+const QUICK_MS = 3_000;
+let env: TestWorkflowEnvironment;
+let prisma: PrismaClient;
+let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+
+beforeAll(async () => {
+  [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH })]);
+  prisma = createPrisma(process.env.DATABASE_URL!);
+  await prisma.merchant.create({ data: { id: MERCHANT, name: 'Money paths shop', apiKeyHash: hashApiKey(`sk_${randomUUID()}`) } });
+});
+
+afterAll(async () => {
+  if (prisma) {
+    // Whatever the tests did, the merchant's books must balance.
+    const report = await checkLedger(prisma);
+    expect(report).toMatchObject({ ok: true, mismatches: [], imbalancedCurrencies: [], overdrawn: [] });
+  }
+  await prisma?.$disconnect();
+  await env?.teardown();
+});
+
+async function product(stock = 5, price = PRICE) {
+  const sku = `sku-${randomUUID().slice(0, 8)}`;
+  await prisma.product.create({ data: { merchantId: MERCHANT, sku, name: 'Concert ticket', priceAmount: price, currency: 'JPY', available: stock } });
+  return sku;
+}
+
+async function stockOf(sku: string) {
+  const p = await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: MERCHANT, sku } } });
+  return { available: p.available, reserved: p.reserved, sold: p.sold };
+}
+
+/** The ledger transfers of one payment, by the part of their id after the payment's id. */
+async function ledgerOf(reference: string) {
+  const rows = await prisma.ledgerTransfer.findMany({ where: { reference }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
+  return rows.map((t) => ({ step: t.id.slice(reference.length + 1), debit: t.debitAccountId, credit: t.creditAccountId, amount: t.amount, kind: t.kind }));
+}
+
+async function fund(wallet: string, amount: bigint) {
+  await createTransfer(prisma, { id: `seed-${randomUUID()}`, debitAccountId: ledgerAccount.cardClearing('JPY'), creditAccountId: wallet, amount: amount.toString(), currency: 'JPY', kind: 'posted', code: 'topup' });
+}
+
+const pending = ledgerAccount.merchantPending(MERCHANT, 'JPY');
+const available = ledgerAccount.merchantAvailable(MERCHANT, 'JPY');
+const clearing = ledgerAccount.cardClearing('JPY');
+
+/** Polls in real time (queries do not skip time) until `check` holds. */
+async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function reach(handle: WorkflowHandle, status: CheckoutStatus): Promise<CheckoutSnapshot> {
+  return until(`status ${status}`, async () => {
+    const s = await handle.query(statusQuery);
+    return s.status === status ? s : undefined;
+  });
+}
+
+/** The refusal of an update: its failure type and the code and status the API answers with. */
+async function refusal(promise: Promise<unknown>): Promise<{ type: string | undefined; code?: string; status?: string }> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+  const cause = (err as WorkflowUpdateFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  const failure = cause as ApplicationFailure;
+  return { type: failure.type ?? undefined, ...(failure.details?.[0] as { code?: string; status?: string } | undefined) };
+}
+
+/** A run canceled from the Web UI ends Canceled. */
+async function canceledRun(handle: WorkflowHandle): Promise<void> {
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+}
+
+interface CheckoutScenario {
+  network?: FakeCardNetwork;
+  method?: 'card' | 'wallet';
+  token?: string;
+  captureMethod?: CaptureMethod;
+  timeouts?: Partial<CheckoutTimeouts>;
+  quantity?: number;
+  price?: bigint;
+  override?: Partial<Activities>;
+}
+
+interface CheckoutRun {
+  id: string;
+  sku: string;
+  network: FakeCardNetwork;
+  wallet: string;
+  handle: WorkflowHandle<typeof checkoutWorkflowV2>;
+}
+
+/** Starts a checkout on a worker of its own and hands the test its handle while the worker runs. */
+async function withCheckout<T>(scenario: CheckoutScenario, body: (run: CheckoutRun) => Promise<T>): Promise<T> {
+  const network = scenario.network ?? new FakeCardNetwork();
+  const sku = await product(5, scenario.price);
+  const key = randomUUID();
+  const customerId = `cus_${randomUUID().slice(0, 8)}`;
+  const wallet = ledgerAccount.wallet(MERCHANT, customerId, 'JPY');
+  if (scenario.method === 'wallet') await fund(wallet, 100_000n);
+  const input: CheckoutInput = {
+    checkoutId: checkoutId(MERCHANT, key),
+    merchantId: MERCHANT,
+    customerId,
+    idempotencyKey: key,
+    items: [{ sku, quantity: scenario.quantity ?? 2 }],
+    payment: scenario.method === 'wallet' ? { method: 'wallet' } : { method: 'card', token: scenario.token ?? 'tok_visa' },
+    captureMethod: scenario.captureMethod ?? 'automatic',
+    timeouts: { ...DEFAULT_CHECKOUT_TIMEOUTS, ...scenario.timeouts },
+  };
+  const taskQueue = `money-${randomUUID()}`;
+  const worker: Worker = await createPaymentWorker({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    taskQueue,
+    activities: { ...createActivities({ prisma, cardNetwork: network, bank: new FakeBank() }), ...scenario.override },
+    workflowBundle,
+  });
+  return worker.runUntil(async () => {
+    const handle = await env.client.workflow.start(checkoutWorkflowV2, { workflowId: input.checkoutId, taskQueue, args: [input] });
+    try {
+      return await body({ id: input.checkoutId, sku, network, wallet, handle });
+    } finally {
+      if ((await handle.describe()).status.name === 'RUNNING') await handle.terminate('test finished');
+    }
+  });
+}
+
+const row = (id: string) => prisma.checkout.findUniqueOrThrow({ where: { id }, include: { refunds: { orderBy: { createdAt: 'asc' } } } });
+const ops = (network: FakeCardNetwork, id: string, type: string) => network.operations.filter((op) => op.reference === id && op.type === type);
+
+describe('an action answers success only when it took effect', () => {
+  it('refuses a capture that arrives while the expired authorization is being voided', async () => {
+    await withCheckout({ captureMethod: 'manual', timeouts: { authorizationTtlMs: DAY } }, async ({ id, sku, network, handle }) => {
+      await reach(handle, 'requires_capture');
+      const openVoid = network.holdCalls('void');
+      // Awaiting the result lets time skip to the authorization's expiry; the void then waits.
+      const result = handle.result();
+      await until('the void at the network', () => (network.waiting.void > 0 ? true : undefined));
+
+      expect(await refusal(handle.executeUpdate(captureUpdate, { args: [{}] }))).toEqual({ type: 'InvalidCheckoutState', code: 'checkout_expired', status: 'expired' });
+      openVoid();
+      expect((await result).status).toBe('expired');
+      expect(await row(id)).toMatchObject({ status: 'expired', amountCaptured: 0n });
+      expect(ops(network, id, 'capture')).toHaveLength(0);
+      expect(ops(network, id, 'void')).toHaveLength(1);
+      expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+      expect(await ledgerOf(id)).toEqual([]);
+    });
+  });
+
+  it('refuses a 3-D Secure result that arrives while the stock hold runs out', async () => {
+    await withCheckout({ token: 'tok_threeDSecureRequired', timeouts: { reservationTimeoutMs: 10 * MINUTE, actionTimeoutMs: HOUR } }, async ({ id, sku, network, handle }) => {
+      await reach(handle, 'requires_action');
+      const openVoid = network.holdCalls('void');
+      const result = handle.result();
+      await until('the void at the network', () => (network.waiting.void > 0 ? true : undefined));
+
+      expect(await refusal(handle.executeUpdate(confirmUpdate, { args: [{ result: 'succeeded' }] }))).toEqual({
+        type: 'InvalidCheckoutState',
+        code: 'checkout_expired',
+        status: 'expired',
+      });
+      openVoid();
+      expect((await result).status).toBe('expired');
+      expect(ops(network, id, 'authentication')).toHaveLength(0);
+      expect(ops(network, id, 'void')).toHaveLength(1);
+      expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+    });
+  });
+
+  it('refuses a cancel while the capture is at the network; the capture stands', async () => {
+    await withCheckout({ captureMethod: 'manual' }, async ({ id, sku, network, handle }) => {
+      await reach(handle, 'requires_capture');
+      const openCapture = network.holdCalls('capture');
+      const capture = handle.executeUpdate(captureUpdate, { args: [{}] });
+      await until('the capture at the network', () => (network.waiting.capture > 0 ? true : undefined));
+
+      expect(await refusal(handle.executeUpdate(cancelUpdate))).toMatchObject({ type: 'InvalidCheckoutState', code: 'checkout_already_captured' });
+      openCapture();
+      expect(await capture).toMatchObject({ status: 'captured', amountCaptured: '10000' });
+      expect(ops(network, id, 'void')).toHaveLength(0);
+      expect(await stockOf(sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
+      expect(await ledgerOf(id)).toEqual([{ step: 'merchant-credit', debit: clearing, credit: pending, amount: 10000n, kind: 'posted' }]);
+    });
+  });
+
+  it('refuses a capture once a cancel was accepted, and the cancel answers canceled', async () => {
+    await withCheckout({ captureMethod: 'manual' }, async ({ id, sku, network, handle }) => {
+      await reach(handle, 'requires_capture');
+      const openVoid = network.holdCalls('void');
+      const cancel = handle.executeUpdate(cancelUpdate);
+      await until('the void at the network', () => (network.waiting.void > 0 ? true : undefined));
+
+      expect(await refusal(handle.executeUpdate(captureUpdate, { args: [{}] }))).toMatchObject({ type: 'InvalidCheckoutState', code: 'checkout_canceled', status: 'canceled' });
+      openVoid();
+      expect(await cancel).toMatchObject({ status: 'canceled' });
+      expect(ops(network, id, 'capture')).toHaveLength(0);
+      expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+    });
+  });
+});
+
+describe('nothing is left held at the network when a checkout ends without capture', () => {
+  // A call in flight holds time still on the test server, so the hold here is short in real time.
+  const HOLD_MS = 2_000;
+
+  it('voids an authorization the network grants after the stock hold ran out', async () => {
+    const network = new FakeCardNetwork();
+    // The authorize call never answers; the network grants it at the 2nd lookup after the call ends.
+    network.hang.set('authorize', 1);
+    await withCheckout({ network, timeouts: { reservationTimeoutMs: HOLD_MS } }, async ({ id, sku, handle }) => {
+      const result = await handle.result();
+      expect(result).toMatchObject({ status: 'expired', failure: { code: 'expired', message: expect.stringMatching(/not authorized before the stock hold expired/) } });
+      const [auth] = ops(network, id, 'authorization');
+      expect(auth).toBeDefined();
+      expect(ops(network, id, 'void').map((v) => v.authorizationId)).toEqual([auth!.id]);
+      expect(network.lookups.filter((k) => k === `${id}:authorize`).length).toBeGreaterThanOrEqual(2);
+      expect(await row(id)).toMatchObject({ status: 'expired' });
+      expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+    });
+  });
+
+  it('waits out the network\u2019s processing time before it trusts that nothing was authorized', async () => {
+    const network = new FakeCardNetwork();
+    network.hang.set('authorize', Number.MAX_SAFE_INTEGER);
+    await withCheckout({ network, timeouts: { reservationTimeoutMs: HOLD_MS } }, async ({ id, handle }) => {
+      const started = await env.currentTimeMs();
+      expect((await handle.result()).status).toBe('expired');
+      // The hold, then at least the network's maximum processing time of looking up.
+      expect((await env.currentTimeMs()) - started).toBeGreaterThanOrEqual(HOLD_MS + network.maxProcessingMs);
+      expect(network.lookups.filter((k) => k === `${id}:authorize`).length).toBeGreaterThanOrEqual(2);
+      expect(ops(network, id, 'authorization')).toHaveLength(0);
+      expect(network.calls.void).toBe(0);
+    });
+  });
+});
+
+describe('a cancel reaches a checkout whatever step it waits in', () => {
+  it('merchant cancel while the card is being authorized: the call is canceled, resolved by its key and voided', async () => {
+    const network = new FakeCardNetwork(QUICK_MS);
+    network.hang.set('authorize', 0);
+    await withCheckout({ network }, async ({ id, sku, handle }) => {
+      await reach(handle, 'processing');
+      await until('the authorize call', () => (network.calls.authorize > 0 ? true : undefined));
+      expect(await handle.executeUpdate(cancelUpdate)).toMatchObject({ status: 'canceled' });
+      const [auth] = ops(network, id, 'authorization');
+      expect(ops(network, id, 'void').map((v) => v.authorizationId)).toEqual([auth!.id]);
+      expect(await row(id)).toMatchObject({ status: 'canceled', failureCode: 'canceled' });
+      expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+    });
+  });
+
+  for (const [waitingIn, scenario] of [
+    ['authorizing', { hang: true }],
+    ['requires_action', { token: 'tok_threeDSecureRequired' }],
+    ['requires_capture', { captureMethod: 'manual' as const }],
+  ] as const) {
+    it(`operator cancel from the Web UI in ${waitingIn}: voided, released, the run Canceled`, async () => {
+      const network = new FakeCardNetwork(QUICK_MS);
+      if ('hang' in scenario) network.hang.set('authorize', 0);
+      await withCheckout({ network, ...('token' in scenario ? { token: scenario.token } : {}), ...('captureMethod' in scenario ? { captureMethod: scenario.captureMethod } : {}) }, async ({ id, sku, handle }) => {
+        if ('hang' in scenario) await until('the authorize call', () => (network.calls.authorize > 0 ? true : undefined));
+        else await reach(handle, waitingIn as CheckoutStatus);
+        await handle.cancel();
+        await canceledRun(handle);
+        expect(await row(id)).toMatchObject({ status: 'canceled', failureCode: 'canceled' });
+        expect(ops(network, id, 'void')).toHaveLength(1);
+        expect(ops(network, id, 'capture')).toHaveLength(0);
+        expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+      });
+    });
+  }
+
+  it('operator cancel after a partial refund gives back only the rest and returns the stock', async () => {
+    await withCheckout({ timeouts: { settlementDelayMs: DAY } }, async ({ id, sku, network, handle }) => {
+      await reach(handle, 'captured');
+      const refundId = `re_${randomUUID().replaceAll('-', '')}`;
+      expect(await handle.executeUpdate(refundUpdate, { args: [{ refundId, amount: '2000' }], updateId: refundId })).toMatchObject({ status: 'succeeded' });
+      await handle.cancel();
+      await canceledRun(handle);
+
+      const after = await row(id);
+      expect(after).toMatchObject({ status: 'refunded', amountCaptured: 10000n, amountRefunded: 10000n });
+      expect(after.refunds.map((r) => [r.amount, r.status])).toEqual([
+        [2000n, 'succeeded'],
+        [8000n, 'succeeded'],
+      ]);
+      expect(ops(network, id, 'refund').map((r) => r.amount)).toEqual(['2000', '8000']);
+      const transfers = await ledgerOf(id);
+      expect(transfers.map((t) => [t.step.split(':')[0], t.debit, t.credit, t.amount])).toEqual([
+        ['merchant-credit', clearing, pending, 10000n],
+        ['ledger-refund', pending, clearing, 2000n],
+        ['ledger-refund', pending, clearing, 8000n],
+      ]);
+      expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+    });
+  });
+
+  it('operator cancel after settlement refunds from the available balance', async () => {
+    await withCheckout({ timeouts: { settlementDelayMs: HOUR, refundWindowMs: DAY } }, async ({ id, network, handle }) => {
+      await reach(handle, 'captured');
+      await env.sleep(2 * HOUR);
+      await reach(handle, 'settled');
+      await handle.cancel();
+      await canceledRun(handle);
+      expect(await row(id)).toMatchObject({ status: 'refunded', amountRefunded: 10000n });
+      expect(ops(network, id, 'refund').map((r) => r.amount)).toEqual(['10000']);
+      expect((await ledgerOf(id)).map((t) => [t.step.split(':')[0], t.debit, t.credit, t.amount])).toEqual([
+        ['merchant-credit', clearing, pending, 10000n],
+        ['settlement', pending, available, 10000n],
+        ['ledger-refund', available, clearing, 10000n],
+      ]);
+    });
+  });
+
+  it('operator cancel after a wallet capture gives the whole payment back to the wallet', async () => {
+    await withCheckout({ method: 'wallet', timeouts: { settlementDelayMs: DAY } }, async ({ id, wallet, handle }) => {
+      await reach(handle, 'captured');
+      expect(await walletBalance(prisma, wallet)).toEqual({ available: 90_000n, held: 0n });
+      await handle.cancel();
+      await canceledRun(handle);
+      expect(await walletBalance(prisma, wallet)).toEqual({ available: 100_000n, held: 0n });
+      expect(await row(id)).toMatchObject({ status: 'refunded', amountRefunded: 10000n });
+    });
+  });
+});
+
+describe('zero means one thing', () => {
+  it('fails a checkout of a product priced at zero at once, holding and charging nothing', async () => {
+    await withCheckout({ method: 'wallet', price: 0n }, async ({ id, sku, wallet, handle }) => {
+      const result = await handle.result();
+      expect(result).toMatchObject({ status: 'failed', failure: { code: 'InvalidAmount' } });
+      expect(await row(id)).toMatchObject({ status: 'failed' });
+      expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+      expect(await walletBalance(prisma, wallet)).toEqual({ available: 100_000n, held: 0n });
+      expect(await ledgerOf(id)).toEqual([]);
+    });
+  });
+});
+
+describe('settlement and refunds in flight', () => {
+  it('settles what is left once a refund in flight at the settlement time has finished', async () => {
+    // The refund held at the network holds time still on the test server: a settlement delay in real time.
+    await withCheckout({ timeouts: { settlementDelayMs: 2_000, refundWindowMs: DAY } }, async ({ id, network, handle }) => {
+      await reach(handle, 'captured');
+      const openRefund = network.holdCalls('refund');
+      const refundId = `re_${randomUUID().replaceAll('-', '')}`;
+      const refund = handle.executeUpdate(refundUpdate, { args: [{ refundId, amount: '3000' }], updateId: refundId });
+      await until('the refund at the network', () => (network.waiting.refund > 0 ? true : undefined));
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect((await handle.query(statusQuery)).status).toBe('captured');
+      expect(await row(id)).toMatchObject({ settledAt: null });
+      openRefund();
+      expect(await refund).toMatchObject({ status: 'succeeded' });
+      await reach(handle, 'partially_refunded');
+      await until('settlement', async () => ((await row(id)).settledAt ? true : undefined));
+      expect((await ledgerOf(id)).map((t) => [t.step.split(':')[0], t.debit, t.credit, t.amount])).toEqual([
+        ['merchant-credit', clearing, pending, 10000n],
+        ['ledger-refund', pending, clearing, 3000n],
+        ['settlement', pending, available, 7000n],
+      ]);
+    });
+  });
+});
+
+// ----- Top-ups and payouts -----
+
+interface WalletWorld {
+  network: FakeCardNetwork;
+  bank: FakeBank;
+  customerId: string;
+  wallet: string;
+  taskQueue: string;
+}
+
+async function withWalletWorker<T>(body: (w: WalletWorld) => Promise<T>, override: Partial<Activities> = {}): Promise<T> {
+  const customerId = `cus_${randomUUID().slice(0, 8)}`;
+  const world = { network: new FakeCardNetwork(QUICK_MS), bank: new FakeBank(QUICK_MS), customerId, wallet: ledgerAccount.wallet(MERCHANT, customerId, 'JPY'), taskQueue: `wallet-${randomUUID()}` };
+  const worker: Worker = await createPaymentWorker({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    taskQueue: world.taskQueue,
+    activities: { ...createActivities({ prisma, cardNetwork: world.network, bank: world.bank }), ...override },
+    workflowBundle,
+  });
+  return worker.runUntil(body(world));
+}
+
+function topupInput(customerId: string, amount = 5000): TopupInput {
+  const key = randomUUID();
+  return { topupId: topupId(MERCHANT, key), merchantId: MERCHANT, customerId, idempotencyKey: key, amount: { amount: String(amount), currency: 'JPY' }, payment: { method: 'card', token: 'tok_visa' } };
+}
+
+function payoutInput(customerId: string, amount: number, scheduledAt: number, accountNumber = '1234567'): PayoutInput {
+  const key = randomUUID();
+  return {
+    payoutId: payoutId(MERCHANT, key),
+    merchantId: MERCHANT,
+    customerId,
+    idempotencyKey: key,
+    amount: { amount: String(amount), currency: 'JPY' },
+    bankAccount: { bankCode: '0001', accountNumber },
+    scheduledAt: new Date(scheduledAt).toISOString(),
+  };
+}
+
+describe('a top-up canceled from the Web UI undoes only what happened', () => {
+  it('while the card is being authorized: the authorization is voided, nothing credited', async () => {
+    await withWalletWorker(async ({ network, wallet, customerId, taskQueue }) => {
+      network.hang.set('authorize', 0);
+      const input = topupInput(customerId);
+      const handle = await env.client.workflow.start(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] });
+      await until('the authorize call', () => (network.calls.authorize > 0 ? true : undefined));
+      await handle.cancel();
+      await canceledRun(handle);
+      expect(ops(network, input.topupId, 'void')).toHaveLength(1);
+      expect(ops(network, input.topupId, 'capture')).toHaveLength(0);
+      expect(await walletBalance(prisma, wallet)).toEqual({ available: 0n, held: 0n });
+      expect(await prisma.topup.findUniqueOrThrow({ where: { id: input.topupId } })).toMatchObject({ status: 'failed', failureCode: 'canceled' });
+      expect(await ledgerOf(input.topupId)).toEqual([]);
+    });
+  });
+
+  it('while the card is being captured: the capture the network made is refunded, nothing credited', async () => {
+    await withWalletWorker(async ({ network, wallet, customerId, taskQueue }) => {
+      network.hang.set('capture', 0);
+      const input = topupInput(customerId);
+      const handle = await env.client.workflow.start(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] });
+      await until('the capture call', () => (network.calls.capture > 0 ? true : undefined));
+      await handle.cancel();
+      await canceledRun(handle);
+      expect(ops(network, input.topupId, 'capture')).toHaveLength(1);
+      expect(ops(network, input.topupId, 'refund').map((r) => r.amount)).toEqual(['5000']);
+      expect(await walletBalance(prisma, wallet)).toEqual({ available: 0n, held: 0n });
+      expect(await prisma.topup.findUniqueOrThrow({ where: { id: input.topupId } })).toMatchObject({ status: 'failed', failureCode: 'canceled' });
+    });
+  });
+});
+
+describe('a payout canceled from the Web UI ends with the books right', () => {
+  it('before it is sent: the hold is voided, the money back', async () => {
+    await withWalletWorker(async ({ bank, wallet, customerId, taskQueue }) => {
+      await fund(wallet, 3000n);
+      const input = payoutInput(customerId, 1000, (await env.currentTimeMs()) + DAY);
+      const handle = await env.client.workflow.start(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
+      await until('the hold', async () => ((await walletBalance(prisma, wallet)).held === 1000n ? true : undefined));
+      await handle.cancel();
+      await canceledRun(handle);
+      expect(await walletBalance(prisma, wallet)).toEqual({ available: 3000n, held: 0n });
+      expect(await prisma.payout.findUniqueOrThrow({ where: { id: input.payoutId } })).toMatchObject({ status: 'canceled' });
+      expect(bank.calls).toBe(0);
+      expect((await ledgerOf(input.payoutId)).map((t) => [t.step, t.kind])).toEqual([
+        ['hold', 'pending'],
+        ['void', 'void_pending'],
+      ]);
+    });
+  });
+
+  it('during the bank call, when the bank paid anyway: the payout is paid and its hold posted', async () => {
+    await withWalletWorker(async ({ bank, wallet, customerId, taskQueue }) => {
+      await fund(wallet, 3000n);
+      bank.hangNext = { paysAtLookup: 1 };
+      const input = payoutInput(customerId, 1000, await env.currentTimeMs());
+      const handle = await env.client.workflow.start(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
+      await until('the bank call', () => (bank.calls > 0 ? true : undefined));
+      await handle.cancel();
+      expect(await handle.result()).toMatchObject({ status: 'paid' });
+      expect(await walletBalance(prisma, wallet)).toEqual({ available: 2000n, held: 0n });
+      expect(bank.transfers.filter((t) => t.reference === input.payoutId).map((t) => t.status)).toEqual(['paid']);
+      expect((await ledgerOf(input.payoutId)).map((t) => [t.step, t.kind])).toEqual([
+        ['hold', 'pending'],
+        ['post', 'post_pending'],
+      ]);
+    });
+  });
+
+  it('during the bank call, when the bank never paid: the hold is voided after the bank\u2019s processing time', async () => {
+    await withWalletWorker(async ({ bank, wallet, customerId, taskQueue }) => {
+      await fund(wallet, 3000n);
+      bank.hangNext = { paysAtLookup: null };
+      const input = payoutInput(customerId, 1000, await env.currentTimeMs());
+      const handle = await env.client.workflow.start(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
+      await until('the bank call', () => (bank.calls > 0 ? true : undefined));
+      await handle.cancel();
+      await canceledRun(handle);
+      expect(bank.lookups.filter((k) => k === `${input.payoutId}:transfer`).length).toBeGreaterThanOrEqual(2);
+      expect(await walletBalance(prisma, wallet)).toEqual({ available: 3000n, held: 0n });
+      expect(await prisma.payout.findUniqueOrThrow({ where: { id: input.payoutId } })).toMatchObject({ status: 'canceled' });
+    });
+  });
+
+  it('a merchant cancel that meets a failing database still ends canceled, never pending', async () => {
+    let attempts = 0;
+    await withWalletWorker(
+      async ({ wallet, customerId, taskQueue }) => {
+        await fund(wallet, 3000n);
+        const input = payoutInput(customerId, 1000, (await env.currentTimeMs()) + DAY);
+        const handle = await env.client.workflow.start(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
+        await until('pending', async () => ((await handle.query(payoutStatusQuery)).status === 'pending' ? true : undefined));
+        expect(await handle.executeUpdate(payoutCancelUpdate)).toMatchObject({ status: 'canceled' });
+        expect(await handle.result()).toMatchObject({ status: 'canceled' });
+        expect(attempts).toBeGreaterThan(6);
+        expect(await walletBalance(prisma, wallet)).toEqual({ available: 3000n, held: 0n });
+        expect(await prisma.payout.findUniqueOrThrow({ where: { id: input.payoutId } })).toMatchObject({ status: 'canceled' });
+      },
+      {
+        // The database refuses the void more times than one activity's retries allow.
+        async releaseHold(req) {
+          if (++attempts <= 6) throw new Error('database unavailable (test)');
+          return createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank() }).releaseHold(req);
+        },
+      },
+    );
+  });
+});
