@@ -11,6 +11,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { AppDeps } from '../api/app.js';
+import { hashApiKey } from '../platform/api-keys.js';
 import type { PrismaClient } from '../platform/db.js';
 import {
   checkoutId,
@@ -199,6 +200,12 @@ describe('authentication', () => {
 });
 
 describe('products', () => {
+  it('refuses a zero price: nothing could pay for it', async () => {
+    const sku = uniqueSku();
+    expectError(await call('POST', '/v1/products', { body: { sku, name: 'Free gift', price: { amount: '0', currency: 'JPY' }, stock: 5 } }), 400, 'invalid_request_error', 'parameter_invalid', 'price.amount');
+    expect(await prisma.product.count({ where: { sku } })).toBe(0);
+  });
+
   it('creates a product and reads it back with exact minor-unit amounts', async () => {
     const sku = uniqueSku();
     const res = await call('POST', '/v1/products', {
@@ -427,12 +434,67 @@ describe('POST /v1/checkouts', () => {
     expect(api.temporal.starts).toHaveLength(1);
   });
 
-  it('answers a sold-out checkout with 201 and status sold_out', async () => {
+  it('answers a sold-out checkout with 201 and status sold_out, and records its checkout.sold_out event', async () => {
     const p = await createProduct({ stock: 0 });
     api.temporal.onStart.checkoutWorkflowV2 = (input) => writeCheckoutAs(input, 'sold_out');
-    const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]));
+    const key = uniqueKey();
+    const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), key);
     expect(res.status, res.text).toBe(201);
     expect(res.body.status).toBe('sold_out');
+    // The fast path answered without a workflow; its status change is an event like any other,
+    // waiting in the outbox for the relay of the API's task queue.
+    expect(api.temporal.starts).toHaveLength(0);
+    const events = await prisma.event.findMany({ where: { resourceId: res.body.id } });
+    expect(events).toEqual([
+      expect.objectContaining({ merchantId: 'demo', type: 'checkout.sold_out', resourceType: 'checkout', deliveryQueue: 'payments-test', dispatchedAt: null, data: expect.objectContaining({ id: res.body.id, status: 'sold_out', amount: '1999' }) }),
+    ]);
+    const listed = await call('GET', '/v1/events?type=checkout.sold_out&limit=100');
+    expect(listed.body.data.map((e: { resourceId: string }) => e.resourceId)).toContain(res.body.id);
+    // A retry is answered from the row and records nothing twice.
+    const retry = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), key);
+    expect([retry.status, retry.body.id, header(retry, 'idempotent-replayed')]).toEqual([201, res.body.id, 'true']);
+    expect(await prisma.event.count({ where: { resourceId: res.body.id } })).toBe(1);
+  });
+
+  it('refuses a checkout that totals zero (a product priced at zero before prices had to be positive)', async () => {
+    const sku = uniqueSku();
+    await prisma.product.create({ data: { merchantId: 'demo', sku, name: 'Legacy freebie', priceAmount: 0n, currency: 'JPY', available: 5 } });
+    const key = uniqueKey();
+    expectError(await postCheckout(checkoutBody([{ sku, quantity: 2 }]), key), 400, 'invalid_request_error', 'amount_too_small', 'items');
+    expect(api.temporal.starts).toHaveLength(0);
+    expect(await prisma.checkout.count({ where: { merchantId: 'demo', idempotencyKey: key } })).toBe(0);
+    expect(await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: 'demo', sku } } })).toMatchObject({ available: 5, reserved: 0 });
+  });
+
+  it('keeps merchants apart whose ids and keys once joined into the same id', async () => {
+    // `checkout-<merchant>-<key>` was the same for merchant `m` with key `rt-X` and `m-rt` with `X`.
+    const base = `cx${RUN}`;
+    const keys = { [base]: `sk_test_${randomUUID()}`, [`${base}-rt`]: `sk_test_${randomUUID()}` };
+    for (const [id, key] of Object.entries(keys)) await prisma.merchant.create({ data: { id, name: id, apiKeyHash: hashApiKey(key) } });
+    const answers = [];
+    for (const [merchant, idempotencyKey] of [
+      [base, 'rt-X'],
+      [`${base}-rt`, 'X'],
+    ] as const) {
+      const p = await createProduct({}, keys[merchant]);
+      const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), idempotencyKey, { key: keys[merchant] });
+      expect(res.status, res.text).toBe(201);
+      answers.push(res.body.id as string);
+    }
+    expect(answers[0]).not.toBe(answers[1]);
+    expect((await call('GET', `/v1/checkouts/${answers[0]}`, { key: keys[base] })).status).toBe(200);
+    expect((await call('GET', `/v1/checkouts/${answers[0]}`, { key: keys[`${base}-rt`] })).status).toBe(404);
+    expect((await call('GET', `/v1/checkouts/${answers[1]}`, { key: keys[`${base}-rt`] })).status).toBe(200);
+  });
+
+  it('accepts an Idempotency-Key of 255 characters and derives an id of fixed length from it', async () => {
+    const p = await createProduct();
+    const key = `${randomUUID()}/${'~'.repeat(218)}`;
+    expect(key).toHaveLength(255);
+    const res = await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), key);
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.id).toBe(checkoutId('demo', key));
+    expect(res.body.id).toMatch(/^co_[0-9a-f]{32}$/);
   });
 
   it('scopes idempotency keys to the merchant', async () => {
@@ -859,6 +921,45 @@ describe('POST /v1/checkouts/:id/cancel', () => {
     expectError(await call('POST', actionUrl(id, 'cancel'), { body: { reason: 'fraud' } }), 400, 'invalid_request_error', 'parameter_unknown', 'reason');
     expectError(await call('POST', actionUrl(id, 'cancel'), { body: [] }), 400, 'invalid_request_error', 'parameter_invalid');
     expect(api.temporal.updates).toHaveLength(0);
+  });
+});
+
+describe('an action answers 2xx only when it took effect', () => {
+  it('capture: 409 checkout_expired, with the checkout, when the authorization expired while it waited', async () => {
+    const id = await checkoutAt('requires_capture', 'manual');
+    // A run of the first checkout type answers the capture with the snapshot it ended in.
+    api.temporal.update = moveTo('expired', { failureCode: 'expired' });
+    const res = await call('POST', actionUrl(id, 'capture'), { body: {} });
+    expectError(res, 409, 'conflict', 'checkout_expired');
+    expect(res.body.error.checkout).toEqual({ id, status: 'expired' });
+  });
+
+  it('capture: the workflow\u2019s own code and status when it refuses, e.g. while the checkout is being canceled', async () => {
+    const id = await checkoutAt('requires_capture', 'manual');
+    api.temporal.update = async () => {
+      throw rejected(FailureType.InvalidCheckoutState, 'checkout is canceled (canceled by the merchant); it cannot capture any more', { code: 'checkout_canceled', status: 'canceled' });
+    };
+    const res = await call('POST', actionUrl(id, 'capture'), { body: {} });
+    expectError(res, 409, 'conflict', 'checkout_canceled');
+    expect(res.body.error.checkout).toEqual({ id, status: 'canceled' });
+    expect((await prisma.checkout.findUniqueOrThrow({ where: { id } })).status).toBe('requires_capture');
+  });
+
+  it('confirm: 409 checkout_expired when the stock hold ran out before the result was used', async () => {
+    const id = await checkoutAt('requires_action');
+    api.temporal.update = moveTo('expired', { failureCode: 'expired' });
+    const res = await call('POST', actionUrl(id, 'confirm'), { body: { result: 'succeeded' } });
+    expectError(res, 409, 'conflict', 'checkout_expired');
+  });
+
+  it('a refused action with an Idempotency-Key replays the same 409', async () => {
+    const id = await checkoutAt('requires_capture', 'manual');
+    api.temporal.update = moveTo('expired', { failureCode: 'expired' });
+    const key = uniqueKey();
+    const first = await call('POST', actionUrl(id, 'capture'), { body: {}, headers: { 'idempotency-key': key } });
+    const again = await call('POST', actionUrl(id, 'capture'), { body: {}, headers: { 'idempotency-key': key } });
+    expectError(first, 409, 'conflict', 'checkout_expired');
+    expect([again.status, again.body]).toEqual([409, first.body]);
   });
 });
 

@@ -6,13 +6,14 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
 import { createActivities, type Activities } from '../activities/index.js';
 import {
   DEFAULT_CHECKOUT_TIMEOUTS,
   checkoutId,
+  refundId as refundIdOf,
   ledgerAccount,
   payoutId,
   topupId,
@@ -137,6 +138,8 @@ interface CheckoutScenario {
   quantity?: number;
   price?: bigint;
   override?: Partial<Activities>;
+  /** The merchant's Idempotency-Key; a fresh UUID by default. */
+  key?: string;
 }
 
 interface CheckoutRun {
@@ -151,7 +154,7 @@ interface CheckoutRun {
 async function withCheckout<T>(scenario: CheckoutScenario, body: (run: CheckoutRun) => Promise<T>): Promise<T> {
   const network = scenario.network ?? new FakeCardNetwork();
   const sku = await product(5, scenario.price);
-  const key = randomUUID();
+  const key = scenario.key ?? randomUUID();
   const customerId = `cus_${randomUUID().slice(0, 8)}`;
   const wallet = ledgerAccount.wallet(MERCHANT, customerId, 'JPY');
   if (scenario.method === 'wallet') await fund(wallet, 100_000n);
@@ -417,6 +420,28 @@ describe('settlement and refunds in flight', () => {
         ['ledger-refund', pending, clearing, 3000n],
         ['settlement', pending, available, 7000n],
       ]);
+
+      // The postings whose amount depends on when a refund arrived are recorded in the history
+      // before they run (scheduled activities), never run as local activities: a workflow task
+      // retried after a local one committed could run it again with another amount, and the
+      // ledger would refuse the second one as a conflict, failing the run with its refunds left
+      // pending (what the chaos run with seed 274543202 met when Temporal crashed).
+      const events = (await handle.fetchHistory()).events ?? [];
+      const scheduled = events
+        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'createTransfer')
+        .map((e) => (defaultPayloadConverter.fromPayload(e.activityTaskScheduledEventAttributes!.input!.payloads![0]!) as { id: string; amount: string }));
+      expect(scheduled.map((t) => [t.id.slice(id.length + 1).split(':')[0], t.amount])).toEqual([
+        ['ledger-refund', '3000'],
+        ['settlement', '7000'],
+      ]);
+      // What the local activities' markers carry (their results), decoded: none names the settlement.
+      const markers = events
+        .flatMap((e) => Object.values(e.markerRecordedEventAttributes?.details ?? {}))
+        .flatMap((p) => p.payloads ?? [])
+        .map((p) => Buffer.from(p.data ?? new Uint8Array()).toString('utf8'))
+        .join('\n');
+      expect(markers).toContain(`${id}:merchant-credit`);
+      expect(markers).not.toContain(`${id}:settlement`);
     });
   });
 });
@@ -444,13 +469,11 @@ async function withWalletWorker<T>(body: (w: WalletWorld) => Promise<T>, overrid
   return worker.runUntil(body(world));
 }
 
-function topupInput(customerId: string, amount = 5000): TopupInput {
-  const key = randomUUID();
+function topupInput(customerId: string, amount = 5000, key: string = randomUUID()): TopupInput {
   return { topupId: topupId(MERCHANT, key), merchantId: MERCHANT, customerId, idempotencyKey: key, amount: { amount: String(amount), currency: 'JPY' }, payment: { method: 'card', token: 'tok_visa' } };
 }
 
-function payoutInput(customerId: string, amount: number, scheduledAt: number, accountNumber = '1234567'): PayoutInput {
-  const key = randomUUID();
+function payoutInput(customerId: string, amount: number, scheduledAt: number, accountNumber = '1234567', key: string = randomUUID()): PayoutInput {
   return {
     payoutId: payoutId(MERCHANT, key),
     merchantId: MERCHANT,
@@ -569,5 +592,82 @@ describe('a payout canceled from the Web UI ends with the books right', () => {
         },
       },
     );
+  });
+});
+
+describe('every step works at the longest Idempotency-Key a merchant may send', () => {
+  // 255 visible ASCII characters (Stripe's limit); the fakes refuse keys and references over 255.
+  const longKey = () => `${randomUUID()}:${'~'.repeat(255 - 37)}`;
+
+  it('checkout: authorize, capture in part, refund, and the undo of a capture', async () => {
+    await withCheckout({ key: longKey(), captureMethod: 'manual' }, async ({ id, network, handle }) => {
+      expect(longKey()).toHaveLength(255);
+      await reach(handle, 'requires_capture');
+      expect(await handle.executeUpdate(captureUpdate, { args: [{ amount: '6000' }] })).toMatchObject({ status: 'captured', amountCaptured: '6000' });
+      const refundId = refundIdOf(id, longKey());
+      expect(await handle.executeUpdate(refundUpdate, { args: [{ refundId, amount: '6000' }], updateId: refundId })).toMatchObject({ status: 'succeeded' });
+      expect(ops(network, id, 'refund').map((r) => r.amount)).toEqual(['6000']);
+      expect(Math.max(...network.operations.filter((op) => op.reference === id).map((op) => op.idempotencyKey.length))).toBeLessThanOrEqual(255);
+    });
+    // The merchant credit fails for good after the capture: the capture's undo refunds it.
+    await withCheckout(
+      {
+        key: longKey(),
+        override: {
+          async createTransfer(req) {
+            if (req.id.endsWith(':merchant-credit')) throw ApplicationFailure.create({ type: 'InvalidLedgerRequest', message: 'test: the credit cannot be made', nonRetryable: true });
+            return createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank() }).createTransfer(req);
+          },
+        },
+      },
+      async ({ id, network, handle }) => {
+        await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
+        expect(ops(network, id, 'capture')).toHaveLength(1);
+        expect(ops(network, id, 'refund').map((r) => [r.idempotencyKey, r.amount])).toEqual([[`${id}:refund:compensation`, '10000']]);
+        expect(await row(id)).toMatchObject({ status: 'failed' });
+      },
+    );
+  });
+
+  it('checkout: 3-D Secure, and a void on cancel', async () => {
+    await withCheckout({ key: longKey(), token: 'tok_threeDSecureRequired' }, async ({ id, network, handle }) => {
+      await reach(handle, 'requires_action');
+      expect(await handle.executeUpdate(confirmUpdate, { args: [{ result: 'succeeded' }] })).toMatchObject({ status: 'processing' });
+      await reach(handle, 'captured');
+      expect(ops(network, id, 'authentication')).toHaveLength(1);
+    });
+    await withCheckout({ key: longKey(), captureMethod: 'manual' }, async ({ id, network, handle }) => {
+      await reach(handle, 'requires_capture');
+      expect(await handle.executeUpdate(cancelUpdate)).toMatchObject({ status: 'canceled' });
+      expect(ops(network, id, 'void')).toHaveLength(1);
+    });
+  });
+
+  it('top-up: the charge, and its refund when the credit cannot be made; payout: the transfer', async () => {
+    await withWalletWorker(async ({ network, wallet, customerId, taskQueue }) => {
+      const input = topupInput(customerId, 5000, longKey());
+      expect(await env.client.workflow.execute(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] })).toMatchObject({ status: 'succeeded' });
+      expect(await walletBalance(prisma, wallet)).toEqual({ available: 5000n, held: 0n });
+      expect(ops(network, input.topupId, 'capture')).toHaveLength(1);
+    });
+    await withWalletWorker(
+      async ({ network, customerId, taskQueue }) => {
+        const input = topupInput(customerId, 5000, longKey());
+        expect(await env.client.workflow.execute(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] })).toMatchObject({ status: 'failed' });
+        expect(ops(network, input.topupId, 'refund').map((r) => [r.idempotencyKey, r.amount])).toEqual([[`${input.topupId}:refund`, '5000']]);
+      },
+      {
+        async createTransfer(req) {
+          if (req.id.endsWith(':credit')) throw ApplicationFailure.create({ type: 'InsufficientFunds', message: 'test: the wallet refuses the credit', nonRetryable: true });
+          return createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank() }).createTransfer(req);
+        },
+      },
+    );
+    await withWalletWorker(async ({ bank, wallet, customerId, taskQueue }) => {
+      await fund(wallet, 3000n);
+      const input = payoutInput(customerId, 1000, await env.currentTimeMs(), '1234567', longKey());
+      expect(await env.client.workflow.execute(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] })).toMatchObject({ status: 'paid' });
+      expect(bank.transfers.filter((t) => t.reference === input.payoutId).map((t) => t.status)).toEqual(['paid']);
+    });
   });
 });

@@ -81,8 +81,8 @@ export interface FakeTemporal {
 }
 
 /** A rejection by one of the workflow's update validators, as the client raises it. */
-export function rejected(type: string, message: string): WorkflowUpdateFailedError {
-  return new WorkflowUpdateFailedError('Workflow Update failed', ApplicationFailure.create({ type, message, nonRetryable: true }));
+export function rejected(type: string, message: string, details?: { code: string; status?: string }): WorkflowUpdateFailedError {
+  return new WorkflowUpdateFailedError('Workflow Update failed', ApplicationFailure.create({ type, message, nonRetryable: true, ...(details ? { details: [details] } : {}) }));
 }
 
 /** Rejects what a validator would reject in a status that accepts nothing: nothing is written. */

@@ -1,7 +1,7 @@
 // An in-process bank for workflow tests, with the simulator's test accounts: 0000000 is closed
 // (rejected), 9999999 pays but loses its first response. Records every transfer.
 import { randomUUID } from 'node:crypto';
-import { BankUnavailableError, type BankClient, type BankTransfer, type BankTransferRequest } from '../../platform/bank-client.js';
+import { BankRejectedError, BankUnavailableError, type BankClient, type BankTransfer, type BankTransferRequest } from '../../platform/bank-client.js';
 
 export class FakeBank implements BankClient {
   /** As a real bank documents it; the workflow waits this long (its own time) before "nothing" is final (see FakeCardNetwork). */
@@ -21,6 +21,8 @@ export class FakeBank implements BankClient {
 
   async transfer(req: BankTransferRequest): Promise<BankTransfer> {
     this.calls++;
+    // The simulator's limits: a longer key or reference is refused before anything happens.
+    if (req.idempotencyKey.length > 255 || req.reference.length > 255) throw new BankRejectedError('key or reference too long', { code: 'invalid_parameter', status: 400 });
     const existing = this.transfers.find((t) => t.idempotencyKey === req.idempotencyKey);
     if (existing) return existing;
     const hang = this.hangNext;

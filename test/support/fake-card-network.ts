@@ -59,6 +59,8 @@ export class FakeCardNetwork implements CardNetworkClient {
   waiting: Record<Step, number> = { authorize: 0, authenticate: 0, capture: 0, void: 0, refund: 0 };
 
   private async act(step: Step, key: string, make: () => CardOperation, signal?: AbortSignal): Promise<CardOperation> {
+    // The simulator's (and Stripe's) limit: a longer key is refused before anything happens.
+    if (key.length > 255) throw new CardNetworkRejectedError('idempotency key too long', { code: 'invalid_idempotency_key', status: 400 });
     const gate = this.gates.get(step);
     if (gate) {
       this.waiting[step]++;
@@ -93,6 +95,7 @@ export class FakeCardNetwork implements CardNetworkClient {
   }
 
   async authorize(req: { idempotencyKey: string; amount: bigint; currency: string; token: string; reference: string; signal?: AbortSignal }) {
+    if (req.reference.length > 255) throw new CardNetworkRejectedError('reference too long', { code: 'invalid_parameter', status: 400 });
     return this.act('authorize', req.idempotencyKey, () => {
       const declineCode = { tok_chargeDeclined: 'card_declined', tok_insufficientFunds: 'insufficient_funds' }[req.token];
       return this.op({

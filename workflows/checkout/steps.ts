@@ -321,7 +321,11 @@ export class CheckoutSteps {
       () => undefined,
     );
     try {
-      return await stepScope.run(step);
+      const result = await stepScope.run(step);
+      // Answered after the hold ran out, before the cancel reached the call: the stock is no
+      // longer held for this payment, so it expires anyway (its undo resolves what was done).
+      if (expired) throw new Stop('expired', reason);
+      return result;
     } catch (err) {
       if (expired) throw new Stop('expired', reason);
       throw err;
