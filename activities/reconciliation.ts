@@ -42,7 +42,7 @@ export interface ReconciliationDeps {
   /** Tells whether a payment's workflow is still running; without it nothing is repaired. */
   temporal?: Client | undefined;
   releaseStock: (req: { checkoutId: string }) => Promise<{ released: number }>;
-  setTopupStatus: (req: { topupId: string; status: 'succeeded'; failure?: Failure }) => Promise<void>;
+  setTopupStatus: (req: { topupId: string; status: 'succeeded' | 'failed'; failure?: Failure }) => Promise<void>;
   /** The payout flow's own status write, which records the payout's event with it. */
   setPayoutStatus: (req: { payoutId: string; status: 'paid' | 'failed'; bankTransferId?: string; failure?: Failure }) => Promise<void>;
 }
@@ -78,6 +78,7 @@ const REPAIRED: ReadonlySet<ReconciliationKind> = new Set([
   'authorization_not_voided',
   'reservation_not_released',
   'topup_not_credited',
+  'topup_status_not_final',
   'payout_hold_not_resolved',
 ]);
 
@@ -275,7 +276,8 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
   /**
    * (3) A top-up whose card was captured (and not refunded) but whose wallet was never credited:
    * credited now under the top-up's own transfer id, which the workflow would have used, so the
-   * wallet can never get it twice.
+   * wallet can never get it twice. A top-up left `processing` by a workflow that is gone gets the
+   * status its books show: `succeeded` once credited, `failed` when the card kept nothing.
    */
   function topups(w: ReconciliationWindow, r: Recorder): Phase[] {
     const page = async (after: string | undefined, take: number) =>
@@ -286,11 +288,26 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
     return [
       phase(page, tableCursor, async (t) => {
         const credit = `${t.id}:credit`;
-        if (await prisma.ledgerTransfer.findUnique({ where: { id: credit }, select: { id: true } })) return;
+        const notFinal = { topupId: t.id, previousStatus: t.status, amount: t.amount.toString(), currency: t.currency };
+        if (await prisma.ledgerTransfer.findUnique({ where: { id: credit }, select: { id: true } })) {
+          if (t.status === 'processing' && !(await isRunning(t.id))) {
+            await deps.setTopupStatus({ topupId: t.id, status: 'succeeded' });
+            await r.record('topup_status_not_final', t.id, t.merchantId, { ...notFinal, status: 'succeeded', transferId: credit });
+          }
+          return;
+        }
         const ops = await cardNetwork.listOperations(t.id);
         const captured = ops.some((op) => op.type === 'capture' && op.status === 'succeeded');
         const refunded = ops.some((op) => op.type === 'refund' && op.status === 'succeeded');
-        if (!captured || refunded || (await isRunning(t.id))) return;
+        if (!captured || refunded) {
+          // Nothing kept from the card (an authorization left open is voided by check 1).
+          if (t.status === 'processing' && !(await isRunning(t.id))) {
+            await deps.setTopupStatus({ topupId: t.id, status: 'failed', failure: { code: 'not_completed', message: 'the top-up stopped before the card was charged; nothing was kept' } });
+            await r.record('topup_status_not_final', t.id, t.merchantId, { ...notFinal, status: 'failed' });
+          }
+          return;
+        }
+        if (await isRunning(t.id)) return;
         await createTransfer(prisma, {
           id: credit,
           debitAccountId: ledgerAccount.cardClearing(t.currency),

@@ -73,7 +73,8 @@ export type ReconciliationKind =
   | 'refund_without_network_refund'
   | 'network_refund_without_refund'
   | 'refund_stuck_pending'
-  | 'payout_hold_not_resolved';
+  | 'payout_hold_not_resolved'
+  | 'topup_status_not_final';
 
 /** Per action, then per kind. */
 export interface ReconciliationCounts {

@@ -531,3 +531,37 @@ describe('reconciliation of payouts whose workflow is gone', () => {
     }
   });
 });
+
+describe('reconciliation of top-ups whose workflow is gone', () => {
+  it('gives a top-up left processing the status its books show: succeeded once credited, failed when the card kept nothing', async () => {
+    const from = new Date().toISOString();
+    const customerId = `cus_${randomUUID()}`;
+    const row = (id: string) => prisma.topup.create({ data: { id, merchantId: MERCHANT, customerId, idempotencyKey: randomUUID(), amount: 4000n, currency: 'JPY', status: 'processing' } });
+    // Credited, then the workflow stopped before it wrote `succeeded`.
+    const credited = `tu_${randomUUID().replaceAll('-', '')}`;
+    await row(credited);
+    await createTransfer(prisma, {
+      id: `${credited}:credit`,
+      debitAccountId: ledgerAccount.cardClearing('JPY'),
+      creditAccountId: ledgerAccount.wallet(MERCHANT, customerId, 'JPY'),
+      amount: '4000',
+      currency: 'JPY',
+      kind: 'posted',
+      code: 'topup',
+      reference: credited,
+    });
+    // Stopped before the card was charged: nothing at the network.
+    const uncharged = `tu_${randomUUID().replaceAll('-', '')}`;
+    await row(uncharged);
+
+    const [first, second] = await withWorker(async (taskQueue) => [await reconcile(taskQueue, { since: from, olderThanMs: 0 }), await reconcile(taskQueue, { since: from, olderThanMs: 0 })] as const);
+    expect(await resourcesOf(first.reconciliationId, 'topup_status_not_final')).toEqual([credited, uncharged].sort());
+    expect(await prisma.topup.findUniqueOrThrow({ where: { id: credited } })).toMatchObject({ status: 'succeeded' });
+    expect(await prisma.topup.findUniqueOrThrow({ where: { id: uncharged } })).toMatchObject({ status: 'failed', failureCode: 'not_completed' });
+    expect(await walletBalance(prisma, ledgerAccount.wallet(MERCHANT, customerId, 'JPY'))).toEqual({ available: 4000n, held: 0n });
+    expect((await prisma.event.findMany({ where: { resourceId: { in: [credited, uncharged] } }, select: { resourceId: true, type: true } })).map((e) => `${e.resourceId} ${e.type}`).sort()).toEqual(
+      [`${credited} topup.succeeded`, `${uncharged} topup.failed`].sort(),
+    );
+    expect(second.counts.repaired).toBe(0);
+  });
+});
