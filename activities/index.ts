@@ -28,13 +28,14 @@ export interface ActivityDeps {
 export function createActivities({ prisma, cardNetwork, bank, temporal }: ActivityDeps) {
   const inventory = createInventoryActivities(prisma);
   const walletFlows = createWalletFlowActivities(prisma);
+  const orders = createOrderActivities(prisma);
   return {
     ...inventory,
-    ...createOrderActivities(prisma),
+    ...orders,
     ...createLedgerActivities(prisma),
     ...createLedgerUndoActivities(prisma),
     ...walletFlows,
-    ...createReconciliationActivities({ prisma, cardNetwork, bank, temporal, releaseStock: inventory.releaseStock, setTopupStatus: walletFlows.setTopupStatus, setPayoutStatus: walletFlows.setPayoutStatus }),
+    ...createReconciliationActivities({ prisma, cardNetwork, bank, temporal, releaseStock: inventory.releaseStock, setTopupStatus: walletFlows.setTopupStatus, setPayoutStatus: walletFlows.setPayoutStatus, setCheckoutStatus: orders.setCheckoutStatus }),
     ...createWebhookActivities(prisma),
     ...createCardNetworkActivities(cardNetwork),
     ...createBankActivities(bank),

@@ -43,6 +43,7 @@ export interface ReconciliationDeps {
   temporal?: Client | undefined;
   releaseStock: (req: { checkoutId: string }) => Promise<{ released: number }>;
   setTopupStatus: (req: { topupId: string; status: 'succeeded' | 'failed'; failure?: Failure }) => Promise<void>;
+  setCheckoutStatus: (req: { checkoutId: string; status: CheckoutStatus; failure?: Failure }) => Promise<void>;
   /** The payout flow's own status write, which records the payout's event with it. */
   setPayoutStatus: (req: { payoutId: string; status: 'paid' | 'failed'; bankTransferId?: string; failure?: Failure }) => Promise<void>;
 }
@@ -74,11 +75,15 @@ export interface CheckProgress {
  */
 const CALL_BUDGET_MS = 2 * 60_000;
 
+/** Statuses a checkout's workflow leaves before capture; the row must not keep one once it is gone. */
+const OPEN_BEFORE_CAPTURE: readonly CheckoutStatus[] = ['pending', 'processing', 'requires_action', 'requires_capture'];
+
 const REPAIRED: ReadonlySet<ReconciliationKind> = new Set([
   'authorization_not_voided',
   'reservation_not_released',
   'topup_not_credited',
   'topup_status_not_final',
+  'checkout_status_not_final',
   'payout_hold_not_resolved',
 ]);
 
@@ -270,6 +275,28 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
         const { released } = await deps.releaseStock({ checkoutId: res.checkoutId });
         await r.record('reservation_not_released', res.checkoutId, res.merchantId, { ...details, released });
       }),
+      // A checkout left before capture by a workflow that is gone (terminated) ends `failed`, so
+      // no row stays non-final; its stock (held, or sold by a capture that never happened) goes
+      // back, and an authorization it left open is check (1)'s.
+      phase(
+        async (after, take) =>
+          pageOf(
+            await prisma.checkout.findMany({
+              where: { status: { in: [...OPEN_BEFORE_CAPTURE] }, createdAt: createdAt(w), ...afterTableCursor(after) },
+              select: { id: true, merchantId: true, status: true, createdAt: true },
+              orderBy: OLDEST_FIRST,
+              take,
+            }),
+            take,
+          ),
+        tableCursor,
+        async (c) => {
+          if (await isRunning(c.id)) return;
+          const { released } = await deps.releaseStock({ checkoutId: c.id });
+          await deps.setCheckoutStatus({ checkoutId: c.id, status: 'failed', failure: { code: 'not_completed', message: 'the checkout stopped before capture; nothing was charged' } });
+          await r.record('checkout_status_not_final', c.id, c.merchantId, { checkoutId: c.id, previousStatus: c.status, released });
+        },
+      ),
     ];
   }
 

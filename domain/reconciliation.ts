@@ -74,7 +74,8 @@ export type ReconciliationKind =
   | 'network_refund_without_refund'
   | 'refund_stuck_pending'
   | 'payout_hold_not_resolved'
-  | 'topup_status_not_final';
+  | 'topup_status_not_final'
+  | 'checkout_status_not_final';
 
 /** Per action, then per kind. */
 export interface ReconciliationCounts {

@@ -565,3 +565,23 @@ describe('reconciliation of top-ups whose workflow is gone', () => {
     expect(second.counts.repaired).toBe(0);
   });
 });
+
+describe('reconciliation of checkouts whose workflow is gone before capture', () => {
+  it('ends one left requires_capture failed: stock back, authorization voided, its event recorded; once', async () => {
+    const from = new Date().toISOString();
+    const sku = await product(2);
+    const key = randomUUID();
+    const id = `co_${randomUUID().replaceAll('-', '')}`;
+    await prisma.checkout.create({ data: { id, merchantId: MERCHANT, customerId: 'cus_recon', idempotencyKey: key, status: 'requires_capture', amount: 1000n, currency: 'JPY', paymentMethod: 'card', captureMethod: 'manual' } });
+    await prisma.$transaction((tx) => holdStock(tx, { checkoutId: id, merchantId: MERCHANT, items: [{ sku, quantity: 1 }] }));
+    const auth = await cardNetwork.authorize({ idempotencyKey: `${id}:authorize`, amount: 1000n, currency: 'JPY', token: 'tok_visa', reference: id });
+
+    const [first, second] = await withWorker(async (taskQueue) => [await reconcile(taskQueue, { since: from, olderThanMs: 0 }), await reconcile(taskQueue, { since: from, olderThanMs: 0 })] as const);
+    expect(await resourcesOf(first.reconciliationId, 'checkout_status_not_final')).toEqual([id]);
+    expect(await prisma.checkout.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'failed', failureCode: 'not_completed' });
+    expect(await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: MERCHANT, sku } } })).toMatchObject({ available: 2, reserved: 0, sold: 0 });
+    expect(await authorizationState(auth.authorizationId)).toBe('voided');
+    expect((await prisma.event.findMany({ where: { resourceId: id }, select: { type: true } })).map((e) => e.type)).toEqual(['checkout.failed']);
+    expect(second.counts.repaired).toBe(0);
+  });
+});
