@@ -21,7 +21,7 @@ import {
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
-import { checkoutWorkflowV2 } from '../workflows/index.js';
+import { checkoutWorkflow, checkoutWorkflowV2 } from '../workflows/index.js';
 import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
@@ -63,6 +63,8 @@ interface Scenario {
   token?: string;
   captureMethod?: CaptureMethod;
   timeouts?: Partial<CheckoutTimeouts>;
+  /** The frozen first checkout type instead (workflows/legacy/), for runs that still drain. */
+  legacy?: boolean;
 }
 
 /**
@@ -96,7 +98,7 @@ async function withCheckout<T>(
     workflowBundle,
   });
   return worker.runUntil(async () => {
-    const handle = await env.client.workflow.start(checkoutWorkflowV2, { workflowId: input.checkoutId, taskQueue, args: [input] });
+    const handle = await env.client.workflow.start(scenario.legacy ? checkoutWorkflow : checkoutWorkflowV2, { workflowId: input.checkoutId, taskQueue, args: [input] });
     try {
       const result = await body({ id: input.checkoutId, sku, handle });
       await recordHistory(scenario.record, handle);
@@ -304,6 +306,18 @@ describe('after capture', () => {
       const settled = await row(id);
       expect(settled.status).toBe('settled');
       expect(settled.settledAt).not.toBeNull();
+    });
+  });
+
+  it('the first checkout type, for runs still draining, posts its settlement as a scheduled activity', async () => {
+    const network = new FakeCardNetwork();
+    await withCheckout(network, { record: 'settlement-as-activity', legacy: true, timeouts: { settlementDelayMs: DAY, refundWindowMs: 0 } }, async ({ id, handle }) => {
+      await reach(handle, 'captured');
+      expect(await handle.result()).toMatchObject({ status: 'settled' });
+      expect(await prisma.ledgerTransfer.findUniqueOrThrow({ where: { id: `${id}:settlement` } })).toMatchObject({ amount: 10000n, kind: 'posted' });
+      const events = (await handle.fetchHistory()).events ?? [];
+      expect(events.some((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')).toBe(true);
+      expect(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'createTransfer')).toHaveLength(1);
     });
   });
 

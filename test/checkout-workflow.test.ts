@@ -10,6 +10,7 @@ import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
 import { checkoutWorkflowV2 } from '../workflows/index.js';
 import { FakeBank } from './support/fake-bank.js';
+import { recordHistory } from './support/histories.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 
 const MERCHANT = 'demo';
@@ -40,7 +41,7 @@ async function stockOf(sku: string) {
 }
 
 /** Runs one checkout to completion on a fresh worker wired to `network`. */
-async function runCheckout(network: FakeCardNetwork, sku: string, opts: { token?: string; quantity?: number } = {}) {
+async function runCheckout(network: FakeCardNetwork, sku: string, opts: { token?: string; quantity?: number; record: string }) {
   const taskQueue = `test-${randomUUID()}`;
   const key = randomUUID();
   const input: CheckoutInput = {
@@ -70,6 +71,7 @@ async function runCheckout(network: FakeCardNetwork, sku: string, opts: { token?
       typedSearchAttributes: [{ key: PaymentStatus, value: 'pending' }],
     });
     const result: CheckoutSnapshot = await handle.result();
+    await recordHistory(opts.record, handle);
     const description = await handle.describe();
     const row = await prisma.checkout.findUniqueOrThrow({ where: { id: input.checkoutId }, include: { paymentAttempts: true, items: true } });
     return { id: input.checkoutId, result, row, paymentStatus: description.typedSearchAttributes.get(PaymentStatus) };
@@ -80,7 +82,7 @@ describe('checkout workflow', () => {
   it('captures an approved card once and sells the stock', async () => {
     const network = new FakeCardNetwork();
     const sku = await product(5);
-    const { id, result, row, paymentStatus } = await runCheckout(network, sku);
+    const { id, result, row, paymentStatus } = await runCheckout(network, sku, { record: 'card-captured-settled-at-once' });
 
     expect(result.status).toBe('settled');
     expect(result.amount).toEqual({ amount: '3000', currency: 'JPY' });
@@ -100,7 +102,7 @@ describe('checkout workflow', () => {
   it('releases the stock and fails the checkout when the card is declined', async () => {
     const network = new FakeCardNetwork();
     const sku = await product(5);
-    const { id, result, row, paymentStatus } = await runCheckout(network, sku, { token: 'tok_chargeDeclined' });
+    const { id, result, row, paymentStatus } = await runCheckout(network, sku, { token: 'tok_chargeDeclined', record: 'card-declined' });
 
     expect(result.status).toBe('failed');
     expect(result.failure?.code).toBe('card_declined');
@@ -116,7 +118,7 @@ describe('checkout workflow', () => {
   it('answers sold_out without holding stock or calling the card network', async () => {
     const network = new FakeCardNetwork();
     const sku = await product(1);
-    const { id, result, row } = await runCheckout(network, sku, { quantity: 2 });
+    const { id, result, row } = await runCheckout(network, sku, { quantity: 2, record: 'sold-out' });
 
     expect(result.status).toBe('sold_out');
     expect(row.status).toBe('sold_out');
@@ -130,11 +132,15 @@ describe('checkout workflow', () => {
     network.loseFirstResponseOf.add('authorize');
     network.loseFirstResponseOf.add('capture');
     const sku = await product(5);
-    const { id, result } = await runCheckout(network, sku);
+    const { id, result } = await runCheckout(network, sku, { record: 'authorization-response-lost' });
 
     expect(result.status).toBe('settled');
     expect(network.count(id, 'authorization')).toBe(1);
     expect(network.count(id, 'capture')).toBe(1);
+    // Resolved by looking each key up, not by sending the call again (the network would have
+    // replayed it, which would hide a blind retry).
+    expect(network.calls).toMatchObject({ authorize: 1, capture: 1 });
+    expect(network.lookups).toEqual([`${id}:authorize`, `${id}:capture`]);
     expect(await stockOf(sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
   });
 
@@ -142,7 +148,7 @@ describe('checkout workflow', () => {
     const network = new FakeCardNetwork();
     network.reject.add('capture');
     const sku = await product(5);
-    const { id, result, row } = await runCheckout(network, sku);
+    const { id, result, row } = await runCheckout(network, sku, { record: 'capture-rejected' });
 
     expect(result.status).toBe('failed');
     expect(row.failureCode).toBe('CardNetworkRejected');

@@ -34,6 +34,7 @@ import { checkoutWorkflowV2, payoutWorkflowV2, topupWorkflowV2 } from '../workfl
 import { payoutCancelUpdate, payoutStatusQuery } from '../workflows/wallet-messages.js';
 import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
+import { recordHistory } from './support/histories.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
 
 const MERCHANT = `mp_${randomUUID().slice(0, 8)}`;
@@ -206,6 +207,7 @@ describe('an action answers success only when it took effect', () => {
       expect(ops(network, id, 'void')).toHaveLength(1);
       expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
       expect(await ledgerOf(id)).toEqual([]);
+      await recordHistory('capture-refused-while-expiring', handle);
     });
   });
 
@@ -257,6 +259,7 @@ describe('an action answers success only when it took effect', () => {
       expect(await cancel).toMatchObject({ status: 'canceled' });
       expect(ops(network, id, 'capture')).toHaveLength(0);
       expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+      await recordHistory('capture-refused-after-cancel', handle);
     });
   });
 });
@@ -278,6 +281,7 @@ describe('nothing is left held at the network when a checkout ends without captu
       expect(network.lookups.filter((k) => k === `${id}:authorize`).length).toBeGreaterThanOrEqual(2);
       expect(await row(id)).toMatchObject({ status: 'expired' });
       expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+      await recordHistory('late-authorization-voided', handle);
     });
   });
 
@@ -308,6 +312,7 @@ describe('a cancel reaches a checkout whatever step it waits in', () => {
       expect(ops(network, id, 'void').map((v) => v.authorizationId)).toEqual([auth!.id]);
       expect(await row(id)).toMatchObject({ status: 'canceled', failureCode: 'canceled' });
       expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+      await recordHistory('merchant-cancel-while-authorizing', handle);
     });
   });
 
@@ -328,6 +333,7 @@ describe('a cancel reaches a checkout whatever step it waits in', () => {
         expect(ops(network, id, 'void')).toHaveLength(1);
         expect(ops(network, id, 'capture')).toHaveLength(0);
         expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+        await recordHistory(`operator-cancel-in-${waitingIn}`, handle);
       });
     });
   }
@@ -354,6 +360,7 @@ describe('a cancel reaches a checkout whatever step it waits in', () => {
         ['ledger-refund', pending, clearing, 8000n],
       ]);
       expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+      await recordHistory('operator-cancel-after-partial-refund', handle);
     });
   });
 
@@ -382,6 +389,7 @@ describe('a cancel reaches a checkout whatever step it waits in', () => {
       await canceledRun(handle);
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 100_000n, held: 0n });
       expect(await row(id)).toMatchObject({ status: 'refunded', amountRefunded: 10000n });
+      await recordHistory('wallet-operator-cancel-after-capture', handle);
     });
   });
 });
@@ -395,6 +403,7 @@ describe('zero means one thing', () => {
       expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 100_000n, held: 0n });
       expect(await ledgerOf(id)).toEqual([]);
+      await recordHistory('zero-priced-order-fails', handle);
     });
   });
 });
@@ -514,6 +523,7 @@ describe('a top-up canceled from the Web UI undoes only what happened', () => {
       expect(ops(network, input.topupId, 'refund').map((r) => r.amount)).toEqual(['5000']);
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 0n, held: 0n });
       expect(await prisma.topup.findUniqueOrThrow({ where: { id: input.topupId } })).toMatchObject({ status: 'failed', failureCode: 'canceled' });
+      await recordHistory('operator-cancel-while-capturing', handle);
     });
   });
 });
@@ -552,6 +562,7 @@ describe('a payout canceled from the Web UI ends with the books right', () => {
         ['hold', 'pending'],
         ['post', 'post_pending'],
       ]);
+      await recordHistory('operator-cancel-during-bank-call-paid', handle);
     });
   });
 
@@ -567,6 +578,7 @@ describe('a payout canceled from the Web UI ends with the books right', () => {
       expect(bank.lookups.filter((k) => k === `${input.payoutId}:transfer`).length).toBeGreaterThanOrEqual(2);
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 3000n, held: 0n });
       expect(await prisma.payout.findUniqueOrThrow({ where: { id: input.payoutId } })).toMatchObject({ status: 'canceled' });
+      await recordHistory('operator-cancel-during-bank-call-not-paid', handle);
     });
   });
 

@@ -23,6 +23,7 @@ import { createBankServer, type BankServer } from '../simulators/bank/server.js'
 import { createCardNetworkServer, type CardNetworkServer } from '../simulators/card-network/server.js';
 import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
 import { ensureReconciliationSchedule, RECONCILIATION_SCHEDULE_ID } from '../scripts/reconciliation-schedule.js';
+import { recordHistory } from './support/histories.js';
 
 const MERCHANT = 'demo';
 let prisma: PrismaClient;
@@ -81,9 +82,11 @@ function reconcile(taskQueue: string, input: ReconciliationInput = { since, olde
 }
 
 /** A run to its end, and whether it continued as new on the way (its last run is not its first). */
-async function reconcileRuns(taskQueue: string, input: ReconciliationInput, type: 'reconciliationWorkflow' | 'reconciliationWorkflowV2' = 'reconciliationWorkflowV2') {
+async function reconcileRuns(taskQueue: string, input: ReconciliationInput, type: 'reconciliationWorkflow' | 'reconciliationWorkflowV2' = 'reconciliationWorkflowV2', record?: string) {
   const handle = await client.workflow.start(type, { workflowId: reconciliationId(randomUUID()), taskQueue, args: [input] });
   const result = (await handle.result()) as ReconciliationResult;
+  // The last run of the chain, which replays the continued-as-new input.
+  if (record) await recordHistory(record, client.workflow.getHandle(handle.workflowId));
   const { runId } = await client.workflow.getHandle(handle.workflowId).describe();
   return { result, continued: runId !== handle.firstExecutionRunId };
 }
@@ -379,7 +382,7 @@ describe('reconciliation reads its whole window page by page', () => {
     await networkServer.store.addFault({ reference: orphans[5]!.checkoutId, operation: 'void', mode: 'error_503', times: 1 });
 
     const input: ReconciliationInput = { since: from, olderThanMs: 0, pageSize: 3, pagesPerRun: 4 };
-    const [first, second] = await withWorker(async (taskQueue) => [await reconcileRuns(taskQueue, input), await reconcileRuns(taskQueue, input)] as const);
+    const [first, second] = await withWorker(async (taskQueue) => [await reconcileRuns(taskQueue, input, 'reconciliationWorkflowV2', 'pages-continued-as-new'), await reconcileRuns(taskQueue, input)] as const);
 
     expect(first.result.status).toBe('completed');
     expect(first.continued).toBe(true);
@@ -427,7 +430,7 @@ describe('reconciliation reads its whole window page by page', () => {
         await pool.query(fillSql, [`${fill}_c`, 'captured', 1000, topupId]);
         const lost = await unknownCapture();
 
-        const { result } = await withWorker((taskQueue) => reconcileRuns(taskQueue, { since: from, olderThanMs: 0 }, type));
+        const { result } = await withWorker((taskQueue) => reconcileRuns(taskQueue, { since: from, olderThanMs: 0 }, type, 'past-the-1000th-record'));
 
         expect(result.status).toBe('completed');
         expect(await resourcesOf(result.reconciliationId, 'authorization_not_voided')).toEqual([late.authorizationId]);
@@ -491,7 +494,7 @@ describe('reconciliation of payouts whose workflow is gone', () => {
     const running = await client.workflow.start('reconciliationWorkflow', { workflowId: live.id, taskQueue: idle, args: [{}] });
     try {
       const input: ReconciliationInput = { since: from, olderThanMs: 0, pageSize: 2 };
-      const [first, second] = await withWorker(async (taskQueue) => [await reconcileRuns(taskQueue, input), await reconcileRuns(taskQueue, input)] as const);
+      const [first, second] = await withWorker(async (taskQueue) => [await reconcileRuns(taskQueue, input, 'reconciliationWorkflowV2', 'payout-holds-resolved'), await reconcileRuns(taskQueue, input)] as const);
 
       expect(first.result.status).toBe('completed');
       const id = first.result.reconciliationId;

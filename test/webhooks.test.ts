@@ -11,7 +11,7 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, type Worker } from '@temporalio/worker';
 import { createApp } from '../api/app.js';
 import { createActivities, type Activities } from '../activities/index.js';
-import { DEFAULT_CHECKOUT_TIMEOUTS, checkoutId, topupId, type CheckoutInput, type TopupInput } from '../domain/index.js';
+import { DEFAULT_CHECKOUT_TIMEOUTS, checkoutId, topupId, webhookDeliveryId, type CheckoutInput, type TopupInput } from '../domain/index.js';
 import { hashApiKey } from '../platform/api-keys.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
@@ -20,6 +20,7 @@ import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.j
 import { checkoutWorkflowV2, topupWorkflowV2 } from '../workflows/index.js';
 import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
+import { recordHistory } from './support/histories.js';
 import { startWebhookReceiver, waitFor, type WebhookReceiver } from './support/webhook-receiver.js';
 
 const RETRY = { initialIntervalMs: 500, maximumIntervalMs: 1000 };
@@ -182,6 +183,9 @@ describe('events and deliveries', () => {
       [3, 500, null],
       [4, 200, null],
     ]);
+    const delivery = client.workflow.getHandle(webhookDeliveryId(event.id, endpoint.id));
+    expect(await delivery.result()).toEqual({ status: 'delivered', attempt: 4, statusCode: 200 });
+    await recordHistory('delivered-after-three-500s', delivery);
   });
 });
 
