@@ -9,6 +9,7 @@ import { createIdempotency } from './idempotency.js';
 import { createStockGate } from './stock-gate.js';
 import { errorHandler, notFound, routeNotFound } from './errors.js';
 import { ipRateLimiter, merchantRateLimiter, type RateLimit } from './rate-limit.js';
+import { createRequestStats, type RequestStats } from './request-stats.js';
 import { productsRouter } from './routes/products.js';
 import { checkoutsRouter, type CheckoutsDeps } from './routes/checkouts.js';
 import { checkoutActionsRouter } from './routes/checkout-actions.js';
@@ -57,6 +58,18 @@ export interface AppDeps {
   ipRateLimit?: RateLimit;
   /** The rate limiters' clock; tests inject one. Default Date.now. */
   now?: () => number;
+  /** Where answered requests are counted; by default counters logged once a minute. */
+  requestStats?: RequestStats;
+}
+
+const RESOURCES = new Set(['products', 'checkouts', 'settings', 'topups', 'payouts', 'wallets', 'events', 'webhook-endpoints', 'reconciliations']);
+
+/** `POST /v1/checkouts/co_1/capture` -> `POST /v1/checkouts/:id/capture`: few routes, whatever the ids. */
+export function routeOf(method: string, path: string): string {
+  const parts = path.split('/');
+  if (parts[1] !== 'v1' || !RESOURCES.has(parts[2] ?? '')) return `${method} other`;
+  if (parts.length > 3) parts[3] = ':id';
+  return `${method} ${parts.slice(0, 5).join('/')}`;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -66,8 +79,10 @@ export function createApp(deps: AppDeps): Express {
   // Responses describe live state (stock, checkout status); a 304 from a weak ETag would hide it.
   app.set('etag', false);
 
-  // One line per request, carrying the business ids the routes learn. Only method, path and status
-  // are logged: never headers (Authorization) or bodies (card tokens).
+  // Counters per route, logged once a minute; one line per request at debug, carrying the business
+  // ids the routes learn. Only method, path and status are logged: never headers (Authorization)
+  // or bodies (card tokens). A 5xx is always logged, as a warning.
+  const stats = deps.requestStats ?? createRequestStats(logger);
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     const requestId = `req_${randomUUID()}`;
@@ -87,8 +102,9 @@ export function createApp(deps: AppDeps): Express {
         topupId: res.locals.topupId as string | undefined,
         payoutId: res.locals.payoutId as string | undefined,
       };
+      stats.observe(routeOf(req.method, fields.path ?? ''), res.statusCode, fields.durationMs);
       if (res.statusCode >= 500) logger.warn('request', fields);
-      else logger.info('request', fields);
+      else logger.debug('request', fields);
     });
     next();
   });

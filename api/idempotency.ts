@@ -175,7 +175,7 @@ export function createIdempotency(settings: IdempotencySettings): Idempotency {
       }
       if (row.method !== method || row.path !== path || row.request_hash !== c.hash) throw keyReused(row);
       if (row.status === 'completed') {
-        log.info('idempotent replay', { path, status: row.response_status });
+        log.debug('idempotent replay', { path, status: row.response_status });
         res.setHeader(REPLAYED_HEADER, 'true');
         res.status(row.response_status!).json(row.response_body);
         return;

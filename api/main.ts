@@ -5,6 +5,7 @@ import { loadConfig } from '../platform/config.js';
 import { createPrisma } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
 import { createApp } from './app.js';
+import { createRequestStats } from './request-stats.js';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -21,9 +22,11 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
 
+  const requestStats = createRequestStats(logger);
   const app = createApp({
     prisma,
     temporal,
+    requestStats,
     taskQueue: config.temporal.taskQueue,
     logger,
     reservationTimeoutMs: RESERVATION_TIMEOUT_MS,
@@ -63,6 +66,7 @@ async function main(): Promise<void> {
     force.unref();
     await closed;
     clearTimeout(force);
+    requestStats.stop();
     try {
       await Promise.all([prisma.$disconnect(), connection.close()]);
     } catch (err) {

@@ -110,7 +110,7 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
         // The insert also finds a checkout an earlier request with this key wrote (its idempotency
         // record expired, or a concurrent duplicate), and answers with that one.
         const row = await recordSoldOut(prisma, taskQueue, { id, merchantId, idempotencyKey, body, order });
-        if (row.created) log.info('checkout sold out', { status: 'sold_out' });
+        if (row.created) log.debug('checkout sold out', { status: 'sold_out' });
         else assertSameRequest(row.checkout, body);
         res.status(row.created ? 201 : 200).json(checkoutResource(row.checkout));
         return;
@@ -133,7 +133,7 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
     const existing = await findByKey(merchantId, idempotencyKey);
     if (existing) {
       assertSameRequest(existing, body);
-      log.info('checkout replayed', { status: existing.status });
+      log.debug('checkout replayed', { status: existing.status });
       res.status(200).json(checkoutResource(existing));
       return;
     }
@@ -198,7 +198,7 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
       throw new Error('checkout row missing after the reservation update');
     }
     assertSameRequest(row, body);
-    log.info('checkout created', { status: row.status, amount: row.amount.toString(), currency: row.currency });
+    log.debug('checkout created', { status: row.status, amount: row.amount.toString(), currency: row.currency });
     res.status(201).json(checkoutResource(row));
   }
 

@@ -208,7 +208,7 @@ export class CheckoutSteps {
       // The payment is complete: from here it is undone only by refunds (giveBackTheRest).
       order.saga.done();
     });
-    log.info('checkout captured', { ...order.logFields, amount: order.amountCaptured.toString() });
+    log.debug('checkout captured', { ...order.logFields, amount: order.amountCaptured.toString() });
   }
 
   /** Undo of capture: gives back what the network captured under the capture key, net of refunds. */
@@ -234,7 +234,7 @@ export class CheckoutSteps {
       order.moveTo(order.capturedStatus());
       await order.serially(() => db.markSettled({ checkoutId: order.id, status: order.capturedStatus() }));
     });
-    log.info('checkout settled', order.logFields);
+    log.debug('checkout settled', order.logFields);
   }
 
   /**
