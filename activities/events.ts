@@ -36,6 +36,7 @@ export function createEventRecorder(prisma: PrismaClient, deliveryQueue?: string
   return {
     transaction(body) {
       const queue = deliveryQueue ?? Context.current().info.taskQueue;
+      // Generous waits: a burst queues for pool connections, not for locks (as the ledger's writes).
       return prisma.$transaction(async (tx) =>
         body(tx, async (event) => {
           await tx.event.createMany({
@@ -53,6 +54,7 @@ export function createEventRecorder(prisma: PrismaClient, deliveryQueue?: string
             skipDuplicates: true,
           });
         }),
+      { maxWait: 10_000, timeout: 15_000 },
       );
     },
   };

@@ -4,6 +4,7 @@
 // operation idempotent, so a retried activity never moves stock twice.
 import type { PrismaClient } from '../platform/db.js';
 import type { LineItem } from '../domain/index.js';
+import { STOCK_RELEASED_CHANNEL, stockReleasedPayload } from '../domain/index.js';
 
 export class SoldOut extends Error {
   constructor(readonly sku: string) {
@@ -32,24 +33,24 @@ export async function holdStock(tx: Tx, { checkoutId, merchantId, items }: { che
   }
 }
 
+/** Held stock becomes sold, inside the caller's transaction; idempotent (committed lines are skipped). */
+export async function commitStockIn(tx: Tx, checkoutId: string): Promise<void> {
+  const held = await tx.stockReservation.findMany({ where: { checkoutId, status: 'held' }, orderBy: { sku: 'asc' } });
+  for (const r of held) {
+    const { count } = await tx.stockReservation.updateMany({ where: { checkoutId, sku: r.sku, status: 'held' }, data: { status: 'committed' } });
+    if (count === 0) continue;
+    await tx.product.update({
+      where: { merchantId_sku: { merchantId: r.merchantId, sku: r.sku } },
+      data: { reserved: { decrement: r.quantity }, sold: { increment: r.quantity } },
+    });
+  }
+}
+
 export function createInventoryActivities(prisma: PrismaClient) {
   return {
     /** Held stock becomes sold: the order is confirmed. */
     async commitStock({ checkoutId }: { checkoutId: string }): Promise<void> {
-      await prisma.$transaction(async (tx) => {
-        const held = await tx.stockReservation.findMany({ where: { checkoutId, status: 'held' }, orderBy: { sku: 'asc' } });
-        for (const r of held) {
-          const { count } = await tx.stockReservation.updateMany({
-            where: { checkoutId, sku: r.sku, status: 'held' },
-            data: { status: 'committed' },
-          });
-          if (count === 0) continue;
-          await tx.product.update({
-            where: { merchantId_sku: { merchantId: r.merchantId, sku: r.sku } },
-            data: { reserved: { decrement: r.quantity }, sold: { increment: r.quantity } },
-          });
-        }
-      });
+      await prisma.$transaction((tx) => commitStockIn(tx, checkoutId));
     },
 
     /**
@@ -74,6 +75,9 @@ export function createInventoryActivities(prisma: PrismaClient) {
             where: { merchantId_sku: { merchantId: r.merchantId, sku: r.sku } },
             data: { available: { increment: r.quantity }, ...from },
           });
+          // Delivered on commit: API processes forget their sold-out mark for the SKU
+          // (api/stock-notifications.ts), so the next buyer gets the unit.
+          await tx.$executeRaw`SELECT pg_notify(${STOCK_RELEASED_CHANNEL}, ${stockReleasedPayload(r.merchantId, r.sku)})`;
           released += r.quantity;
         }
         return { released };

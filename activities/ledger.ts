@@ -11,7 +11,7 @@ import { createTransfer, LedgerError, postPending, voidPending, type PostPending
 /** Not a business outcome (domain FailureType): a workflow that meets it fails, after its undos. */
 export const INVALID_LEDGER_REQUEST = 'InvalidLedgerRequest';
 
-async function refusalsAsFailures(write: () => Promise<TransferResult>): Promise<TransferResult> {
+export async function refusalsAsFailures<T>(write: () => Promise<T>): Promise<T> {
   try {
     return await write();
   } catch (err) {

@@ -2,12 +2,20 @@
 // The workflow decides; these only record, idempotently, so a retried activity changes nothing.
 import { ApplicationFailure } from '@temporalio/activity';
 import type { PrismaClient } from '../platform/db.js';
-import type { Checkout, Refund } from '../generated/prisma/client.js';
-import { FailureType, checkoutEventData, money, type CheckoutInput, type CheckoutStatus, type Money } from '../domain/index.js';
+import { Prisma, type Checkout, type Refund } from '../generated/prisma/client.js';
+import { FailureType, ORDER_NOT_PLACED, checkoutEventData, money, type CheckoutInput, type CheckoutStatus, type Money, type TransferRequest } from '../domain/index.js';
 import { createEventRecorder, snapshotOf, type EventDraft } from './events.js';
-import { holdStock, SoldOut } from './inventory.js';
+import { commitStockIn, holdStock, SoldOut } from './inventory.js';
+import { refusalsAsFailures } from './ledger.js';
+import { createTransferIn } from '../platform/ledger.js';
 
 export type PlaceOrderResult = { amount: Money; outcome: 'reserved' } | { amount: Money; outcome: 'sold_out'; sku: string };
+
+/** The order the API placed for a checkout, as its workflow finds it; `not_placed`: fenced off, nothing held. */
+export type PlacedOrder = { amount: Money; outcome: 'reserved' | 'sold_out' | 'not_placed' };
+
+/** How often awaitPlacedOrder looks for the row while it waits. */
+const PLACED_ORDER_POLL_MS = 20;
 
 export interface PaymentAttemptRecord {
   checkoutId: string;
@@ -23,6 +31,27 @@ export interface PaymentAttemptRecord {
 /** The event of a checkout's status change, with the checkout's key fields as they now are. */
 function checkoutEvent(c: Checkout, status: string = c.status): EventDraft {
   return { merchantId: c.merchantId, resourceType: 'checkout', resourceId: c.id, status, data: checkoutEventData(c) };
+}
+
+function attemptRow(attempt: PaymentAttemptRecord) {
+  return {
+    idempotencyKey: attempt.idempotencyKey,
+    checkoutId: attempt.checkoutId,
+    operation: attempt.operation,
+    status: attempt.status,
+    amount: BigInt(attempt.amount),
+    currency: attempt.currency,
+    networkId: attempt.networkId ?? null,
+    declineCode: attempt.declineCode ?? null,
+  };
+}
+
+function placedOrderOf(row: { status: string; amount: bigint; currency: string; failureCode: string | null }): PlacedOrder {
+  const amount = money(row.amount, row.currency);
+  if (row.status === 'sold_out') return { amount, outcome: 'sold_out' };
+  if (row.status === 'failed' && row.failureCode === ORDER_NOT_PLACED) return { amount, outcome: 'not_placed' };
+  // Anything else means the API placed it and held the stock; later statuses are a replay's.
+  return { amount, outcome: 'reserved' };
 }
 
 function refundEvent(r: Refund): EventDraft {
@@ -119,6 +148,62 @@ export function createOrderActivities(prisma: PrismaClient) {
     },
 
     /**
+     * The order the API placed for this checkout (its row and stock hold), once its row exists. The
+     * API writes it right after it started the workflow, so this looks again every few ms for up to
+     * `waitMs`, and answers null if it is still not there.
+     */
+    async awaitPlacedOrder({ checkoutId, waitMs }: { checkoutId: string; waitMs: number }): Promise<PlacedOrder | null> {
+      const deadline = Date.now() + waitMs;
+      for (;;) {
+        const row = await prisma.checkout.findUnique({ where: { id: checkoutId }, select: { status: true, amount: true, currency: true, failureCode: true } });
+        if (row) return placedOrderOf(row);
+        if (Date.now() >= deadline) return null;
+        await new Promise((r) => setTimeout(r, PLACED_ORDER_POLL_MS));
+      }
+    },
+
+    /**
+     * Takes the checkout's id for good when the API never placed its order (it died between
+     * starting the workflow and writing the order, or its write is stuck): the row is written
+     * `failed` (`not_placed`) with nothing held, so an API write that arrives later finds the id
+     * taken and holds nothing. If the API's row won the race, that is the answer.
+     */
+    async fenceOrder(input: CheckoutInput): Promise<PlacedOrder> {
+      const products = await prisma.product.findMany({ where: { merchantId: input.merchantId, sku: { in: input.items.map((i) => i.sku) } } });
+      const bySku = new Map(products.map((p) => [p.sku, p]));
+      const total = input.items.reduce((sum, item) => sum + (bySku.get(item.sku)?.priceAmount ?? 0n) * BigInt(item.quantity), 0n);
+      // ISO 4217's "no currency" when a product has gone: the row must name one.
+      const currency = products[0]?.currency ?? 'XXX';
+      try {
+        await events.transaction(async (tx, emit) => {
+          // With its lines, so a retry of the merchant's request under the key compares equal.
+          const row = await tx.checkout.create({
+            data: {
+              id: input.checkoutId,
+              merchantId: input.merchantId,
+              customerId: input.customerId,
+              idempotencyKey: input.idempotencyKey,
+              status: 'failed',
+              amount: total,
+              currency,
+              paymentMethod: input.payment.method,
+              captureMethod: input.captureMethod,
+              failureCode: ORDER_NOT_PLACED,
+              failureMessage: 'the order was never placed: nothing was held and nothing charged',
+              items: { create: input.items.map((i) => ({ sku: i.sku, quantity: i.quantity, unitAmount: bySku.get(i.sku)?.priceAmount ?? 0n })) },
+            },
+          });
+          await emit(checkoutEvent(row));
+        });
+      } catch (err) {
+        // The API's row won the race (or an earlier attempt of this one committed): it is the answer.
+        if (!(err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002')) throw err;
+      }
+      const row = await prisma.checkout.findUniqueOrThrow({ where: { id: input.checkoutId }, select: { status: true, amount: true, currency: true, failureCode: true } });
+      return placedOrderOf(row);
+    },
+
+    /**
      * Records one card-network outcome and, in the same transaction, the status it leads to (and,
      * for a capture, the amount captured).
      */
@@ -131,18 +216,8 @@ export function createOrderActivities(prisma: PrismaClient) {
       status?: CheckoutStatus;
       amountCaptured?: string;
     }): Promise<void> {
-      const row = {
-        checkoutId: attempt.checkoutId,
-        operation: attempt.operation,
-        status: attempt.status,
-        amount: BigInt(attempt.amount),
-        currency: attempt.currency,
-        networkId: attempt.networkId ?? null,
-        declineCode: attempt.declineCode ?? null,
-      };
       // The attempt's key is unique: a retried activity inserts nothing (ON CONFLICT DO NOTHING).
-      const insertAttempt = (db: Pick<PrismaClient, 'paymentAttempt'>) =>
-        db.paymentAttempt.createMany({ data: [{ idempotencyKey: attempt.idempotencyKey, ...row }], skipDuplicates: true });
+      const insertAttempt = (db: Pick<PrismaClient, 'paymentAttempt'>) => db.paymentAttempt.createMany({ data: [attemptRow(attempt)], skipDuplicates: true });
       if (!status) {
         // One statement needs no transaction of its own.
         await insertAttempt(prisma);
@@ -156,6 +231,33 @@ export function createOrderActivities(prisma: PrismaClient) {
         });
         await emit(checkoutEvent(checkout));
       });
+    },
+
+    /**
+     * A capture that went through, recorded in one commit: the attempts that led to it (the
+     * authorization's, when it was not recorded on its own), the stock sold, the merchant's credit
+     * and the checkout `captured`. Retried safely: attempts and the credit are keyed, the stock
+     * commit skips sold lines.
+     */
+    async recordCapture({
+      attempts,
+      amountCaptured,
+      credit,
+    }: {
+      attempts: PaymentAttemptRecord[];
+      amountCaptured: string;
+      credit?: TransferRequest;
+    }): Promise<void> {
+      const checkoutId = attempts[0]!.checkoutId;
+      await refusalsAsFailures(() =>
+        events.transaction(async (tx, emit) => {
+          if (credit) await createTransferIn(tx, credit);
+          await tx.paymentAttempt.createMany({ data: attempts.map(attemptRow), skipDuplicates: true });
+          await commitStockIn(tx, checkoutId);
+          const checkout = await tx.checkout.update({ where: { id: checkoutId }, data: { status: 'captured', amountCaptured: BigInt(amountCaptured) } });
+          await emit(checkoutEvent(checkout));
+        }),
+      );
     },
 
     async markSettled({ checkoutId, status }: { checkoutId: string; status: CheckoutStatus }): Promise<void> {

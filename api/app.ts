@@ -1,12 +1,14 @@
 // The HTTP API as an Express app that does not listen, so tests and api/main.ts can both mount it.
 import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
+import type pg from 'pg';
 import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import { requireApiKey } from './auth.js';
 import { createIdempotency } from './idempotency.js';
-import { createStockGate } from './stock-gate.js';
+import { createStockGate, type StockGate } from './stock-gate.js';
+import { createCheckoutStore } from './checkout-store.js';
 import { errorHandler, notFound, routeNotFound } from './errors.js';
 import { ipRateLimiter, merchantRateLimiter, type RateLimit } from './rate-limit.js';
 import { createRequestStats, type RequestStats } from './request-stats.js';
@@ -23,6 +25,10 @@ import type { WebhookRetry } from '../domain/index.js';
 
 export interface AppDeps {
   prisma: PrismaClient;
+  /** node-postgres for the statements every flash-sale buyer runs (api/checkout-store.ts). */
+  pool: pg.Pool;
+  /** What this process knows of stock (claims in flight, sold-out marks); api/main.ts feeds it returned stock. */
+  stockGate?: StockGate;
   temporal: Client;
   taskQueue: string;
   logger: Logger;
@@ -142,7 +148,8 @@ export function createApp(deps: AppDeps): Express {
     reservationTimeoutMs,
     updateTimeoutMs,
     idempotency,
-    stockGate: createStockGate(),
+    stockGate: deps.stockGate ?? createStockGate(),
+    store: createCheckoutStore(deps.pool),
     // Long enough for the reservations in flight to answer under load; past it the workflow decides.
     admissionWaitMs: Math.max(1, Math.floor(reservationTimeoutMs / 3)),
   };

@@ -1,11 +1,14 @@
 // Process entry for the HTTP API: `npx tsx api/main.ts`.
 import { createServer } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
+import pg from 'pg';
 import { loadConfig } from '../platform/config.js';
 import { createPrisma } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
 import { createApp } from './app.js';
 import { createRequestStats } from './request-stats.js';
+import { createStockGate } from './stock-gate.js';
+import { listenForReturnedStock } from './stock-notifications.js';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -23,8 +26,16 @@ async function main(): Promise<void> {
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
 
   const requestStats = createRequestStats(logger);
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 10 });
+  // A client checked out when PostgreSQL goes away emits 'error' on itself; its query fails anyway.
+  pool.on('error', (err) => logger.warn('idle database connection failed', { error: err.message }));
+  pool.on('connect', (client) => client.on('error', (err) => logger.warn('database connection in use failed', { error: err.message })));
+  const stockGate = createStockGate();
+  const stockNotifications = listenForReturnedStock(config.databaseUrl, stockGate, logger);
   const app = createApp({
     prisma,
+    pool,
+    stockGate,
     temporal,
     requestStats,
     taskQueue: config.temporal.taskQueue,
@@ -68,7 +79,7 @@ async function main(): Promise<void> {
     clearTimeout(force);
     requestStats.stop();
     try {
-      await Promise.all([prisma.$disconnect(), connection.close()]);
+      await Promise.all([prisma.$disconnect(), pool.end(), stockNotifications.stop(), connection.close()]);
     } catch (err) {
       logger.warn('error while closing connections', { error: err instanceof Error ? err.message : String(err) });
     }

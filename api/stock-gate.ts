@@ -14,6 +14,18 @@ export interface StockLine {
 
 export interface StockGate {
   /**
+   * A hold of `quantity` found too little of `sku`: this process answers sold out at once for that
+   * quantity or more (no read, no workflow) until units come back (`stockReturned`) or the mark
+   * grows old.
+   */
+  markSoldOut(merchantId: string, sku: string, quantity: number): void;
+  /** Whether some line asks for more than this process last saw of its SKU when a hold failed. */
+  knownSoldOut(merchantId: string, lines: readonly StockLine[]): boolean;
+  /** Units of `sku` went back on sale (a released hold or sale): forget its mark. */
+  stockReturned(merchantId: string, sku: string): void;
+  /** Forget every mark (the notifications of returned stock may have been missed). */
+  forgetSoldOut(): void;
+  /**
    * Claims `lines` when every line's in-flight claims plus its quantity fit in `available`;
    * returns the release function, or undefined when the request should wait (`waitForChange`)
    * and read the stock again.
@@ -23,12 +35,42 @@ export interface StockGate {
   waitForChange(merchantId: string, lines: readonly StockLine[], timeoutMs: number): Promise<void>;
 }
 
-export function createStockGate(): StockGate {
+/** A sold-out mark older than this is checked against the database again: a safety net for a lost notification. */
+const SOLD_OUT_MARK_MS = 10_000;
+
+export function createStockGate(now: () => number = Date.now): StockGate {
   const inFlight = new Map<string, number>();
   const waiters = new Map<string, Set<() => void>>();
+  /** Per SKU: at most this many units were available when a hold failed, and when that was. */
+  const soldOut = new Map<string, { atMost: number; at: number }>();
   const keyOf = (merchantId: string, sku: string) => `${merchantId}\u0000${sku}`;
 
   return {
+    markSoldOut(merchantId, sku, quantity) {
+      soldOut.set(keyOf(merchantId, sku), { atMost: Math.max(0, quantity - 1), at: now() });
+    },
+
+    knownSoldOut(merchantId, lines) {
+      return lines.some((line) => {
+        const key = keyOf(merchantId, line.sku);
+        const mark = soldOut.get(key);
+        if (!mark) return false;
+        if (now() - mark.at > SOLD_OUT_MARK_MS) {
+          soldOut.delete(key);
+          return false;
+        }
+        return line.quantity > mark.atMost;
+      });
+    },
+
+    stockReturned(merchantId, sku) {
+      soldOut.delete(keyOf(merchantId, sku));
+    },
+
+    forgetSoldOut() {
+      soldOut.clear();
+    },
+
     tryClaim(merchantId, lines, available) {
       for (const line of lines) {
         const claimed = inFlight.get(keyOf(merchantId, line.sku)) ?? 0;

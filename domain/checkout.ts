@@ -91,6 +91,13 @@ export interface CheckoutInput {
   payment: PaymentMethod;
   captureMethod: CaptureMethod;
   timeouts: CheckoutTimeouts;
+  /**
+   * `api`: the API starts the workflow first and then places the order itself (the checkout row
+   * and its stock hold, in one short transaction), so the buyer's answer never waits for a worker;
+   * the workflow adopts that order (and fences it off if it never appears). Absent: the workflow
+   * places the order (runs started by update-with-start, before this existed).
+   */
+  placedBy?: 'api';
 }
 
 export type RefundStatus = 'pending' | 'succeeded' | 'failed';
@@ -123,3 +130,14 @@ export function capturedStatus(amountCaptured: bigint, amountRefunded: bigint, s
   if (amountRefunded > 0n) return 'partially_refunded';
   return settled ? 'settled' : 'captured';
 }
+
+/**
+ * The PostgreSQL notification channel on which a release of held or sold units is announced, with
+ * `<merchant>\t<sku>` as its payload (neither may contain a tab): API processes forget their
+ * sold-out mark for the SKU.
+ */
+export const STOCK_RELEASED_CHANNEL = 'stock_released';
+export const stockReleasedPayload = (merchantId: string, sku: string) => `${merchantId}\t${sku}`;
+
+/** The failure code of a checkout whose order the API never placed (its workflow fenced the id). */
+export const ORDER_NOT_PLACED = 'not_placed';

@@ -23,6 +23,8 @@ export const FailureType = {
   LedgerConflict: 'LedgerConflict',
   /** The bank refused a transfer (closed or unknown account). */
   BankRejected: 'BankRejected',
+  /** The API started a checkout but never placed its order (it died, or gave up): nothing was held. */
+  OrderNotPlaced: 'OrderNotPlaced',
 } as const;
 
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];

@@ -87,7 +87,7 @@ export function shardFor(transferId: string, shards: number): number {
 
 // ----- Plumbing -----
 
-type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
+export type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
 /** A client or an open transaction: reads work on either. */
 export type LedgerDb = Pick<PrismaClient, '$queryRaw' | '$executeRaw'>;
 
@@ -218,7 +218,15 @@ async function applyLegs(tx: Tx, transferId: string, legs: Leg[]): Promise<void>
  * cannot cover is InsufficientFunds and writes nothing (so a later retry of the same id may
  * succeed: unlike TigerBeetle, failures are not recorded against the id).
  */
-export async function createTransfer(prisma: PrismaClient, req: TransferRequest): Promise<TransferResult> {
+export function createTransfer(prisma: PrismaClient, req: TransferRequest): Promise<TransferResult> {
+  return prisma.$transaction((tx) => createTransferIn(tx, req), WRITE_TX);
+}
+
+/**
+ * createTransfer inside the caller's transaction (READ COMMITTED), so a step can post its money
+ * and record what it did in one commit.
+ */
+export async function createTransferIn(tx: Tx, req: TransferRequest): Promise<TransferResult> {
   const amount = parseAmount(req.amount, 'amount');
   if (req.kind !== 'posted' && req.kind !== 'pending') throw new RangeError(`kind must be posted or pending, got ${JSON.stringify(req.kind)}`);
   if (!req.id) throw new RangeError('a transfer needs an id');
@@ -230,7 +238,7 @@ export async function createTransfer(prisma: PrismaClient, req: TransferRequest)
   }
   const reference = req.reference ?? null;
 
-  return prisma.$transaction(async (tx) => {
+  {
     const accounts = await ensureAccounts(tx, specs);
     const inserted = await tx.$queryRaw<TransferRow[]>`
       INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, currency, kind, pending_id, code, reference)
@@ -264,7 +272,7 @@ export async function createTransfer(prisma: PrismaClient, req: TransferRequest)
       { account: credit, shard: shardFor(req.id, credit.shards), debitsPending: 0n, debitsPosted: 0n, creditsPending: pending, creditsPosted: posted },
     ]);
     return { outcome: 'created', transfer: toRecord(row) };
-  }, WRITE_TX);
+  }
 }
 
 export interface PostPendingRequest {

@@ -82,7 +82,8 @@ async function snapshotOf(id: string): Promise<CheckoutSnapshot> {
 function resetTemporal(target: TestApi): void {
   target.temporal.starts.length = 0;
   target.temporal.updates.length = 0;
-  target.temporal.onStart.checkoutWorkflowV2 = (input) => writeCheckoutAs(input, 'processing');
+  // The API places the order itself; the workflow's start writes nothing.
+  target.temporal.onStart.checkoutWorkflowV2 = async () => undefined;
   target.temporal.update = noUpdateExpected;
 }
 
@@ -380,15 +381,27 @@ describe('POST /v1/checkouts', () => {
           settlementDelayMs: demo.settlementDelaySeconds * 1000,
           refundWindowMs: demo.refundWindowSeconds * 1000,
         },
+        // The API places the order itself, after the start; the workflow adopts it.
+        placedBy: 'api',
       },
     ]);
     const attributes = op.options.typedSearchAttributes as Array<{ key: { name: string }; value: unknown }>;
     expect(attributes.map((p) => [p.key.name, p.value])).toEqual([
       ['MerchantId', 'demo'],
       ['CustomerId', 'cus_123'],
-      ['PaymentStatus', 'pending'],
+      ['PaymentStatus', 'processing'],
     ]);
-    expect(api.temporal.starts[0]!.updateId).toBe(`${id}:reservation`);
+    // A plain start: no update, so the answer never waits for a worker.
+    expect(api.temporal.starts[0]!.update).toBeUndefined();
+    // The order, placed by the API: its row, its lines, the stock held, its event.
+    const row = await prisma.checkout.findUniqueOrThrow({ where: { id }, include: { items: true, reservations: true } });
+    expect(row).toMatchObject({ status: 'processing', amount: 3250n, currency: 'JPY', idempotencyKey: key });
+    expect(row.reservations.map((r) => [r.sku, r.quantity, r.status]).sort()).toEqual([
+      [a.sku, 2, 'held'],
+      [b.sku, 1, 'held'],
+    ].sort());
+    expect((await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: 'demo', sku: a.sku } } }))).toMatchObject({ available: 8, reserved: 2 });
+    expect(await prisma.event.count({ where: { resourceId: id, type: 'checkout.processing' } })).toBe(1);
   });
 
   it('replays a repeated request with the first answer (201), without touching Temporal', async () => {
@@ -529,25 +542,6 @@ describe('POST /v1/checkouts', () => {
     };
     expectError(await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }]), key), 409, 'conflict', 'idempotency_key_closed');
     expect(await prisma.checkout.count({ where: { merchantId: 'demo', idempotencyKey: key } })).toBe(0);
-  });
-
-  it('maps a ProductNotFound from the workflow to 400', async () => {
-    const p = await createProduct();
-    api.temporal.onStart.checkoutWorkflowV2 = async () => {
-      throw ApplicationFailure.create({ type: FailureType.ProductNotFound, message: 'gone', nonRetryable: true });
-    };
-    expectError(await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }])), 400, 'invalid_request_error', 'product_not_found');
-    api.temporal.onStart.checkoutWorkflowV2 = async (input) => ({
-      checkoutId: input.checkoutId,
-      status: 'failed',
-      amount: { amount: '0', currency: '' },
-      amountCapturable: '0',
-      amountCaptured: '0',
-      amountRefunded: '0',
-      refunds: [],
-      failure: { code: FailureType.CurrencyMismatch, message: 'two currencies' },
-    });
-    expectError(await postCheckout(checkoutBody([{ sku: p.sku, quantity: 1 }])), 400, 'invalid_request_error', 'currency_mismatch');
   });
 
   it('answers a Temporal fault with a generic 500 and logs it', async () => {

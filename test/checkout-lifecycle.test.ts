@@ -180,7 +180,7 @@ describe('3-D Secure', () => {
 
   it('captures after the customer passes the challenge', async () => {
     const network = new FakeCardNetwork();
-    await withCheckout(network, { record: '3ds-succeeded', token: 'tok_threeDSecureRequired' }, async ({ id, sku, handle }) => {
+    await withCheckout(network, { record: '3ds-succeeded-in-one-commit', token: 'tok_threeDSecureRequired' }, async ({ id, sku, handle }) => {
       await reach(handle, 'requires_action');
       await handle.executeUpdate(confirmUpdate, { args: [{ result: 'succeeded' }] });
       await reach(handle, 'captured');
@@ -226,7 +226,7 @@ describe('manual capture', () => {
 
   it('captures a smaller amount than was authorized when asked to', async () => {
     const network = new FakeCardNetwork();
-    await withCheckout(network, { record: 'manual-capture-partial', captureMethod: 'manual' }, async ({ id, sku, handle }) => {
+    await withCheckout(network, { record: 'manual-capture-partial-in-one-commit', captureMethod: 'manual' }, async ({ id, sku, handle }) => {
       const waiting = await reach(handle, 'requires_capture');
       expect(waiting.amountCapturable).toBe('10000');
 
@@ -323,7 +323,7 @@ describe('after capture', () => {
 
   it('refunds partially then fully, never more than was captured', async () => {
     const network = new FakeCardNetwork();
-    await withCheckout(network, { record: 'refunds-partial-then-full' }, async ({ id, handle }) => {
+    await withCheckout(network, { record: 'refunds-partial-then-full-in-one-commit' }, async ({ id, handle }) => {
       await reach(handle, 'captured');
       const first = await handle.executeUpdate(refundUpdate, { args: [{ refundId: 're_first', amount: '4000' }] });
       expect(first).toMatchObject({ status: 'succeeded', amount: { amount: '4000', currency: 'JPY' } });

@@ -9,7 +9,9 @@ import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } f
 import { ApplicationFailure, CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import pg from 'pg';
 import { createActivities, type Activities } from '../activities/index.js';
+import { createCheckoutStore } from '../api/checkout-store.js';
 import {
   DEFAULT_CHECKOUT_TIMEOUTS,
   checkoutId,
@@ -449,7 +451,7 @@ describe('settlement and refunds in flight', () => {
         .flatMap((p) => p.payloads ?? [])
         .map((p) => Buffer.from(p.data ?? new Uint8Array()).toString('utf8'))
         .join('\n');
-      expect(markers).toContain(`${id}:merchant-credit`);
+      expect(markers).toContain('"outcome":"reserved"');
       expect(markers).not.toContain(`${id}:settlement`);
     });
   });
@@ -626,9 +628,9 @@ describe('every step works at the longest Idempotency-Key a merchant may send', 
       {
         key: longKey(),
         override: {
-          async createTransfer(req) {
-            if (req.id.endsWith(':merchant-credit')) throw ApplicationFailure.create({ type: 'InvalidLedgerRequest', message: 'test: the credit cannot be made', nonRetryable: true });
-            return createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank() }).createTransfer(req);
+          // The capture's record (with the merchant's credit) cannot be made.
+          async recordCapture() {
+            throw ApplicationFailure.create({ type: 'InvalidLedgerRequest', message: 'test: the credit cannot be made', nonRetryable: true });
           },
         },
       },
@@ -680,6 +682,97 @@ describe('every step works at the longest Idempotency-Key a merchant may send', 
       const input = payoutInput(customerId, 1000, await env.currentTimeMs(), '1234567', longKey());
       expect(await env.client.workflow.execute(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] })).toMatchObject({ status: 'paid' });
       expect(bank.transfers.filter((t) => t.reference === input.payoutId).map((t) => t.status)).toEqual(['paid']);
+    });
+  });
+});
+
+describe('orders the API places itself after starting the workflow', () => {
+  // The API's side, as api/routes/checkouts.ts runs it: start first, then place.
+  const store = () => createCheckoutStore(apiPool);
+  let apiPool: pg.Pool;
+  beforeAll(() => {
+    apiPool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 });
+  });
+  afterAll(async () => {
+    await apiPool?.end();
+  });
+
+  async function startPlacedByApi(taskQueue: string, sku: string) {
+    const key = randomUUID();
+    const input: CheckoutInput = {
+      checkoutId: checkoutId(MERCHANT, key),
+      merchantId: MERCHANT,
+      customerId: 'cus_placed',
+      idempotencyKey: key,
+      items: [{ sku, quantity: 2 }],
+      payment: { method: 'card', token: 'tok_visa' },
+      captureMethod: 'automatic',
+      timeouts: { ...DEFAULT_CHECKOUT_TIMEOUTS, settlementDelayMs: 0, refundWindowMs: 0 },
+      placedBy: 'api',
+    };
+    const handle = await env.client.workflow.start(checkoutWorkflowV2, { workflowId: input.checkoutId, taskQueue, args: [input] });
+    const newCheckout = {
+      id: input.checkoutId,
+      merchantId: MERCHANT,
+      customerId: input.customerId,
+      idempotencyKey: key,
+      paymentMethod: 'card' as const,
+      captureMethod: 'automatic' as const,
+      lines: [{ sku, quantity: 2, unitAmount: PRICE }],
+      total: 2n * PRICE,
+      currency: 'JPY',
+      deliveryQueue: taskQueue,
+    };
+    return { input, handle, newCheckout };
+  }
+
+  async function withPlainWorker<T>(network: FakeCardNetwork, body: (taskQueue: string) => Promise<T>): Promise<T> {
+    const taskQueue = `placed-${randomUUID()}`;
+    const worker: Worker = await createPaymentWorker({
+      connection: env.nativeConnection,
+      namespace: env.namespace ?? 'default',
+      taskQueue,
+      activities: createActivities({ prisma, cardNetwork: network, bank: new FakeBank() }),
+      workflowBundle,
+    });
+    return worker.runUntil(body(taskQueue));
+  }
+
+  it('adopts the order and its hold, whether placed before or after the first look, and captures once', async () => {
+    const network = new FakeCardNetwork();
+    await withPlainWorker(network, async (taskQueue) => {
+      const sku = await product(5);
+      const { input, handle, newCheckout } = await startPlacedByApi(taskQueue, sku);
+      // The API is slow: its placement lands after the workflow's first look (2 s) ended.
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(await store().place(newCheckout)).toMatchObject({ outcome: 'reserved' });
+      expect(await handle.result()).toMatchObject({ status: 'settled', amountCaptured: '10000' });
+      expect(ops(network, input.checkoutId, 'capture')).toHaveLength(1);
+      expect(await stockOf(sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
+      const attempts = await prisma.paymentAttempt.findMany({ where: { checkoutId: input.checkoutId } });
+      expect(attempts.map((a) => `${a.operation}:${a.status}`).sort()).toEqual(['authorize:succeeded', 'capture:succeeded']);
+      expect((await ledgerOf(input.checkoutId)).map((t) => [t.step, t.amount])).toEqual([
+        ['merchant-credit', 10000n],
+        ['settlement', 10000n],
+      ]);
+      await recordHistory('order-placed-by-api-captured', handle);
+    });
+  });
+
+  it('fences the id when the API never placed the order: failed, nothing held, and a late placement holds nothing', async () => {
+    const network = new FakeCardNetwork();
+    await withPlainWorker(network, async (taskQueue) => {
+      const sku = await product(5);
+      const { input, handle, newCheckout } = await startPlacedByApi(taskQueue, sku);
+      // The API died between the start and its write.
+      expect(await handle.result()).toMatchObject({ status: 'failed', failure: { code: 'not_placed' } });
+      expect(await row(input.checkoutId)).toMatchObject({ status: 'failed', failureCode: 'not_placed', amount: 10000n });
+      // A write that arrives now finds the id taken.
+      expect(await store().place(newCheckout)).toMatchObject({ outcome: 'exists', row: { status: 'failed' } });
+      expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+      expect(network.calls.authorize).toBe(0);
+      expect(await prisma.event.findMany({ where: { resourceId: input.checkoutId }, select: { type: true } })).toEqual([{ type: 'checkout.failed' }]);
+      await recordHistory('order-never-placed-fenced', handle);
     });
   });
 });

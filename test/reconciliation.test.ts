@@ -239,7 +239,7 @@ describe('reconciliation', () => {
       data: { id: payoutId, merchantId: other, customerId: 'cus_other', idempotencyKey: payoutKey, amount: 700n, currency: 'JPY', bankCode: '0001', accountNumber: '1234567', scheduledAt: new Date(), status: 'paid' },
     });
     await withWorker(async (taskQueue) => {
-      const app = createApp({ prisma, temporal: client, taskQueue, logger: createLogger('reconciliation-test', 'error') });
+      const app = createApp({ prisma, pool, temporal: client, taskQueue, logger: createLogger('reconciliation-test', 'error') });
       const server: Server = createServer(app);
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/reconciliations`;

@@ -56,3 +56,26 @@ describe('stock gate', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(45);
   });
 });
+
+describe('sold-out marks', () => {
+  it('answer sold out for the quantity a hold could not get, or more, until units come back', () => {
+    let now = 0;
+    const gate = createStockGate(() => now);
+    expect(gate.knownSoldOut('m1', [{ sku: 'tee', quantity: 1 }])).toBe(false);
+    // A hold of 2 failed: at most 1 unit was left.
+    gate.markSoldOut('m1', 'tee', 2);
+    expect(gate.knownSoldOut('m1', [{ sku: 'tee', quantity: 1 }])).toBe(false);
+    expect(gate.knownSoldOut('m1', [{ sku: 'tee', quantity: 2 }])).toBe(true);
+    expect(gate.knownSoldOut('m1', [{ sku: 'cap', quantity: 1 }, { sku: 'tee', quantity: 3 }])).toBe(true);
+    expect(gate.knownSoldOut('m2', [{ sku: 'tee', quantity: 2 }])).toBe(false);
+    gate.stockReturned('m1', 'tee');
+    expect(gate.knownSoldOut('m1', [{ sku: 'tee', quantity: 2 }])).toBe(false);
+    // Marks are forgotten wholesale when notices of returned stock may have been missed, and grow old.
+    gate.markSoldOut('m1', 'tee', 1);
+    gate.forgetSoldOut();
+    expect(gate.knownSoldOut('m1', [{ sku: 'tee', quantity: 1 }])).toBe(false);
+    gate.markSoldOut('m1', 'tee', 1);
+    now += 10_001;
+    expect(gate.knownSoldOut('m1', [{ sku: 'tee', quantity: 1 }])).toBe(false);
+  });
+});

@@ -266,7 +266,7 @@ describe('wallet payment in checkout', () => {
       const availableRefunded = await accountBalance(prisma, ledgerAccount.merchantAvailable(MERCHANT, 'JPY'));
       expect(availableRefunded.debitsPosted - availableAfter.debitsPosted).toBe(100n);
       await handle.terminate('test finished');
-      await record('wallet-checkout-captured-settled-refunded', handle.workflowId);
+      await record('wallet-checkout-captured-in-one-commit', handle.workflowId);
     });
   });
 

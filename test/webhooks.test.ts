@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
@@ -191,6 +192,7 @@ describe('events and deliveries', () => {
 
 describe('events and webhook-endpoints API', () => {
   let server: Server;
+  let apiPool: pg.Pool;
   let baseUrl: string;
   const logLines: string[] = [];
 
@@ -198,7 +200,8 @@ describe('events and webhook-endpoints API', () => {
     // Everything the API logs, so the test can check no secret is ever in it.
     const line = (msg: string, fields?: Record<string, unknown>) => void logLines.push(JSON.stringify({ msg, fields }));
     const recording: Logger = { debug: line, info: line, warn: line, error: line, child: () => recording };
-    const app = createApp({ prisma, temporal: client, taskQueue: `webhooks-api-${randomUUID()}`, logger: recording, webhookRetry: RETRY });
+    apiPool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 });
+    const app = createApp({ prisma, pool: apiPool, temporal: client, taskQueue: `webhooks-api-${randomUUID()}`, logger: recording, webhookRetry: RETRY });
     server = createServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -206,6 +209,7 @@ describe('events and webhook-endpoints API', () => {
 
   afterAll(async () => {
     await new Promise<void>((resolve) => server?.close(() => resolve()));
+    await apiPool?.end();
   });
 
   // Loose on purpose: the assertions check the shapes.

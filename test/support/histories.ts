@@ -31,8 +31,8 @@ async function writeManifest(entries: Map<string, string>): Promise<void> {
 
 /**
  * With RECORD_HISTORIES=1, saves the run's history as `test/histories/<workflow type>/<name>.json`
- * and adds it to the manifest. Refuses a name already recorded: record a new scenario under a new
- * name, never over an old one.
+ * and adds it to the manifest. A name already recorded keeps its history: record a new or changed
+ * scenario under a new name, never over an old one.
  */
 export async function recordHistory(name: string, handle: WorkflowHandle): Promise<void> {
   if (!process.env.RECORD_HISTORIES) return;
@@ -44,7 +44,9 @@ export async function recordHistory(name: string, handle: WorkflowHandle): Promi
     () => true,
     () => false,
   );
-  if (exists || manifest.has(file)) throw new Error(`history ${file} is already recorded: histories are only ever added; record this run under a new name`);
+  // Never over an existing one: a scenario already recorded keeps its first history (record a
+  // changed scenario under a new name).
+  if (exists || manifest.has(file)) return;
   const text = historyToJSON(await handle.fetchHistory()) + '\n';
   await fs.mkdir(path.dirname(target), { recursive: true });
   await fs.writeFile(target, text, { flag: 'wx' });

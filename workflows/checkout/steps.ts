@@ -12,12 +12,14 @@ import {
   CancellationScope,
   condition,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   sleep,
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import type { CardOutcome } from '../../activities/card-network.js';
+import type { PaymentAttemptRecord, PlacedOrder } from '../../activities/orders.js';
 import {
   FailureType,
   cancellationRefundId,
@@ -31,6 +33,13 @@ import { cardNetworkCall, compensation, databaseWrite, localDatabaseWrite } from
 import { describeFailure, failureType } from '../failures.js';
 import { cardOperationUnderKey } from '../resolve-by-key.js';
 import { Stop, type CheckoutState } from './state.js';
+
+/** How long each look for the API's order waits (inside one local activity), and the pauses between looks: about 30 s in all. */
+const ADOPTION_LOOK_MS = 2_000;
+const ADOPTION_PAUSES_MS = [0, 1_000, 5_000, 15_000];
+
+/** Patch id (`patched()`): fewer steps to a capture; see CheckoutSteps.fewerSteps. */
+const FEWER_STEPS = 'fewer-steps';
 
 const db = proxyActivities<Activities>(databaseWrite);
 const localDb = proxyLocalActivities<Activities>(localDatabaseWrite);
@@ -46,8 +55,19 @@ export class CheckoutSteps {
    */
   private authorization: CardOutcome | null | undefined;
   private captured: CardOutcome | null | undefined;
+  /**
+   * Runs from this change on take fewer steps on the way to a capture (patch FEWER_STEPS): the
+   * authorization's record, the stock commit, the merchant's credit and the capture's record are
+   * one commit after the capture, and an order the API placed is not marked `processing` twice.
+   * Runs recorded before it replay the steps they took.
+   */
+  private readonly fewerSteps: boolean;
+  /** An approved authorization not recorded yet: recorded with the capture, or when the run closes. */
+  private unrecordedAuthorization: CardOutcome | undefined;
 
-  constructor(private readonly order: CheckoutState) {}
+  constructor(private readonly order: CheckoutState) {
+    this.fewerSteps = patched(FEWER_STEPS);
+  }
 
   private key(step: string, id?: string): string {
     return stepKey(this.order.id, step, id);
@@ -60,8 +80,15 @@ export class CheckoutSteps {
   async placeOrder(): Promise<boolean> {
     const { order } = this;
     order.saga.add('release stock', () => undo.releaseStock({ checkoutId: order.id }));
-    const placed = await localDb.placeOrder(order.input);
+    const placed = order.input.placedBy === 'api' ? await this.adoptPlacedOrder() : await localDb.placeOrder(order.input);
     order.amount = placed.amount;
+    if (placed.outcome === 'not_placed') {
+      throw ApplicationFailure.create({
+        type: FailureType.OrderNotPlaced,
+        message: 'the order was never placed: nothing was held and nothing charged',
+        nonRetryable: true,
+      });
+    }
     if (placed.outcome === 'sold_out') {
       order.moveTo('sold_out');
       order.reservationDecided = true;
@@ -72,9 +99,26 @@ export class CheckoutSteps {
       throw ApplicationFailure.create({ type: FailureType.InvalidAmount, message: 'the order totals zero: there is nothing to pay', nonRetryable: true });
     }
     this.holdDeadline = Date.now() + order.input.timeouts.reservationTimeoutMs;
-    order.moveTo('processing');
+    // The API started the run as `processing` already: no second visibility write.
+    if (this.fewerSteps && order.input.placedBy === 'api') order.status = 'processing';
+    else order.moveTo('processing');
     order.reservationDecided = true;
     return true;
+  }
+
+  /**
+   * The order the API placed right after it started this run (api/routes/checkouts.ts). It is
+   * almost always there by the time the first look ends; if the API is slow, look again for a
+   * while, and if it never appears (the API died between the start and its write), fence the id
+   * off so that nothing can be held under it later.
+   */
+  private async adoptPlacedOrder(): Promise<PlacedOrder> {
+    for (const pauseMs of ADOPTION_PAUSES_MS) {
+      if (pauseMs > 0) await sleep(pauseMs);
+      const found = await localDb.awaitPlacedOrder({ checkoutId: this.order.id, waitMs: ADOPTION_LOOK_MS });
+      if (found) return found;
+    }
+    return await localDb.fenceOrder(this.order.input);
   }
 
   /** Holds the money: a card authorization (3-D Secure when the card asks), or a hold on the wallet. */
@@ -95,17 +139,28 @@ export class CheckoutSteps {
     const { order } = this;
     order.saga.add('void authorization', () => this.voidAuthorization());
     const reason = 'the card was not authorized before the stock hold expired';
-    let auth = await this.beforeHoldExpires(reason, () =>
-      card.authorizePayment({ idempotencyKey: this.key('authorize'), amount: order.amount.amount, currency: order.amount.currency, token, reference: order.id }),
-    ).catch((err: unknown) => {
+    const request = { idempotencyKey: this.key('authorize'), amount: order.amount.amount, currency: order.amount.currency, token, reference: order.id };
+    let auth = await this.beforeHoldExpires(reason, () => card.authorizePayment(request)).catch((err: unknown) => {
       if (failureType(err) === FailureType.CardNetworkRejected) this.authorization = null;
       throw err;
     });
     this.authorization = auth;
     order.authorizationId = auth.authorizationId;
     if (auth.status === 'requires_action') auth = await this.authenticate(auth);
-    else await this.record('authorize', auth);
+    else if (this.fewerSteps && auth.status === 'succeeded') {
+      // Recorded with the capture (or, for a manual capture, with the wait for it).
+      if (order.input.captureMethod === 'manual') await this.record('authorize', auth, 'requires_capture');
+      else this.unrecordedAuthorization = auth;
+    } else await this.record('authorize', auth);
     return auth;
+  }
+
+  /** Records an approved authorization that was waiting for its capture, if the run closes first. */
+  async recordUnrecordedAuthorization(): Promise<void> {
+    const auth = this.unrecordedAuthorization;
+    if (!auth) return;
+    this.unrecordedAuthorization = undefined;
+    await this.record('authorize', auth);
   }
 
   /** Undo of authorizeCard: whatever the network holds under the authorize key is released. */
@@ -161,7 +216,10 @@ export class CheckoutSteps {
   async awaitCaptureRequest(): Promise<void> {
     const { order } = this;
     if (order.input.captureMethod !== 'manual') return;
-    await localDb.setCheckoutStatus({ checkoutId: order.id, status: 'requires_capture' });
+    // With fewer steps, a card's row says requires_capture already (recorded with its authorization).
+    if (!(this.fewerSteps && order.input.payment.method === 'card' && !order.awaitingAction)) {
+      await localDb.setCheckoutStatus({ checkoutId: order.id, status: 'requires_capture' });
+    }
     order.moveTo('requires_capture');
     const requested = await condition(() => order.captureRequest !== undefined, order.input.timeouts.authorizationTtlMs);
     if (!requested) {
@@ -179,8 +237,9 @@ export class CheckoutSteps {
     const { order } = this;
     const requested = order.captureRequest?.amount ?? order.amountCapturable;
     await CancellationScope.nonCancellable(async () => {
-      // 'release stock' (registered with the order) undoes a sale as well as a hold.
-      await localDb.commitStock({ checkoutId: order.id });
+      // 'release stock' (registered with the order) undoes a sale as well as a hold. With fewer
+      // steps the stock is committed in the capture's record, below.
+      if (!this.fewerSteps) await localDb.commitStock({ checkoutId: order.id });
       let capture: CardOutcome;
       if (order.input.payment.method === 'wallet') {
         order.saga.add('give back wallet payment', () => undo.reversePostedTransfer(checkoutPostings.walletCaptureReversal(order.parties)));
@@ -198,12 +257,19 @@ export class CheckoutSteps {
         this.captured = capture;
         // The card network owes the merchant what it captured: credit their pending balance.
         order.saga.add('take back merchant credit', () => undo.reversePostedTransfer(checkoutPostings.cardCaptureReversal(order.parties)));
-        await localDb.createTransfer(checkoutPostings.cardCapture(order.parties, money(BigInt(capture.amount), capture.currency)));
+        if (!this.fewerSteps) await localDb.createTransfer(checkoutPostings.cardCapture(order.parties, money(BigInt(capture.amount), capture.currency)));
       }
       order.amountCaptured = BigInt(capture.amount);
       order.amountCapturable = 0n;
       // Refunds may start from here on; their row writes are chained after this one.
-      await order.serially(() => this.record('capture', capture, 'captured', order.amountCaptured.toString()));
+      if (this.fewerSteps) {
+        const attempts = [...(this.unrecordedAuthorization ? [this.attempt('authorize', this.unrecordedAuthorization)] : []), this.attempt('capture', capture)];
+        this.unrecordedAuthorization = undefined;
+        const credit = order.input.payment.method === 'card' ? checkoutPostings.cardCapture(order.parties, money(BigInt(capture.amount), capture.currency)) : undefined;
+        await order.serially(() => localDb.recordCapture({ attempts, amountCaptured: order.amountCaptured.toString(), ...(credit ? { credit } : {}) }));
+      } else {
+        await order.serially(() => this.record('capture', capture, 'captured', order.amountCaptured.toString()));
+      }
       order.moveTo(order.capturedStatus());
       // The payment is complete: from here it is undone only by refunds (giveBackTheRest).
       order.saga.done();
@@ -335,9 +401,13 @@ export class CheckoutSteps {
     }
   }
 
+  private attempt(operation: 'authorize' | 'authenticate' | 'capture', outcome: CardOutcome): PaymentAttemptRecord {
+    return { checkoutId: this.order.id, idempotencyKey: this.key(operation), operation, ...outcome };
+  }
+
   private record(operation: 'authorize' | 'authenticate' | 'capture', outcome: CardOutcome, status?: CheckoutStatus, amountCaptured?: string): Promise<void> {
     return localDb.recordPaymentAttempt({
-      attempt: { checkoutId: this.order.id, idempotencyKey: this.key(operation), operation, ...outcome },
+      attempt: this.attempt(operation, outcome),
       ...(status ? { status } : {}),
       ...(amountCaptured !== undefined ? { amountCaptured } : {}),
     });

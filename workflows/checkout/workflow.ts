@@ -13,9 +13,9 @@
 // its undo. Every deadline is a workflow timer over durations given as input.
 import { CancellationScope, CancelledFailure, isCancellation, log, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
-import type { CheckoutInput, CheckoutSnapshot } from '../../domain/index.js';
+import { FailureType, ORDER_NOT_PLACED, type CheckoutInput, type CheckoutSnapshot } from '../../domain/index.js';
 import { localDatabaseWrite } from '../activity-profiles.js';
-import { describeFailure, isBusinessFailure } from '../failures.js';
+import { describeFailure, failureType, isBusinessFailure } from '../failures.js';
 import { Saga } from '../saga.js';
 import { CheckoutState, Stop, type Outcome } from './state.js';
 import { CheckoutSteps } from './steps.js';
@@ -38,7 +38,7 @@ export async function checkoutWorkflowV2(input: CheckoutInput): Promise<Checkout
     beginCapture(order);
     await steps.capture();
   } catch (err) {
-    return await closeWithoutCapture(order, err);
+    return await closeWithoutCapture(order, steps, err);
   }
 
   // Captured. Settlement is a durable timer; refunds keep arriving as updates meanwhile.
@@ -69,7 +69,7 @@ function beginCapture(order: CheckoutState): void {
  * merchant expects and the run completes; anything else fails it too, so ops see it in the Web UI,
  * and an operator's cancel leaves it Canceled.
  */
-async function closeWithoutCapture(order: CheckoutState, err: unknown): Promise<CheckoutSnapshot> {
+async function closeWithoutCapture(order: CheckoutState, steps: CheckoutSteps, err: unknown): Promise<CheckoutSnapshot> {
   const outcome: Outcome = err instanceof Stop ? err.outcome : isCancellation(err) ? 'canceled' : 'failed';
   const byOperator = outcome === 'canceled' && !order.cancelRequested && !(err instanceof Stop);
   order.failure =
@@ -77,11 +77,17 @@ async function closeWithoutCapture(order: CheckoutState, err: unknown): Promise<
       ? { code: outcome, message: err.message }
       : outcome === 'canceled'
         ? { code: 'canceled', message: byOperator ? 'canceled from the Web UI' : 'canceled by the merchant' }
-        : describeFailure(err);
+        : failureType(err) === FailureType.OrderNotPlaced
+          ? { code: ORDER_NOT_PLACED, message: 'the order was never placed: nothing was held and nothing charged' }
+          : describeFailure(err);
   order.decide(outcome, order.failure.message);
   log.warn('checkout did not complete; compensating', { ...order.logFields, outcome, failure: order.failure });
   await order.saga.compensate();
-  await CancellationScope.nonCancellable(() => localDb.setCheckoutStatus({ checkoutId: order.id, status: outcome, failure: order.failure }));
+  await CancellationScope.nonCancellable(async () => {
+    // The authorization the capture would have recorded stays visible among the attempts.
+    await steps.recordUnrecordedAuthorization();
+    await localDb.setCheckoutStatus({ checkoutId: order.id, status: outcome, failure: order.failure });
+  });
   order.amountCapturable = 0n;
   order.moveTo(outcome);
   order.closed = true;
