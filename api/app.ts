@@ -135,7 +135,7 @@ export function createApp(deps: AppDeps): Express {
   const reservationTimeoutMs = deps.reservationTimeoutMs ?? 15_000;
   const updateTimeoutMs = deps.updateTimeoutMs ?? 15_000;
   const idempotency = createIdempotency({
-    prisma,
+    pool: deps.pool,
     logger,
     ttlHours: deps.idempotencyKeyTtlHours ?? 24,
     waitMs: deps.idempotencyWaitMs ?? Math.max(reservationTimeoutMs, updateTimeoutMs),

@@ -30,7 +30,7 @@
 import { createHash } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
 import type { z } from 'zod';
-import type { PrismaClient } from '../platform/db.js';
+import type pg from 'pg';
 import type { Logger } from '../platform/logger.js';
 import { merchantIdOf } from './auth.js';
 import { ApiError } from './errors.js';
@@ -44,7 +44,8 @@ const POLL_INTERVAL_MS = 50;
 const ABANDON_GRACE_MS = 30_000;
 
 export interface IdempotencySettings {
-  prisma: PrismaClient;
+  /** node-postgres: every money-moving POST runs these statements (plain SQL, no query interpreter). */
+  pool: pg.Pool;
   logger: Logger;
   /** How long a key is remembered. */
   ttlHours: number;
@@ -79,7 +80,7 @@ interface Row {
 export type Idempotency = (route: IdempotentRoute) => RequestHandler;
 
 export function createIdempotency(settings: IdempotencySettings): Idempotency {
-  const { prisma } = settings;
+  const { pool } = settings;
   const leaseMs = settings.leaseMs ?? settings.waitMs + ABANDON_GRACE_MS;
   const ttlMs = settings.ttlHours * 60 * 60 * 1000;
 
@@ -88,12 +89,15 @@ export function createIdempotency(settings: IdempotencySettings): Idempotency {
    * as text (with its offset) so that comparing it later is exact to the stored microsecond.
    */
   const insert = async (c: Claim): Promise<string | null> => {
-    const rows = await prisma.$queryRaw<Array<{ lease: string }>>`
-      INSERT INTO "idempotency_requests" ("merchant_id", "key", "method", "path", "request_hash", "status", "locked_until", "expires_at")
-      VALUES (${c.merchantId}, ${c.key}, ${c.method}, ${c.path}, ${c.hash}, 'in_progress',
-              now() + ${leaseMs}::float8 * interval '1 millisecond', now() + ${ttlMs}::float8 * interval '1 millisecond')
-      ON CONFLICT ("merchant_id", "key") DO NOTHING
-      RETURNING "locked_until"::text AS lease`;
+    const { rows } = await pool.query<{ lease: string }>({
+      name: 'idempotency-insert',
+      text: `
+        INSERT INTO "idempotency_requests" ("merchant_id", "key", "method", "path", "request_hash", "status", "locked_until", "expires_at")
+        VALUES ($1, $2, $3, $4, $5, 'in_progress', now() + $6::float8 * interval '1 millisecond', now() + $7::float8 * interval '1 millisecond')
+        ON CONFLICT ("merchant_id", "key") DO NOTHING
+        RETURNING "locked_until"::text AS lease`,
+      values: [c.merchantId, c.key, c.method, c.path, c.hash, leaseMs, ttlMs],
+    });
     return rows[0]?.lease ?? null;
   };
 
@@ -103,42 +107,60 @@ export function createIdempotency(settings: IdempotencySettings): Idempotency {
    * One UPDATE, so of several retries racing for it exactly one wins.
    */
   const takeOver = async (c: Claim): Promise<string | null> => {
-    const rows = await prisma.$queryRaw<Array<{ lease: string }>>`
-      UPDATE "idempotency_requests"
-      SET "method" = ${c.method}, "path" = ${c.path}, "request_hash" = ${c.hash}, "status" = 'in_progress',
-          "response_status" = NULL, "response_body" = NULL, "created_at" = now(),
-          "locked_until" = now() + ${leaseMs}::float8 * interval '1 millisecond',
-          "expires_at" = now() + ${ttlMs}::float8 * interval '1 millisecond'
-      WHERE "merchant_id" = ${c.merchantId} AND "key" = ${c.key}
-        AND ("expires_at" <= now()
-             OR ("status" = 'in_progress' AND "locked_until" <= now()
-                 AND "method" = ${c.method} AND "path" = ${c.path} AND "request_hash" = ${c.hash}))
-      RETURNING "locked_until"::text AS lease`;
+    const { rows } = await pool.query<{ lease: string }>({
+      name: 'idempotency-take-over',
+      text: `
+        UPDATE "idempotency_requests"
+        SET "method" = $3, "path" = $4, "request_hash" = $5, "status" = 'in_progress',
+            "response_status" = NULL, "response_body" = NULL, "created_at" = now(),
+            "locked_until" = now() + $6::float8 * interval '1 millisecond',
+            "expires_at" = now() + $7::float8 * interval '1 millisecond'
+        WHERE "merchant_id" = $1 AND "key" = $2
+          AND ("expires_at" <= now()
+               OR ("status" = 'in_progress' AND "locked_until" <= now()
+                   AND "method" = $3 AND "path" = $4 AND "request_hash" = $5))
+        RETURNING "locked_until"::text AS lease`,
+      values: [c.merchantId, c.key, c.method, c.path, c.hash, leaseMs, ttlMs],
+    });
     return rows[0]?.lease ?? null;
   };
 
   const read = async (c: Claim): Promise<Row | null> => {
-    const rows = await prisma.$queryRaw<Row[]>`
-      SELECT "method", "path", "request_hash", "status", "response_status", "response_body", "locked_until"
-      FROM "idempotency_requests"
-      WHERE "merchant_id" = ${c.merchantId} AND "key" = ${c.key} AND "expires_at" > now()`;
+    const { rows } = await pool.query<Row>({
+      name: 'idempotency-read',
+      text: `
+        SELECT "method", "path", "request_hash", "status", "response_status", "response_body", "locked_until"
+        FROM "idempotency_requests"
+        WHERE "merchant_id" = $1 AND "key" = $2 AND "expires_at" > now()`,
+      values: [c.merchantId, c.key],
+    });
     return rows[0] ?? null;
   };
 
   /** Stores the answer, if this request still holds the key (a takeover would have moved the lease). */
   const complete = async (c: Claim, lease: string, status: number, body: unknown): Promise<boolean> => {
-    const json = JSON.stringify(body ?? null);
-    const updated = await prisma.$executeRaw`
-      UPDATE "idempotency_requests"
-      SET "status" = 'completed', "response_status" = ${status}, "response_body" = ${json}::jsonb, "locked_until" = NULL
-      WHERE "merchant_id" = ${c.merchantId} AND "key" = ${c.key} AND "status" = 'in_progress' AND "locked_until" = ${lease}::timestamptz`;
-    return updated === 1;
+    const { rowCount } = await pool.query({
+      name: 'idempotency-complete',
+      text: `
+        UPDATE "idempotency_requests"
+        SET "status" = 'completed', "response_status" = $4, "response_body" = $5::jsonb, "locked_until" = NULL
+        WHERE "merchant_id" = $1 AND "key" = $2 AND "status" = 'in_progress' AND "locked_until" = $3::timestamptz`,
+      values: [c.merchantId, c.key, lease, status, JSON.stringify(body ?? null)],
+    });
+    return rowCount === 1;
   };
 
   /** Frees the key after a 5xx or a request that ended without an answer, so a retry runs again. */
-  const release = (c: Claim, lease: string): Promise<number> => prisma.$executeRaw`
-      DELETE FROM "idempotency_requests"
-      WHERE "merchant_id" = ${c.merchantId} AND "key" = ${c.key} AND "status" = 'in_progress' AND "locked_until" = ${lease}::timestamptz`;
+  const release = async (c: Claim, lease: string): Promise<number> => {
+    const { rowCount } = await pool.query({
+      name: 'idempotency-release',
+      text: `
+        DELETE FROM "idempotency_requests"
+        WHERE "merchant_id" = $1 AND "key" = $2 AND "status" = 'in_progress' AND "locked_until" = $3::timestamptz`,
+      values: [c.merchantId, c.key, lease],
+    });
+    return rowCount ?? 0;
+  };
 
   return (route) => async (req, res, next) => {
     const key = route.required
