@@ -7,8 +7,8 @@ import type { CheckoutSnapshot, RefundSnapshot } from '../domain/index.js';
 
 /**
  * Returns once the checkout knows whether its stock is held (or is sold out, or failed before
- * that). The API sends it with update-with-start, so `POST /v1/checkouts` answers the buyer
- * synchronously in one round trip, and a repeated request attaches to the same execution.
+ * that). Runs started with update-with-start before the API placed orders itself sent it so
+ * `POST /v1/checkouts` answered in one round trip; it stays for their histories.
  */
 export const reservationUpdate = defineUpdate<CheckoutSnapshot>('reservation');
 
