@@ -1,4 +1,4 @@
-// The storm: worker SIGKILLs, Temporal server crashes and PostgreSQL restarts, spread over the load
+// The storm: worker and API SIGKILLs, Temporal server crashes and PostgreSQL restarts, spread over the load
 // window in a seeded order, one at a time (each waits until what it broke is back up, so the counts
 // mean "survived N of these", not "N overlapped into one long outage").
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -6,10 +6,16 @@ import type { Infrastructure } from '../scripts/infrastructure.js';
 import type { Stack } from '../scripts/stack.js';
 import type { Rng } from './rng.js';
 
-export type FaultKind = 'workerKill' | 'serverRestart' | 'dbRestart';
+export type FaultKind = 'workerKill' | 'apiKill' | 'serverRestart' | 'dbRestart';
 
 export interface FaultCounts {
   workerKills: number;
+  /**
+   * SIGKILLs of the API: requests in flight lose their answer (the client retries them with their
+   * key), and a checkout whose workflow was started but whose order the API had not placed yet is
+   * fenced by its workflow.
+   */
+  apiKills: number;
   serverRestarts: number;
   dbRestarts: number;
 }
@@ -24,6 +30,7 @@ export interface PlannedFault {
 export function planFaults(rng: Rng, durationMs: number, counts: FaultCounts): PlannedFault[] {
   const kinds: FaultKind[] = [
     ...Array<FaultKind>(counts.workerKills).fill('workerKill'),
+    ...Array<FaultKind>(counts.apiKills).fill('apiKill'),
     ...Array<FaultKind>(counts.serverRestarts).fill('serverRestart'),
     ...Array<FaultKind>(counts.dbRestarts).fill('dbRestart'),
   ];
@@ -48,7 +55,7 @@ export interface FaultRunOptions {
 
 /** Runs the plan in order; resolves with what was done. A fault that cannot be carried out rejects. */
 export async function runFaults({ infra, stack, rng, plan, startedAt, log }: FaultRunOptions): Promise<FaultCounts> {
-  const done: FaultCounts = { workerKills: 0, serverRestarts: 0, dbRestarts: 0 };
+  const done: FaultCounts = { workerKills: 0, apiKills: 0, serverRestarts: 0, dbRestarts: 0 };
   for (const fault of plan) {
     const wait = startedAt + fault.atMs - Date.now();
     if (wait > 0) await sleep(wait);
@@ -63,6 +70,15 @@ export async function runFaults({ infra, stack, rng, plan, startedAt, log }: Fau
         await sleep(downMs);
         await stack.startWorker(index);
         done.workerKills++;
+        break;
+      }
+      case 'apiKill': {
+        const downMs = rng.int(500, 2_000);
+        log(`[${at}] SIGKILL API, down ${downMs} ms`);
+        await stack.killApi();
+        await sleep(downMs);
+        await stack.startApi();
+        done.apiKills++;
         break;
       }
       case 'serverRestart': {

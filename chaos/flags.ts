@@ -6,6 +6,7 @@ export interface ChaosFlags {
   /** Worker processes on the stack's task queue. */
   workers: number;
   workerKills: number;
+  apiKills: number;
   serverRestarts: number;
   dbRestarts: number;
   /** Requests the load keeps in flight at once. */
@@ -33,6 +34,7 @@ const DEFAULTS: ChaosFlags = {
   durationS: 90,
   workers: 2,
   workerKills: 3,
+  apiKills: 1,
   serverRestarts: 1,
   dbRestarts: 1,
   concurrency: 12,
@@ -48,13 +50,14 @@ const DEFAULTS: ChaosFlags = {
 };
 
 /** `--short`: ~30 s of load with one fault of each kind, for CI. Explicit flags still win. */
-const SHORT: Partial<ChaosFlags> = { durationS: 30, workerKills: 1, serverRestarts: 1, dbRestarts: 1, concurrency: 8 };
+const SHORT: Partial<ChaosFlags> = { durationS: 30, workerKills: 1, apiKills: 1, serverRestarts: 1, dbRestarts: 1, concurrency: 8 };
 
 type Kind = 'int' | 'posint' | 'fraction' | 'bool';
 const FLAGS: Record<string, { key: keyof ChaosFlags; kind: Kind }> = {
   '--duration-s': { key: 'durationS', kind: 'posint' },
   '--workers': { key: 'workers', kind: 'posint' },
   '--worker-kills': { key: 'workerKills', kind: 'int' },
+  '--api-kills': { key: 'apiKills', kind: 'int' },
   '--server-restarts': { key: 'serverRestarts', kind: 'int' },
   '--db-restarts': { key: 'dbRestarts', kind: 'int' },
   '--concurrency': { key: 'concurrency', kind: 'posint' },
@@ -73,6 +76,7 @@ export const USAGE = `usage: npm run chaos -- [flags]
   --duration-s N          seconds of load (default ${DEFAULTS.durationS}; --short: ${SHORT.durationS})
   --workers N             worker processes (default ${DEFAULTS.workers})
   --worker-kills N        SIGKILLs of a random worker (default ${DEFAULTS.workerKills}; --short: ${SHORT.workerKills})
+  --api-kills N           SIGKILLs of the API (default ${DEFAULTS.apiKills})
   --server-restarts N     Temporal server crashes + restarts (default ${DEFAULTS.serverRestarts})
   --db-restarts N         PostgreSQL restarts, crash or fast shutdown (default ${DEFAULTS.dbRestarts})
   --concurrency N         requests in flight (default ${DEFAULTS.concurrency})

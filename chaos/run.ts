@@ -44,7 +44,7 @@ async function main(): Promise<number> {
 
   const runId = randomBytes(3).toString('hex');
   const rng = createRng(flags.seed);
-  say(`seed ${flags.seed}, run ${runId}: ${flags.durationS}s of load, ${flags.workers} workers, ${flags.workerKills} worker kills, ${flags.serverRestarts} Temporal restarts, ${flags.dbRestarts} PostgreSQL restarts; simulators: error ${flags.errorRate}, lost ${flags.lostResponseRate}, latency ${flags.latencyMs}+0..${flags.jitterMs} ms`);
+  say(`seed ${flags.seed}, run ${runId}: ${flags.durationS}s of load, ${flags.workers} workers, ${flags.workerKills} worker kills, ${flags.apiKills} API kills, ${flags.serverRestarts} Temporal restarts, ${flags.dbRestarts} PostgreSQL restarts; simulators: error ${flags.errorRate}, lost ${flags.lostResponseRate}, latency ${flags.latencyMs}+0..${flags.jitterMs} ms`);
 
   const t0 = Date.now();
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'payment-chaos-'));
@@ -120,7 +120,7 @@ async function storm(flags: ChaosFlags, rng: ReturnType<typeof createRng>, runId
 
   // ----- Load and faults together -----
   const durationMs = flags.durationS * 1000;
-  const plan = planFaults(rng, durationMs, { workerKills: flags.workerKills, serverRestarts: flags.serverRestarts, dbRestarts: flags.dbRestarts });
+  const plan = planFaults(rng, durationMs, { workerKills: flags.workerKills, apiKills: flags.apiKills, serverRestarts: flags.serverRestarts, dbRestarts: flags.dbRestarts });
   say(`fault plan: ${plan.map((f) => `${f.kind}@${seconds(f.atMs)}`).join(', ') || 'none'}`);
   const startedAt = Date.now();
   const loadDone = load.run();
@@ -229,7 +229,7 @@ function summarize(
 
   say('--- summary ---');
   say(`rows: ${report.seen.checkouts} checkouts (${report.seen.capturedCheckouts} captured), ${report.seen.topups} top-ups, ${report.seen.payouts} payouts, ${report.seen.refunds} refunds; ${report.seen.transfers} ledger transfers`);
-  say(`faults: ${faults.workerKills} worker kills, ${faults.serverRestarts} Temporal restarts, ${faults.dbRestarts} PostgreSQL restarts`);
+  say(`faults: ${faults.workerKills} worker kills, ${faults.apiKills} API kills, ${faults.serverRestarts} Temporal restarts, ${faults.dbRestarts} PostgreSQL restarts`);
   say(`requests: ${api.stats.requests}, retried ${api.stats.retries} times (${Object.entries(api.stats.retryCauses).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'}), given up ${api.stats.abandoned}`);
   say(`answers: ${Object.entries(load.counts.answers).sort().map(([k, v]) => `${k}: ${v}`).join(', ')}`);
   say(`workflows: ${runningWorkflows} still running, ${failedWorkflows} failed/terminated/timed out`);
@@ -244,6 +244,7 @@ function summarize(
     payouts: report.seen.payouts,
     refunds: report.seen.refunds,
     workerKills: faults.workerKills,
+    apiKills: faults.apiKills,
     serverRestarts: faults.serverRestarts,
     dbRestarts: faults.dbRestarts,
     // The checks, in the order printed above: each must be 0.

@@ -42,6 +42,10 @@ export interface Stack {
   killWorker(index?: number): Promise<void>;
   /** Starts a killed worker (all of them when undefined) again; resolves once it polls the task queue. */
   startWorker(index?: number): Promise<void>;
+  /** SIGKILL the API, like a crash: requests in flight get no answer, transactions in flight roll back. */
+  killApi(): Promise<void>;
+  /** Starts a killed API again; resolves once it answers /health. */
+  startApi(): Promise<void>;
   /** Process ids of the services, for profiling (`worker-0`, `worker-1`, `api`, `card-network`, `bank`). */
   pids(): Record<string, number | undefined>;
   stop(): Promise<void>;
@@ -131,6 +135,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const connection = await Connection.connect({ address: temporalAddress });
   const processes: ManagedProcess[] = [];
   const workers: ManagedProcess[] = [];
+  let api: ManagedProcess | undefined;
 
   /** Resolves once the worker spawned last has an open workflow-task poll. */
   const waitForWorker = async (proc: ManagedProcess): Promise<void> => {
@@ -177,7 +182,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ]);
     processEnv.WORKFLOW_BUNDLE_PATH = workflowBundle;
     for (let i = 0; i < workerCount; i++) workers.push(spawnService(workerCount === 1 ? 'worker' : `worker-${i}`, 'workers/main.ts'));
-    const api = spawnService('api', 'api/main.ts');
+    api = spawnService('api', 'api/main.ts');
     processes.push(...workers, api);
     await Promise.all([waitForReady(api, `api at ${apiUrl}`, () => answers200(`${apiUrl}/health`), readyTimeoutMs), ...workers.map(waitForWorker)]);
   } catch (err) {
@@ -208,6 +213,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           await waitForWorker(w);
         }),
       );
+    },
+    killApi: async () => {
+      await api?.kill();
+    },
+    startApi: async () => {
+      if (!api) throw new Error('the stack has no API');
+      api.start();
+      await waitForReady(api, `api at ${apiUrl}`, () => answers200(`${apiUrl}/health`), readyTimeoutMs);
     },
     pids: () => Object.fromEntries(processes.map((p) => [p.name, p.pid])),
     stop,

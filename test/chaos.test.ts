@@ -33,7 +33,7 @@ function runChaos(args: string[]): Promise<{ code: number | null; stdout: string
 
 describe('chaos (short)', () => {
   it(
-    'keeps every invariant through a worker SIGKILL, a Temporal crash, a PostgreSQL restart and faulty simulators',
+    'keeps every invariant through a worker SIGKILL, an API SIGKILL, a Temporal crash, a PostgreSQL restart and faulty simulators',
     async () => {
       const { code, stdout, stderr } = await runChaos(['--short', '--quiesce-timeout-s', '60']);
       const last = stdout.trim().split('\n').pop() ?? '';
@@ -46,7 +46,7 @@ describe('chaos (short)', () => {
       // On failure, the human summary says which payment broke which invariant.
       if (code !== 0) console.error(stderr.slice(-6000));
       expect(code).toBe(0);
-      for (const field of ['checkouts', 'topups', 'payouts', 'refunds', 'workerKills', 'serverRestarts', 'dbRestarts']) {
+      for (const field of ['checkouts', 'topups', 'payouts', 'refunds', 'workerKills', 'apiKills', 'serverRestarts', 'dbRestarts']) {
         expect(summary[field], field).toBeGreaterThan(0);
       }
       expect(summary).toMatchObject({
