@@ -92,6 +92,12 @@ export interface Config {
   /** The reconciliation schedule: every `interval` (a Temporal duration such as '1h'), records older than `olderThanMs`. */
   reconciliation: { interval: string; olderThanMs: number };
   demo: { merchantId: string; apiKey: string };
+  /**
+   * The operator's API key (OPERATOR_API_KEY): platform-wide actions, and the payload codec
+   * server. Unset: no operator actions in this process (`npm start` makes a development key once and
+   * keeps it under DATA_DIR/secrets).
+   */
+  operator: { apiKey: string | undefined };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Worker processes `npm start` runs (WORKER_PROCESSES); they share the task queue. */
   workerProcesses: number;
@@ -218,6 +224,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       olderThanMs: int(env, 'RECONCILIATION_OLDER_THAN_MS', 15 * 60_000),
     },
     demo: { merchantId: 'demo', apiKey: str(env, 'DEMO_API_KEY', 'sk_test_demo') },
+    operator: { apiKey: env.OPERATOR_API_KEY || undefined },
     logLevel: logLevel as Config['logLevel'],
     workerProcesses,
   };
