@@ -43,7 +43,7 @@ export type WebhookDeliveryOutcome =
   | { status: 'delivered'; attempt: number; statusCode: number }
   /** The endpoint was deleted before the event could be delivered: nothing to do. */
   | { status: 'endpoint_gone' }
-  /** No 2xx within the 3 days of retries. */
+  /** No 2xx within the 3 days of retries, or an attempt that may not be retried (a refused address). */
   | { status: 'gave_up'; reason: string };
 
 /** The header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (Stripe's scheme). */

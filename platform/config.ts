@@ -87,8 +87,17 @@ export interface Config {
     /** How long after the request a payout without `scheduledAt` is sent to the bank; 0: at once. */
     delayMs: number;
   };
-  /** Webhook deliveries: retried from `retryInitialIntervalMs`, doubling up to `retryMaximumIntervalMs`, for 3 days. */
-  webhooks: { retryInitialIntervalMs: number; retryMaximumIntervalMs: number };
+  /** Webhook endpoints and deliveries (README: Events and webhooks). */
+  webhooks: {
+    /** Deliveries are retried from `retryInitialIntervalMs`, doubling up to `retryMaximumIntervalMs`, for 3 days. */
+    retryInitialIntervalMs: number;
+    retryMaximumIntervalMs: number;
+    /**
+     * WEBHOOK_ALLOW_PRIVATE_HOSTS: endpoints may be on loopback, private, link-local... hosts
+     * (platform/network-policy.ts). Off by default; for local development and tests only.
+     */
+    allowPrivateHosts: boolean;
+  };
   /** The reconciliation schedule: every `interval` (a Temporal duration such as '1h'), records older than `olderThanMs`. */
   reconciliation: { interval: string; olderThanMs: number };
   demo: { merchantId: string; apiKey: string };
@@ -121,6 +130,14 @@ function fraction(env: NodeJS.ProcessEnv, name: string, fallback: number): numbe
     throw new Error(`${name} must be a fraction between 0 and 1, got "${raw}"`);
   }
   return value;
+}
+
+function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === '1' || raw === 'true') return true;
+  if (raw === '0' || raw === 'false') return false;
+  throw new Error(`${name} must be 1 or 0 (true or false), got "${raw}"`);
 }
 
 function str(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
@@ -218,6 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhooks: {
       retryInitialIntervalMs: int(env, 'WEBHOOK_RETRY_INITIAL_INTERVAL_MS', 30_000),
       retryMaximumIntervalMs: int(env, 'WEBHOOK_RETRY_MAX_INTERVAL_MS', 3_600_000),
+      allowPrivateHosts: bool(env, 'WEBHOOK_ALLOW_PRIVATE_HOSTS', false),
     },
     reconciliation: {
       interval: str(env, 'RECONCILIATION_INTERVAL', '1h'),

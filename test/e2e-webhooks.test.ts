@@ -19,7 +19,8 @@ beforeAll(async () => {
   prisma = createPrisma(process.env.DATABASE_URL!);
   await prisma.merchant.create({ data: { id: MERCHANT, name: 'Webhook e2e shop', apiKeyHash: hashApiKey(KEY) } });
   [stack, receiver] = await Promise.all([
-    startStack({ env: { WEBHOOK_RETRY_INITIAL_INTERVAL_MS: '500', WEBHOOK_RETRY_MAX_INTERVAL_MS: '1000' } }),
+    // The receiver listens on 127.0.0.1, which the API and the workers refuse unless told otherwise.
+    startStack({ env: { WEBHOOK_RETRY_INITIAL_INTERVAL_MS: '500', WEBHOOK_RETRY_MAX_INTERVAL_MS: '1000', WEBHOOK_ALLOW_PRIVATE_HOSTS: '1' } }),
     startWebhookReceiver(),
   ]);
 });

@@ -2,6 +2,9 @@
 // are recorded once per status change even when the recording activity is retried, deliveries are
 // signed, and an endpoint that fails is retried until it answers 2xx, with the same event id. Then
 // the API's events and webhook-endpoint routes: shapes, the secret shown once, merchant scoping.
+// The receivers listen on 127.0.0.1, so the tests that deliver to them opt in to
+// WEBHOOK_ALLOW_PRIVATE_HOSTS explicitly; the default refuses them (tested here end to end, and in
+// test/webhook-delivery-guard.test.ts in detail).
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,13 +15,16 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, type Worker } from '@temporalio/worker';
 import { createApp } from '../api/app.js';
 import { createActivities, type Activities } from '../activities/index.js';
+import type { WebhookActivityOptions } from '../activities/webhooks.js';
 import { DEFAULT_CHECKOUT_TIMEOUTS, checkoutId, topupId, webhookDeliveryId, type CheckoutInput, type TopupInput } from '../domain/index.js';
 import { hashApiKey } from '../platform/api-keys.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
+import { systemResolveAll } from '../platform/network-policy.js';
 import { startOutboxRelay } from '../platform/webhook-deliveries.js';
 import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
 import { checkoutWorkflowV2, topupWorkflowV2 } from '../workflows/index.js';
+import { call, startApi } from './support/api-harness.js';
 import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
@@ -65,13 +71,24 @@ async function endpointFor(merchantId: string, receiver: WebhookReceiver, events
 const quiet = () => undefined;
 const quietLogger: Logger = { debug: quiet, info: quiet, warn: quiet, error: quiet, child: () => quietLogger };
 
-async function withWorker<T>(body: (taskQueue: string) => Promise<T>, override: Partial<Activities> = {}): Promise<T> {
+interface WorkerSetup {
+  /** WEBHOOK_ALLOW_PRIVATE_HOSTS for the deliveries; every caller says which (the receivers are on 127.0.0.1). */
+  allowPrivateHosts: boolean;
+  override?: Partial<Activities>;
+  /** DNS and request timeout of the deliveries. */
+  webhooks?: Omit<WebhookActivityOptions, 'allowPrivateHosts'>;
+}
+
+async function withWorker<T>(setup: WorkerSetup, body: (taskQueue: string) => Promise<T>): Promise<T> {
   const taskQueue = `webhooks-${randomUUID()}`;
   const worker: Worker = await createPaymentWorker({
     connection: nativeConnection,
     namespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
     taskQueue,
-    activities: { ...createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank(), temporal: client }), ...override },
+    activities: {
+      ...createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank(), temporal: client, webhooks: { allowPrivateHosts: setup.allowPrivateHosts, ...setup.webhooks } }),
+      ...setup.override,
+    },
     workflowBundle,
   });
   // Deliveries start from the outbox, as in a worker process (workers/main.ts).
@@ -103,13 +120,13 @@ describe('events and deliveries', () => {
       },
     };
     const input = topupInput(merchantId);
-    await withWorker(async (taskQueue) => {
+    await withWorker({ allowPrivateHosts: true, override: crashAfterCommit }, async (taskQueue) => {
       const result = await client.workflow.execute(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] });
       expect(result.status).toBe('succeeded');
       await waitFor('both deliveries', () => (receiver.deliveries.length >= 2 ? true : undefined));
       // Long enough for a duplicate delivery of the retried activity's event to show up.
       await new Promise((r) => setTimeout(r, 1500));
-    }, crashAfterCommit);
+    });
 
     const events = await prisma.event.findMany({ where: { resourceId: input.topupId }, orderBy: { createdAt: 'asc' } });
     expect(events.map((e) => e.type)).toEqual(['topup.processing', 'topup.succeeded']);
@@ -147,11 +164,11 @@ describe('events and deliveries', () => {
       captureMethod: 'automatic',
       timeouts: { ...DEFAULT_CHECKOUT_TIMEOUTS, settlementDelayMs: 0, refundWindowMs: 0 },
     };
-    await withWorker(async (taskQueue) => {
+    await withWorker({ allowPrivateHosts: true, override: crashAfterCommit }, async (taskQueue) => {
       const result = await client.workflow.execute(checkoutWorkflowV2, { workflowId: input.checkoutId, taskQueue, args: [input] });
       expect(result.status).toBe('settled');
       await waitFor('the processing event', () => (receiver.deliveries.length >= 1 ? true : undefined));
-    }, crashAfterCommit);
+    });
 
     const event = await prisma.event.findUniqueOrThrow({ where: { resourceId_type: { resourceId: input.checkoutId, type: 'checkout.processing' } } });
     expect(receiver.deliveries.map((d) => [d.id, d.type, d.verified])).toEqual([[event.id, 'checkout.processing', true]]);
@@ -164,7 +181,7 @@ describe('events and deliveries', () => {
     receivers.push(receiver);
     const endpoint = await endpointFor(merchantId, receiver, ['topup.succeeded']);
     const input = topupInput(merchantId);
-    await withWorker(async (taskQueue) => {
+    await withWorker({ allowPrivateHosts: true }, async (taskQueue) => {
       await client.workflow.execute(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] });
       await waitFor('a 200', () => (receiver.deliveries.some((d) => d.answered === 200) ? true : undefined));
       await new Promise((r) => setTimeout(r, 1500));
@@ -187,6 +204,46 @@ describe('events and deliveries', () => {
     const delivery = client.workflow.getHandle(webhookDeliveryId(event.id, endpoint.id));
     expect(await delivery.result()).toEqual({ status: 'delivered', attempt: 4, statusCode: 200 });
     await recordHistory('delivered-after-three-500s', delivery);
+  });
+});
+
+describe('webhook hosts at delivery time (WEBHOOK_ALLOW_PRIVATE_HOSTS unset)', () => {
+  it('never connects to loopback, whether the row names it or the name resolves to it by then, and records one refused attempt each', async () => {
+    const { merchantId, apiKey } = await newMerchant();
+    const direct = await startWebhookReceiver();
+    const rebound = await startWebhookReceiver();
+    receivers.push(direct, rebound);
+    // A row written directly, as before these rules or by hand: no registration ever judged it.
+    const literal = await endpointFor(merchantId, direct, ['topup.succeeded']);
+    // Registered through the API while its name resolved to a public address; by the delivery it
+    // resolves to 127.0.0.1 (DNS rebinding).
+    const api = await startApi(prisma, { webhookResolveAll: async () => [{ address: '93.184.215.14', family: 4 }] });
+    const registered = await call(api.url, apiKey, 'POST', '/v1/webhook-endpoints', { url: `http://hooks.rebind.test:${new URL(rebound.url).port}/webhooks`, events: ['topup.succeeded'] });
+    expect(registered.status, registered.text).toBe(201);
+    rebound.secret = registered.body.secret;
+    const resolveAll = async (host: string) => (host === 'hooks.rebind.test' ? [{ address: '127.0.0.1', family: 4 }] : systemResolveAll(host));
+
+    const input = topupInput(merchantId);
+    try {
+      await withWorker({ allowPrivateHosts: false, webhooks: { resolveAll } }, async (taskQueue) => {
+        await client.workflow.execute(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] });
+        const event = await prisma.event.findUniqueOrThrow({ where: { resourceId_type: { resourceId: input.topupId, type: 'topup.succeeded' } } });
+        await waitFor('both attempts', async () => ((await prisma.webhookAttempt.count({ where: { eventId: event.id } })) >= 2 ? true : undefined));
+        // Not retried: each delivery gave up after its one attempt, though RETRY would try again in 500 ms.
+        for (const endpointId of [literal.id, registered.body.id as string]) {
+          const outcome = await client.workflow.getHandle(webhookDeliveryId(event.id, endpointId)).result();
+          expect(outcome).toEqual({ status: 'gave_up', reason: expect.stringContaining('address_not_allowed') });
+        }
+        const shown = await call(api.url, apiKey, 'GET', `/v1/events/${event.id}`);
+        expect(shown.body.deliveryAttempts.map((a: { endpointId: string }) => a).sort((x: { endpointId: string }, y: { endpointId: string }) => x.endpointId.localeCompare(y.endpointId))).toEqual(
+          [literal.id, registered.body.id as string].sort().map((endpointId) => ({ endpointId, attempt: 1, statusCode: null, error: 'address_not_allowed', durationMs: expect.any(Number), createdAt: expect.any(String) })),
+        );
+      });
+    } finally {
+      await api.close();
+    }
+    expect(direct.deliveries).toEqual([]);
+    expect(rebound.deliveries).toEqual([]);
   });
 });
 
@@ -240,7 +297,7 @@ describe('events and webhook-endpoints API', () => {
     expect(await api(a.apiKey, 'DELETE', `/v1/webhook-endpoints/${created.body.id}`)).toEqual({ status: 200, body: { id: created.body.id, deleted: true } });
     expect((await api(a.apiKey, 'DELETE', `/v1/webhook-endpoints/${created.body.id}`)).status).toBe(404);
 
-    const all = await api(a.apiKey, 'POST', '/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/x', events: ['*', 'checkout.captured'] });
+    const all = await api(a.apiKey, 'POST', '/v1/webhook-endpoints', { url: 'https://hooks.example/x', events: ['*', 'checkout.captured'] });
     expect(all.body.events).toEqual(['*']);
   });
 

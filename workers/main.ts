@@ -43,9 +43,11 @@ const worker = await createPaymentWorker({
   connection,
   namespace: config.temporal.namespace,
   taskQueue: config.temporal.taskQueue,
-  activities: createActivities({ prisma, cardNetwork, bank, temporal }),
+  activities: createActivities({ prisma, cardNetwork, bank, temporal, webhooks: { allowPrivateHosts: config.webhooks.allowPrivateHosts } }),
   ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : {}),
 });
+
+if (config.webhooks.allowPrivateHosts) log.warn('WEBHOOK_ALLOW_PRIVATE_HOSTS is set: webhooks may reach loopback and private addresses');
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {

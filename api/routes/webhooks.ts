@@ -2,7 +2,8 @@
 // workers' activities/events.ts, and by the sold-out answer) and delivered from there by the outbox
 // relay (platform/webhook-deliveries.ts); here they are read, and redelivered on request. An endpoint's
 // secret is shown once, in the answer that creates it, and never again (nor logged): it signs every
-// delivery, so it is stored as issued.
+// delivery, so it is stored as issued. An endpoint's URL must name a public host
+// (platform/network-policy.ts); the delivery checks again on the addresses it connects to.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import type { Client } from '@temporalio/client';
@@ -10,9 +11,10 @@ import type { PrismaClient } from '../../platform/db.js';
 import type { Logger } from '../../platform/logger.js';
 import type { Event, WebhookAttempt, WebhookEndpoint } from '../../generated/prisma/client.js';
 import type { WebhookRetry } from '../../domain/index.js';
+import { ALLOW_PRIVATE_HOSTS_SETTING, checkHost, hostOf, PUBLIC_HOST_RULE, type HostPolicy, type ResolveAll } from '../../platform/network-policy.js';
 import { startDelivery, subscribedEndpoints } from '../../platform/webhook-deliveries.js';
 import { merchantIdOf } from '../auth.js';
-import { notFound } from '../errors.js';
+import { invalidRequest, notFound } from '../errors.js';
 import { bodyOf, requireJson } from '../json.js';
 import { cancelBody, createWebhookEndpointBody, isEventId, isWebhookEndpointId, listEventsQuery, parseBody } from '../validation.js';
 
@@ -22,6 +24,10 @@ export interface WebhooksDeps {
   taskQueue: string;
   logger: Logger;
   webhookRetry?: WebhookRetry;
+  /** WEBHOOK_ALLOW_PRIVATE_HOSTS: accept endpoints on loopback, private... hosts. Default false. */
+  allowPrivateHosts?: boolean;
+  /** The DNS endpoint hosts are checked with; tests stub it. Default getaddrinfo. */
+  resolveAll?: ResolveAll;
 }
 
 export interface EventResource {
@@ -127,9 +133,20 @@ export function webhookEndpointsRouter(deps: WebhooksDeps): Router {
   const { prisma } = deps;
   const router = Router();
 
+  const policy: HostPolicy = { allowPrivateHosts: deps.allowPrivateHosts ?? false, ...(deps.resolveAll ? { resolveAll: deps.resolveAll } : {}) };
+
   router.post('/', ...requireJson, async (req, res) => {
     const merchantId = merchantIdOf(res);
     const body = parseBody(createWebhookEndpointBody, req.body);
+    // The host as the URL parser normalized it (numeric IPv4 spellings included), then its addresses.
+    const check = await checkHost(hostOf(new URL(body.url)), policy);
+    if (!check.allowed) {
+      throw invalidRequest(
+        'url_not_allowed',
+        `Invalid url: ${check.error.message}; ${PUBLIC_HOST_RULE}. ${ALLOW_PRIVATE_HOSTS_SETTING}=1 (API and workers) allows private hosts, for local development only.`,
+        'url',
+      );
+    }
     const endpoint = await prisma.webhookEndpoint.create({
       data: {
         id: `we_${randomUUID()}`,
