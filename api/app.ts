@@ -61,6 +61,10 @@ export interface AppDeps {
   webhookAllowPrivateHosts?: boolean;
   /** The DNS endpoint hosts are checked with; tests stub it. Default getaddrinfo. */
   webhookResolveAll?: ResolveAll;
+  /** WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT; default 16. */
+  webhookMaxEndpointsPerMerchant?: number;
+  /** POST /v1/events/:id/redeliver per merchant, in this process; default 60/min, bursts of 20; null: none. */
+  webhookRedeliverRateLimit?: RateLimit | null;
   /** The merchant whose key sees every reconciliation item (others see their own). Default 'demo'. */
   operatorMerchantId?: string;
   /**
@@ -186,6 +190,9 @@ export function createApp(deps: AppDeps): Express {
     ...(deps.webhookRetry ? { webhookRetry: deps.webhookRetry } : {}),
     allowPrivateHosts: deps.webhookAllowPrivateHosts ?? false,
     ...(deps.webhookResolveAll ? { resolveAll: deps.webhookResolveAll } : {}),
+    ...(deps.webhookMaxEndpointsPerMerchant !== undefined ? { maxEndpointsPerMerchant: deps.webhookMaxEndpointsPerMerchant } : {}),
+    ...(deps.webhookRedeliverRateLimit !== undefined ? { redeliverRateLimit: deps.webhookRedeliverRateLimit } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
   };
   v1.use('/events', eventsRouter(webhooks));
   v1.use('/webhook-endpoints', webhookEndpointsRouter(webhooks));

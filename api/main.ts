@@ -46,6 +46,8 @@ async function main(): Promise<void> {
     idempotencyKeyTtlHours: config.api.idempotencyKeyTtlHours,
     webhookRetry: { initialIntervalMs: config.webhooks.retryInitialIntervalMs, maximumIntervalMs: config.webhooks.retryMaximumIntervalMs },
     webhookAllowPrivateHosts: config.webhooks.allowPrivateHosts,
+    webhookMaxEndpointsPerMerchant: config.webhooks.maxEndpointsPerMerchant,
+    webhookRedeliverRateLimit: config.webhooks.redeliverRateLimit ?? null,
     operatorMerchantId: config.demo.merchantId,
     ...(config.api.rateLimit ? { rateLimit: config.api.rateLimit } : {}),
     ...(config.api.ipRateLimit ? { ipRateLimit: config.api.ipRateLimit } : {}),

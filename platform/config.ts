@@ -3,6 +3,7 @@
 // override it (README: Configuration).
 import path from 'node:path';
 import os from 'node:os';
+import { DEFAULT_MAX_CONCURRENT_DELIVERIES, DEFAULT_MAX_WEBHOOK_ENDPOINTS, DEFAULT_REDELIVER_RATE_LIMIT } from '../domain/events.js';
 
 export interface Config {
   /** Project root; `.data/` below it holds embedded PostgreSQL's and Temporal's files. */
@@ -97,6 +98,12 @@ export interface Config {
      * (platform/network-policy.ts). Off by default; for local development and tests only.
      */
     allowPrivateHosts: boolean;
+    /** Endpoints one merchant may have at once. */
+    maxEndpointsPerMerchant: number;
+    /** `POST /v1/events/:id/redeliver` per merchant (per API process); undefined when its rate is 0. */
+    redeliverRateLimit: { perSecond: number; burst: number } | undefined;
+    /** Deliveries in flight at once in one worker process (its webhook task queue's activity slots). */
+    maxConcurrentDeliveries: number;
   };
   /** The reconciliation schedule: every `interval` (a Temporal duration such as '1h'), records older than `olderThanMs`. */
   reconciliation: { interval: string; olderThanMs: number };
@@ -152,6 +159,21 @@ function rateLimit(env: NodeJS.ProcessEnv, prefix: string, perSecondDefault: num
   const burst = int(env, `${prefix}_BURST`, 2 * perSecond);
   if (burst < 1) throw new Error(`${prefix}_BURST must be at least 1, got "${burst}"`);
   return { perSecond, burst };
+}
+
+/** WEBHOOK_REDELIVER_RATE_LIMIT_PER_MINUTE (0 disables) and _BURST: a costly request, so counted per minute. */
+function redeliverRateLimit(env: NodeJS.ProcessEnv): { perSecond: number; burst: number } | undefined {
+  const perMinute = int(env, 'WEBHOOK_REDELIVER_RATE_LIMIT_PER_MINUTE', DEFAULT_REDELIVER_RATE_LIMIT.perMinute);
+  if (perMinute === 0) return undefined;
+  const burst = int(env, 'WEBHOOK_REDELIVER_RATE_LIMIT_BURST', DEFAULT_REDELIVER_RATE_LIMIT.burst);
+  if (burst < 1) throw new Error(`WEBHOOK_REDELIVER_RATE_LIMIT_BURST must be at least 1, got "${burst}"`);
+  return { perSecond: perMinute / 60, burst };
+}
+
+function atLeastOne(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = int(env, name, fallback);
+  if (value < 1) throw new Error(`${name} must be at least 1, got "${value}"`);
+  return value;
 }
 
 /** Clients are promised that a key is honoured for 24 h; a shorter setting would break retries. */
@@ -236,6 +258,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       retryInitialIntervalMs: int(env, 'WEBHOOK_RETRY_INITIAL_INTERVAL_MS', 30_000),
       retryMaximumIntervalMs: int(env, 'WEBHOOK_RETRY_MAX_INTERVAL_MS', 3_600_000),
       allowPrivateHosts: bool(env, 'WEBHOOK_ALLOW_PRIVATE_HOSTS', false),
+      maxEndpointsPerMerchant: atLeastOne(env, 'WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT', DEFAULT_MAX_WEBHOOK_ENDPOINTS),
+      redeliverRateLimit: redeliverRateLimit(env),
+      maxConcurrentDeliveries: atLeastOne(env, 'WEBHOOK_MAX_CONCURRENT_DELIVERIES', DEFAULT_MAX_CONCURRENT_DELIVERIES),
     },
     reconciliation: {
       interval: str(env, 'RECONCILIATION_INTERVAL', '1h'),

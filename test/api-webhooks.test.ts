@@ -1,7 +1,9 @@
-// Webhook endpoints over HTTP, in process (fake Temporal): URLs that would make our servers reach
-// loopback, private, link-local, metadata... addresses are refused at registration, in every
-// spelling, with nothing written. (Delivery-time checks: test/webhook-delivery-guard.test.ts and
-// test/webhooks.test.ts.)
+// Webhook endpoints and redeliveries over HTTP, in process (fake Temporal): URLs that would make our
+// servers reach loopback, private, link-local, metadata... addresses are refused at registration,
+// in every spelling, with nothing written; the per-merchant cap holds, also under concurrent
+// registrations; redeliveries are rate-limited per merchant. (Delivery-time checks:
+// test/webhook-delivery-guard.test.ts and test/webhooks.test.ts.)
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../platform/config.js';
 import type { PrismaClient } from '../platform/db.js';
@@ -173,5 +175,120 @@ describe('webhook endpoint URLs', () => {
     expect(loadConfig({ WEBHOOK_ALLOW_PRIVATE_HOSTS: 'true' }).webhooks.allowPrivateHosts).toBe(true);
     expect(loadConfig({ WEBHOOK_ALLOW_PRIVATE_HOSTS: '0' }).webhooks.allowPrivateHosts).toBe(false);
     expect(() => loadConfig({ WEBHOOK_ALLOW_PRIVATE_HOSTS: 'yes please' })).toThrow(/WEBHOOK_ALLOW_PRIVATE_HOSTS/);
+  });
+});
+
+describe('endpoints per merchant', () => {
+  it('answers the 17th endpoint 400 naming the limit, writes nothing, and takes one again after a delete', async () => {
+    const server = await api();
+    const m = await createMerchant(prisma, 'cap');
+    const ids: string[] = [];
+    for (let i = 0; i < 16; i++) {
+      const res = await call(server.url, m.key, 'POST', '/v1/webhook-endpoints', { url: `https://hooks.shop.test/${i}`, events: ['*'] });
+      expect(res.status, res.text).toBe(201);
+      ids.push(res.body.id);
+    }
+    const refused = await call(server.url, m.key, 'POST', '/v1/webhook-endpoints', { url: 'https://hooks.shop.test/16', events: ['*'] });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({ type: 'invalid_request_error', code: 'webhook_endpoint_limit_reached' });
+    expect(refused.body.error.message).toContain('16');
+    expect(refused.body.error.message).toContain('WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT');
+    expect(await endpointCount(m.id)).toBe(16);
+
+    // Another merchant has a cap of its own.
+    const other = await createMerchant(prisma, 'cap_other');
+    expect((await call(server.url, other.key, 'POST', '/v1/webhook-endpoints', { url: 'https://hooks.shop.test/x', events: ['*'] })).status).toBe(201);
+
+    expect((await call(server.url, m.key, 'DELETE', `/v1/webhook-endpoints/${ids[0]}`)).status).toBe(200);
+    expect((await call(server.url, m.key, 'POST', '/v1/webhook-endpoints', { url: 'https://hooks.shop.test/16', events: ['*'] })).status).toBe(201);
+    expect((await call(server.url, m.key, 'POST', '/v1/webhook-endpoints', { url: 'https://hooks.shop.test/17', events: ['*'] })).status).toBe(400);
+    expect(await endpointCount(m.id)).toBe(16);
+  });
+
+  it('holds under concurrent registrations', async () => {
+    const server = await api();
+    const m = await createMerchant(prisma, 'cap_race');
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => call(server.url, m.key, 'POST', '/v1/webhook-endpoints', { url: `https://hooks.shop.test/race/${i}`, events: ['*'] })),
+    );
+    const statuses = answers.map((r) => r.status);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(16);
+    expect(statuses.filter((s) => s === 400)).toHaveLength(14);
+    expect(answers.filter((r) => r.status === 400).every((r) => r.body.error.code === 'webhook_endpoint_limit_reached')).toBe(true);
+    expect(await endpointCount(m.id)).toBe(16);
+  });
+
+  it('takes its limit from WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT, under concurrency too', async () => {
+    expect(loadConfig({}).webhooks.maxEndpointsPerMerchant).toBe(16);
+    expect(loadConfig({ WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT: '3' }).webhooks.maxEndpointsPerMerchant).toBe(3);
+    expect(() => loadConfig({ WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT: '0' })).toThrow(/WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT/);
+    const server = await api({ webhookMaxEndpointsPerMerchant: 3 });
+    const m = await createMerchant(prisma, 'cap3');
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => call(server.url, m.key, 'POST', '/v1/webhook-endpoints', { url: `https://hooks.shop.test/three/${i}`, events: ['*'] })),
+    );
+    expect(answers.filter((r) => r.status === 201)).toHaveLength(3);
+    expect(answers.find((r) => r.status === 400)?.body.error.message).toContain('(3, WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT)');
+    expect(await endpointCount(m.id)).toBe(3);
+  });
+});
+
+describe('redelivery rate limit', () => {
+  async function eventWithEndpoints(m: TestMerchant, endpoints: number): Promise<string> {
+    const id = `evt_${randomUUID()}`;
+    await prisma.event.create({ data: { id, merchantId: m.id, type: 'checkout.captured', resourceType: 'checkout', resourceId: `co-${randomUUID()}`, data: {} } });
+    for (let i = 0; i < endpoints; i++) {
+      await prisma.webhookEndpoint.create({ data: { id: `we_${randomUUID()}`, merchantId: m.id, url: `https://hooks.shop.test/${i}`, events: ['*'], secret: 'whsec_x' } });
+    }
+    return id;
+  }
+
+  it('answers past the burst 429 with Retry-After, starts nothing, leaves other merchants alone, and refills per minute', async () => {
+    let now = 1_000_000;
+    const server = await api({ webhookRedeliverRateLimit: { perSecond: 2 / 60, burst: 3 }, now: () => now });
+    const m = await createMerchant(prisma, 'redeliver');
+    const other = await createMerchant(prisma, 'redeliver_b');
+    const event = await eventWithEndpoints(m, 2);
+    const otherEvent = await eventWithEndpoints(other, 1);
+
+    for (let i = 0; i < 3; i++) {
+      const res = await call(server.url, m.key, 'POST', `/v1/events/${event}/redeliver`);
+      expect(res.status, res.text).toBe(202);
+      expect(res.body.endpoints).toHaveLength(2);
+      expect(res.body.inProgress).toEqual([]);
+    }
+    const starts = server.temporal.starts.length;
+    expect(starts).toBe(6);
+    const refused = await call(server.url, m.key, 'POST', `/v1/events/${event}/redeliver`);
+    expect(refused.status).toBe(429);
+    expect(refused.body.error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limit_exceeded' });
+    expect(refused.headers['retry-after']).toBe('30');
+    expect(refused.body.error.message).toMatch(/2 redeliveries per minute \(bursts of up to 3; WEBHOOK_REDELIVER_RATE_LIMIT_PER_MINUTE/);
+    expect(server.temporal.starts).toHaveLength(starts);
+
+    // Another merchant's bucket is its own; other routes are not touched by this limit.
+    expect((await call(server.url, other.key, 'POST', `/v1/events/${otherEvent}/redeliver`)).status).toBe(202);
+    expect((await call(server.url, m.key, 'GET', `/v1/events/${event}`)).status).toBe(200);
+
+    now += 30_000;
+    expect((await call(server.url, m.key, 'POST', `/v1/events/${event}/redeliver`)).status).toBe(202);
+    expect((await call(server.url, m.key, 'POST', `/v1/events/${event}/redeliver`)).status).toBe(429);
+  });
+
+  it('is on by default (60 a minute, bursts of 20) and configurable', async () => {
+    const config = loadConfig({});
+    expect(config.webhooks.redeliverRateLimit).toEqual({ perSecond: 1, burst: 20 });
+    expect(loadConfig({ WEBHOOK_REDELIVER_RATE_LIMIT_PER_MINUTE: '6', WEBHOOK_REDELIVER_RATE_LIMIT_BURST: '2' }).webhooks.redeliverRateLimit).toEqual({ perSecond: 0.1, burst: 2 });
+    expect(loadConfig({ WEBHOOK_REDELIVER_RATE_LIMIT_PER_MINUTE: '0' }).webhooks.redeliverRateLimit).toBeUndefined();
+    expect(() => loadConfig({ WEBHOOK_REDELIVER_RATE_LIMIT_BURST: '0' })).toThrow(/WEBHOOK_REDELIVER_RATE_LIMIT_BURST/);
+
+    const now = 2_000_000;
+    const server = await api({ now: () => now });
+    const m = await createMerchant(prisma, 'redeliver_default');
+    const event = await eventWithEndpoints(m, 0);
+    const answers = [];
+    for (let i = 0; i < 21; i++) answers.push((await call(server.url, m.key, 'POST', `/v1/events/${event}/redeliver`)).status);
+    expect(answers.slice(0, 20).every((s) => s === 202)).toBe(true);
+    expect(answers[20]).toBe(429);
   });
 });

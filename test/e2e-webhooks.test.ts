@@ -72,7 +72,7 @@ describe('webhooks over HTTP', () => {
     expect(shown.deliveryAttempts).toEqual([{ endpointId: endpoint.body.id, attempt: 1, statusCode: 200, error: null, durationMs: expect.any(Number), createdAt: expect.any(String) }]);
 
     const redelivered = await api('POST', `/v1/events/${captured.id}/redeliver`);
-    expect(redelivered).toEqual({ status: 202, body: { id: captured.id, endpoints: [endpoint.body.id] } });
+    expect(redelivered).toEqual({ status: 202, body: { id: captured.id, endpoints: [endpoint.body.id], inProgress: [] } });
     await waitFor('the redelivery', () => (receiver.deliveries.filter((d) => d.id === captured.id).length === 2 ? true : undefined));
     expect(receiver.deliveries.filter((d) => d.id === captured.id).every((d) => d.verified && d.answered === 200)).toBe(true);
   });
