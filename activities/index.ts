@@ -10,7 +10,7 @@ import { createLedgerUndoActivities } from './ledger-undo.js';
 import { createOrderActivities } from './orders.js';
 import { createReconciliationActivities } from './reconciliation.js';
 import { createWalletFlowActivities } from './wallet-flows.js';
-import { createWebhookActivities } from './webhooks.js';
+import { createWebhookActivities, type WebhookActivityOptions } from './webhooks.js';
 
 export interface ActivityDeps {
   prisma: PrismaClient;
@@ -22,10 +22,12 @@ export interface ActivityDeps {
    * platform/webhook-deliveries.ts.)
    */
   temporal?: Client;
+  /** How deliveries reach endpoints: WEBHOOK_ALLOW_PRIVATE_HOSTS (default off), DNS and timeout for tests. */
+  webhooks?: WebhookActivityOptions;
 }
 
 /** Every activity the payment worker registers, built from its dependencies. */
-export function createActivities({ prisma, cardNetwork, bank, temporal }: ActivityDeps) {
+export function createActivities({ prisma, cardNetwork, bank, temporal, webhooks }: ActivityDeps) {
   const inventory = createInventoryActivities(prisma);
   const walletFlows = createWalletFlowActivities(prisma);
   const orders = createOrderActivities(prisma);
@@ -36,7 +38,7 @@ export function createActivities({ prisma, cardNetwork, bank, temporal }: Activi
     ...createLedgerUndoActivities(prisma),
     ...walletFlows,
     ...createReconciliationActivities({ prisma, cardNetwork, bank, temporal, releaseStock: inventory.releaseStock, setTopupStatus: walletFlows.setTopupStatus, setPayoutStatus: walletFlows.setPayoutStatus, setCheckoutStatus: orders.setCheckoutStatus }),
-    ...createWebhookActivities(prisma),
+    ...createWebhookActivities(prisma, webhooks),
     ...createCardNetworkActivities(cardNetwork),
     ...createBankActivities(bank),
   };

@@ -22,6 +22,7 @@ import { walletsRouter } from './routes/wallets.js';
 import { reconciliationsRouter } from './routes/reconciliations.js';
 import { eventsRouter, webhookEndpointsRouter, type WebhooksDeps } from './routes/webhooks.js';
 import type { WebhookRetry } from '../domain/index.js';
+import type { ResolveAll } from '../platform/network-policy.js';
 
 export interface AppDeps {
   prisma: PrismaClient;
@@ -53,6 +54,17 @@ export interface AppDeps {
   payoutDelayMs?: number;
   /** How redeliveries (POST /v1/events/:id/redeliver) are retried; default DEFAULT_WEBHOOK_RETRY. */
   webhookRetry?: WebhookRetry;
+  /**
+   * WEBHOOK_ALLOW_PRIVATE_HOSTS: endpoints on loopback, private, link-local... hosts are accepted.
+   * Default false: refused (platform/network-policy.ts). Tests with receivers on 127.0.0.1 opt in.
+   */
+  webhookAllowPrivateHosts?: boolean;
+  /** The DNS endpoint hosts are checked with; tests stub it. Default getaddrinfo. */
+  webhookResolveAll?: ResolveAll;
+  /** WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT; default 16. */
+  webhookMaxEndpointsPerMerchant?: number;
+  /** POST /v1/events/:id/redeliver per merchant, in this process; default 60/min, bursts of 20; null: none. */
+  webhookRedeliverRateLimit?: RateLimit | null;
   /** The merchant whose key sees every reconciliation item (others see their own). Default 'demo'. */
   operatorMerchantId?: string;
   /**
@@ -176,6 +188,11 @@ export function createApp(deps: AppDeps): Express {
     taskQueue: deps.taskQueue,
     logger,
     ...(deps.webhookRetry ? { webhookRetry: deps.webhookRetry } : {}),
+    allowPrivateHosts: deps.webhookAllowPrivateHosts ?? false,
+    ...(deps.webhookResolveAll ? { resolveAll: deps.webhookResolveAll } : {}),
+    ...(deps.webhookMaxEndpointsPerMerchant !== undefined ? { maxEndpointsPerMerchant: deps.webhookMaxEndpointsPerMerchant } : {}),
+    ...(deps.webhookRedeliverRateLimit !== undefined ? { redeliverRateLimit: deps.webhookRedeliverRateLimit } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
   };
   v1.use('/events', eventsRouter(webhooks));
   v1.use('/webhook-endpoints', webhookEndpointsRouter(webhooks));

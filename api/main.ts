@@ -45,6 +45,9 @@ async function main(): Promise<void> {
     payoutDelayMs: config.payouts.delayMs,
     idempotencyKeyTtlHours: config.api.idempotencyKeyTtlHours,
     webhookRetry: { initialIntervalMs: config.webhooks.retryInitialIntervalMs, maximumIntervalMs: config.webhooks.retryMaximumIntervalMs },
+    webhookAllowPrivateHosts: config.webhooks.allowPrivateHosts,
+    webhookMaxEndpointsPerMerchant: config.webhooks.maxEndpointsPerMerchant,
+    webhookRedeliverRateLimit: config.webhooks.redeliverRateLimit ?? null,
     operatorMerchantId: config.demo.merchantId,
     ...(config.api.rateLimit ? { rateLimit: config.api.rateLimit } : {}),
     ...(config.api.ipRateLimit ? { ipRateLimit: config.api.ipRateLimit } : {}),
@@ -63,6 +66,7 @@ async function main(): Promise<void> {
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
   });
+  if (config.webhooks.allowPrivateHosts) logger.warn('WEBHOOK_ALLOW_PRIVATE_HOSTS is set: webhook endpoints may name loopback and private hosts');
 
   let stopping = false;
   const shutdown = async (signal: NodeJS.Signals) => {

@@ -86,6 +86,8 @@ export interface RateLimiterOptions {
   limit: RateLimit;
   /** Whom the limit applies to, for the message: "this API key's merchant", "this client address". */
   who: string;
+  /** The limit as the refusal states it; default "<perSecond> requests per second (bursts of up to <burst>)". */
+  rule?: string;
   /** The bucket's key; undefined lets the request through (nothing to count it against). */
   keyOf: (req: Request, res: Response) => string | undefined;
   /** Injectable clock for tests. */
@@ -96,6 +98,7 @@ export function rateLimiter(options: RateLimiterOptions): RequestHandler {
   const buckets = new TokenBuckets(options.limit);
   const now = options.now ?? Date.now;
   const { perSecond, burst } = options.limit;
+  const rule = options.rule ?? `${perSecond} requests per second (bursts of up to ${burst})`;
   return (req, res, next) => {
     const key = options.keyOf(req, res);
     if (key === undefined) {
@@ -114,7 +117,7 @@ export function rateLimiter(options: RateLimiterOptions): RequestHandler {
         429,
         'rate_limit_error',
         'rate_limit_exceeded',
-        `Too many requests: ${options.who} is limited to ${perSecond} requests per second (bursts of up to ${burst}). Retry after ${taken.retryAfterSeconds} s.`,
+        `Too many requests: ${options.who} is limited to ${rule}. Retry after ${taken.retryAfterSeconds} s.`,
         undefined,
         { 'Retry-After': String(taken.retryAfterSeconds) },
       ),

@@ -23,6 +23,28 @@ export const EVENT_TYPES: readonly string[] = [
 export const webhookDeliveryId = (eventId: string, endpointId: string, suffix?: string) =>
   suffix === undefined ? `webhook-${eventId}-${endpointId}` : `webhook-${eventId}-${endpointId}-${suffix}`;
 
+/**
+ * The one redelivery of an event to an endpoint that may run at a time: while it runs (its retries
+ * included) another is refused; once it has closed the id is free again.
+ */
+export const webhookRedeliveryId = (eventId: string, endpointId: string) => webhookDeliveryId(eventId, endpointId, 'redeliver');
+
+/**
+ * Deliveries run on a task queue of their own next to the payments one, polled by a worker of its
+ * own in every worker process (workers/payment-worker.ts): endpoints that hang hold that worker's
+ * slots, never the ones payment steps run in.
+ */
+export const webhookTaskQueue = (paymentsTaskQueue: string) => `${paymentsTaskQueue}-webhooks`;
+
+/** WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT's default, Stripe's limit. */
+export const DEFAULT_MAX_WEBHOOK_ENDPOINTS = 16;
+
+/** WEBHOOK_REDELIVER_RATE_LIMIT_PER_MINUTE / _BURST defaults. */
+export const DEFAULT_REDELIVER_RATE_LIMIT = { perMinute: 60, burst: 20 } as const;
+
+/** WEBHOOK_MAX_CONCURRENT_DELIVERIES's default: deliveries in flight per worker process. */
+export const DEFAULT_MAX_CONCURRENT_DELIVERIES = 100;
+
 /** How a delivery is retried: exponential (coefficient 2) from the first interval up to the maximum, for at most 3 days. */
 export interface WebhookRetry {
   initialIntervalMs: number;
@@ -43,7 +65,7 @@ export type WebhookDeliveryOutcome =
   | { status: 'delivered'; attempt: number; statusCode: number }
   /** The endpoint was deleted before the event could be delivered: nothing to do. */
   | { status: 'endpoint_gone' }
-  /** No 2xx within the 3 days of retries. */
+  /** No 2xx within the 3 days of retries, or an attempt that may not be retried (a refused address). */
   | { status: 'gave_up'; reason: string };
 
 /** The header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (Stripe's scheme). */

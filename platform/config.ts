@@ -3,6 +3,7 @@
 // override it (README: Configuration).
 import path from 'node:path';
 import os from 'node:os';
+import { DEFAULT_MAX_CONCURRENT_DELIVERIES, DEFAULT_MAX_WEBHOOK_ENDPOINTS, DEFAULT_REDELIVER_RATE_LIMIT } from '../domain/events.js';
 
 export interface Config {
   /** Project root; `.data/` below it holds embedded PostgreSQL's and Temporal's files. */
@@ -87,11 +88,32 @@ export interface Config {
     /** How long after the request a payout without `scheduledAt` is sent to the bank; 0: at once. */
     delayMs: number;
   };
-  /** Webhook deliveries: retried from `retryInitialIntervalMs`, doubling up to `retryMaximumIntervalMs`, for 3 days. */
-  webhooks: { retryInitialIntervalMs: number; retryMaximumIntervalMs: number };
+  /** Webhook endpoints and deliveries (README: Events and webhooks). */
+  webhooks: {
+    /** Deliveries are retried from `retryInitialIntervalMs`, doubling up to `retryMaximumIntervalMs`, for 3 days. */
+    retryInitialIntervalMs: number;
+    retryMaximumIntervalMs: number;
+    /**
+     * WEBHOOK_ALLOW_PRIVATE_HOSTS: endpoints may be on loopback, private, link-local... hosts
+     * (platform/network-policy.ts). Off by default; for local development and tests only.
+     */
+    allowPrivateHosts: boolean;
+    /** Endpoints one merchant may have at once. */
+    maxEndpointsPerMerchant: number;
+    /** `POST /v1/events/:id/redeliver` per merchant (per API process); undefined when its rate is 0. */
+    redeliverRateLimit: { perSecond: number; burst: number } | undefined;
+    /** Deliveries in flight at once in one worker process (its webhook task queue's activity slots). */
+    maxConcurrentDeliveries: number;
+  };
   /** The reconciliation schedule: every `interval` (a Temporal duration such as '1h'), records older than `olderThanMs`. */
   reconciliation: { interval: string; olderThanMs: number };
   demo: { merchantId: string; apiKey: string };
+  /**
+   * The operator's API key (OPERATOR_API_KEY): platform-wide actions, and the payload codec
+   * server. Unset: no operator actions in this process (`npm start` makes a development key once and
+   * keeps it under DATA_DIR/secrets).
+   */
+  operator: { apiKey: string | undefined };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Worker processes `npm start` runs (WORKER_PROCESSES); they share the task queue. */
   workerProcesses: number;
@@ -117,6 +139,14 @@ function fraction(env: NodeJS.ProcessEnv, name: string, fallback: number): numbe
   return value;
 }
 
+function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === '1' || raw === 'true') return true;
+  if (raw === '0' || raw === 'false') return false;
+  throw new Error(`${name} must be 1 or 0 (true or false), got "${raw}"`);
+}
+
 function str(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
   const raw = env[name];
   return raw === undefined || raw === '' ? fallback : raw;
@@ -129,6 +159,21 @@ function rateLimit(env: NodeJS.ProcessEnv, prefix: string, perSecondDefault: num
   const burst = int(env, `${prefix}_BURST`, 2 * perSecond);
   if (burst < 1) throw new Error(`${prefix}_BURST must be at least 1, got "${burst}"`);
   return { perSecond, burst };
+}
+
+/** WEBHOOK_REDELIVER_RATE_LIMIT_PER_MINUTE (0 disables) and _BURST: a costly request, so counted per minute. */
+function redeliverRateLimit(env: NodeJS.ProcessEnv): { perSecond: number; burst: number } | undefined {
+  const perMinute = int(env, 'WEBHOOK_REDELIVER_RATE_LIMIT_PER_MINUTE', DEFAULT_REDELIVER_RATE_LIMIT.perMinute);
+  if (perMinute === 0) return undefined;
+  const burst = int(env, 'WEBHOOK_REDELIVER_RATE_LIMIT_BURST', DEFAULT_REDELIVER_RATE_LIMIT.burst);
+  if (burst < 1) throw new Error(`WEBHOOK_REDELIVER_RATE_LIMIT_BURST must be at least 1, got "${burst}"`);
+  return { perSecond: perMinute / 60, burst };
+}
+
+function atLeastOne(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = int(env, name, fallback);
+  if (value < 1) throw new Error(`${name} must be at least 1, got "${value}"`);
+  return value;
 }
 
 /** Clients are promised that a key is honoured for 24 h; a shorter setting would break retries. */
@@ -212,12 +257,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhooks: {
       retryInitialIntervalMs: int(env, 'WEBHOOK_RETRY_INITIAL_INTERVAL_MS', 30_000),
       retryMaximumIntervalMs: int(env, 'WEBHOOK_RETRY_MAX_INTERVAL_MS', 3_600_000),
+      allowPrivateHosts: bool(env, 'WEBHOOK_ALLOW_PRIVATE_HOSTS', false),
+      maxEndpointsPerMerchant: atLeastOne(env, 'WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT', DEFAULT_MAX_WEBHOOK_ENDPOINTS),
+      redeliverRateLimit: redeliverRateLimit(env),
+      maxConcurrentDeliveries: atLeastOne(env, 'WEBHOOK_MAX_CONCURRENT_DELIVERIES', DEFAULT_MAX_CONCURRENT_DELIVERIES),
     },
     reconciliation: {
       interval: str(env, 'RECONCILIATION_INTERVAL', '1h'),
       olderThanMs: int(env, 'RECONCILIATION_OLDER_THAN_MS', 15 * 60_000),
     },
     demo: { merchantId: 'demo', apiKey: str(env, 'DEMO_API_KEY', 'sk_test_demo') },
+    operator: { apiKey: env.OPERATOR_API_KEY || undefined },
     logLevel: logLevel as Config['logLevel'],
     workerProcesses,
   };

@@ -5,24 +5,27 @@
 // endpoint), then marks them dispatched, all in one transaction: a relay that dies midway leaves
 // them undispatched, and the next claim starts them again, which the delivery ids make harmless.
 // So every recorded event reaches every endpoint subscribed when it is dispatched, at least once,
-// and no payment step ever waits for a merchant's endpoint.
+// and no payment step ever waits for a merchant's endpoint: a step only writes a row, and the
+// deliveries run on a task queue of their own (domain webhookTaskQueue), in a worker whose slots
+// are not the payment steps' (workers/payment-worker.ts createWebhookWorker).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { Prisma } from '../generated/prisma/client.js';
-import { webhookDeliveryId, type WebhookDeliveryInput, type WebhookRetry } from '../domain/index.js';
+import { webhookDeliveryId, webhookRedeliveryId, webhookTaskQueue, type WebhookDeliveryInput, type WebhookRetry } from '../domain/index.js';
 import type { PrismaClient } from './db.js';
 import type { Logger } from './logger.js';
 
 /**
- * Starts one delivery; a delivery of that id that was started before (running or closed) stays the
- * only one: at least once, and not once per retried dispatch.
+ * Starts one delivery, on the webhook task queue that goes with the payments queue `taskQueue`; a
+ * delivery of that id that was started before (running or closed) stays the only one: at least
+ * once, and not once per retried dispatch.
  */
-export async function startDelivery(temporal: Client, taskQueue: string, input: WebhookDeliveryInput, suffix?: string): Promise<string> {
-  const workflowId = webhookDeliveryId(input.eventId, input.endpointId, suffix);
+export async function startDelivery(temporal: Client, taskQueue: string, input: WebhookDeliveryInput): Promise<string> {
+  const workflowId = webhookDeliveryId(input.eventId, input.endpointId);
   try {
     await temporal.workflow.start('webhookDeliveryWorkflow', {
       workflowId,
-      taskQueue,
+      taskQueue: webhookTaskQueue(taskQueue),
       args: [input],
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
@@ -33,6 +36,27 @@ export async function startDelivery(temporal: Client, taskQueue: string, input: 
   return workflowId;
 }
 
+/**
+ * Starts a redelivery asked for through the API, unless one of this event to this endpoint is still
+ * running (retries included): false then, and nothing is started. Temporal decides atomically, so
+ * two requests at once start one. A closed one leaves the id free for the next.
+ */
+export async function startRedelivery(temporal: Client, taskQueue: string, input: WebhookDeliveryInput): Promise<boolean> {
+  try {
+    await temporal.workflow.start('webhookDeliveryWorkflow', {
+      workflowId: webhookRedeliveryId(input.eventId, input.endpointId),
+      taskQueue: webhookTaskQueue(taskQueue),
+      args: [input],
+      workflowIdConflictPolicy: 'FAIL',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    });
+    return true;
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return false;
+    throw err;
+  }
+}
+
 /** The merchant's endpoints that asked for `type` (or for everything). */
 export function subscribedEndpoints(prisma: PrismaClient, merchantId: string, type: string) {
   return prisma.webhookEndpoint.findMany({ where: { merchantId, events: { hasSome: [type, '*'] } }, select: { id: true } });
@@ -41,7 +65,7 @@ export function subscribedEndpoints(prisma: PrismaClient, merchantId: string, ty
 export interface OutboxRelayOptions {
   prisma: PrismaClient;
   temporal: Client;
-  /** The relay dispatches the events recorded for this task queue, and runs their deliveries on it. */
+  /** The relay dispatches the events recorded for this task queue, and runs their deliveries on its webhook queue. */
   taskQueue: string;
   logger: Logger;
   retry?: WebhookRetry;

@@ -11,6 +11,7 @@ import { Connection } from '@temporalio/client';
 import { loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { getFreePort, nodeEntry, startProcess, waitUntil, type ManagedProcess } from './processes.js';
+import { newOperatorApiKey } from './dev-secrets.js';
 import { writeWorkflowBundle } from './workflow-bundle.js';
 
 export interface StackOptions {
@@ -113,6 +114,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     BANK_PORT: String(bankPort),
     BANK_URL: bankUrl,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    // Each stack its own: tests read it from `env` when they act as the operator.
+    OPERATOR_API_KEY: newOperatorApiKey(),
     ...options.env,
   };
   const processEnv = { ...process.env, ...env };

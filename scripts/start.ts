@@ -15,6 +15,7 @@ import { startEmbeddedPostgres } from './postgres.js';
 import { allAlive, launchingProcesses, LAUNCHER, ProcessRecords, type ProcessRecord } from './process-records.js';
 import { isPortInUse, mostTellingLine, nodeEntry, startProcess, StartError, stopAll, waitUntil, type ManagedProcess } from './processes.js';
 import { seedDemoMerchant } from './seed.js';
+import { ensureDevSecret, newOperatorApiKey } from './dev-secrets.js';
 import { writeWorkflowBundle } from './workflow-bundle.js';
 import { ensureReconciliationSchedule } from './reconciliation-schedule.js';
 import { ensureSearchAttributes, resolveTemporalCli, startTemporalDevServer } from './temporal.js';
@@ -198,6 +199,10 @@ async function main(): Promise<void> {
     );
   }
   await assertPortsFree(ports);
+  // Platform-wide actions need the operator key; a development stack makes one once.
+  const operatorKey = config.operator.apiKey
+    ? { value: config.operator.apiKey, file: undefined }
+    : await ensureDevSecret(config.dataDir, 'operator-api-key', newOperatorApiKey);
   // Before anything starts: this may build the CLI (minutes, once), and fails fast without Go.
   const cliPath = config.temporal.external ? undefined : await resolveTemporalCli(config, log);
   if (stopRequested) return;
@@ -285,6 +290,7 @@ async function main(): Promise<void> {
     TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
     CARD_NETWORK_URL: config.cardNetwork.url,
     BANK_URL: config.bank.url,
+    OPERATOR_API_KEY: operatorKey.value,
   };
   // WORKER_PROCESSES workers poll the same task queue: Temporal spreads the tasks over them.
   const instances = SERVICES.flatMap((service): Array<{ name: string; entry: string }> =>
@@ -338,6 +344,8 @@ async function main(): Promise<void> {
     `  API            ${apiUrl}`,
     webUi ? `  Temporal UI    ${webUi}` : `  Temporal       ${temporalAddress} (TEMPORAL_ADDRESS)`,
     `  Demo merchant  "${config.demo.merchantId}": send "Authorization: Bearer <key>" with key ${keyHint}`,
+    // The operator key is never printed: it reaches every merchant's records.
+    `  Operator key   ${operatorKey.file ? `in ${operatorKey.file}` : 'the value of OPERATOR_API_KEY'}`,
     `  Ctrl-C stops everything; data stays in ${dataDirForHumans()}`,
     '',
   ];

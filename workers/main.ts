@@ -1,7 +1,7 @@
 // One payment worker process. Run as many as you like against the same Temporal server and
 // database: they share the task queue, and every step is idempotent.
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type LogEntry } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type LogEntry } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { createBankClient } from '../platform/bank-client.js';
 import { createCardNetworkClient } from '../platform/card-network-client.js';
@@ -9,7 +9,7 @@ import { loadConfig } from '../platform/config.js';
 import { createPrisma } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
 import { startOutboxRelay } from '../platform/webhook-deliveries.js';
-import { createPaymentWorker } from './payment-worker.js';
+import { createPaymentWorker, createWebhookWorker, WORKFLOWS_PATH } from './payment-worker.js';
 
 const config = loadConfig();
 const log = createLogger('worker', config.logLevel);
@@ -37,20 +37,40 @@ const connection = await NativeConnection.connect({ address: config.temporal.add
 const clientConnection = await Connection.connect({ address: config.temporal.address });
 const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
 const webhookRetry = { initialIntervalMs: config.webhooks.retryInitialIntervalMs, maximumIntervalMs: config.webhooks.retryMaximumIntervalMs };
-// Bundled once by whoever started us (scripts/workflow-bundle.ts); otherwise bundled here.
+// Bundled once by whoever started us (scripts/workflow-bundle.ts); otherwise bundled here, once for both workers.
 const bundlePath = process.env.WORKFLOW_BUNDLE_PATH;
+const workflowBundle = bundlePath ? { codePath: bundlePath } : await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+const activities = createActivities({ prisma, cardNetwork, bank, temporal, webhooks: { allowPrivateHosts: config.webhooks.allowPrivateHosts } });
+// The payment worker keeps deliverWebhook registered: deliveries started on the payments queue
+// before deliveries had a queue of their own still finish there.
 const worker = await createPaymentWorker({
   connection,
   namespace: config.temporal.namespace,
   taskQueue: config.temporal.taskQueue,
-  activities: createActivities({ prisma, cardNetwork, bank, temporal }),
-  ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : {}),
+  activities,
+  workflowBundle,
+});
+// Webhook deliveries on a task queue of their own (domain webhookTaskQueue): hanging endpoints hold
+// this worker's slots, not the payment worker's.
+const webhookWorker = await createWebhookWorker({
+  connection,
+  namespace: config.temporal.namespace,
+  taskQueue: config.temporal.taskQueue,
+  activities,
+  workflowBundle,
+  maxConcurrentDeliveries: config.webhooks.maxConcurrentDeliveries,
 });
 
+if (config.webhooks.allowPrivateHosts) log.warn('WEBHOOK_ALLOW_PRIVATE_HOSTS is set: webhooks may reach loopback and private addresses');
+
+/** Stops whichever of the two still runs: a signal stops both, and so does either one failing. */
+const stopWorkers = () => {
+  for (const w of [worker, webhookWorker]) if (w.getState() === 'RUNNING') w.shutdown();
+};
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     log.info('shutting down', { signal });
-    worker.shutdown();
+    stopWorkers();
   });
 }
 
@@ -60,7 +80,9 @@ const relay = startOutboxRelay({ prisma, temporal, taskQueue: config.temporal.ta
 
 log.info('worker polling', { taskQueue: config.temporal.taskQueue, temporal: config.temporal.address, namespace: config.temporal.namespace });
 try {
-  await worker.run();
+  // Either one failing stops the other, and the process fails (the launcher restarts it).
+  const runs = await Promise.allSettled([worker.run().finally(stopWorkers), webhookWorker.run().finally(stopWorkers)]);
+  for (const run of runs) if (run.status === 'rejected') throw run.reason;
 } finally {
   await relay.stop();
   await connection.close();
