@@ -7,12 +7,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, Connection } from '@temporalio/client';
+import { ApplicationFailure, Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { holdStock } from '../activities/inventory.js';
 import { createApp } from '../api/app.js';
-import { ledgerAccount, reconciliationId, type ReconciliationInput, type ReconciliationResult } from '../domain/index.js';
+import { WorkflowFailureType, ledgerAccount, reconciliationId, type ReconciliationInput, type ReconciliationResult } from '../domain/index.js';
 import { hashApiKey } from '../platform/api-keys.js';
 import { createBankClient, type BankClient } from '../platform/bank-client.js';
 import { CardNetworkRejectedError, createCardNetworkClient, type CardNetworkClient } from '../platform/card-network-client.js';
@@ -588,3 +588,42 @@ describe('reconciliation of checkouts whose workflow is gone before capture', ()
     expect(second.counts.repaired).toBe(0);
   });
 });
+
+describe('a reconciliation started by hand with an input it cannot use', () => {
+  it.each([
+    ['reconciliationWorkflowV2', { olderThanMs: 1e20 }, 'olderThanMs'],
+    ['reconciliationWorkflowV2', { olderThanMs: 400 * 86_400_000 }, 'olderThanMs'],
+    ['reconciliationWorkflowV2', { since: 'yesterday' }, 'since'],
+    ['reconciliationWorkflowV2', { until: 'not a date' }, 'until'],
+    ['reconciliationWorkflowV2', { since: '2026-11-29T00:00:00Z', until: '2026-11-01T00:00:00Z' }, 'until'],
+    ['reconciliationWorkflowV2', { merchantId: 'not a merchant' }, 'merchantId'],
+    ['reconciliationWorkflowV2', null, 'input'],
+    ['reconciliationWorkflow', { olderThanMs: 1e20 }, 'olderThanMs'],
+    ['reconciliationWorkflow', { merchantId: MERCHANT }, 'merchantId'],
+  ] as const)('%s with %j fails at once with InvalidReconciliationInput naming %s, and writes nothing', async (type, input, param) => {
+    await withWorker(async (taskQueue) => {
+      const handle = await client.workflow.start(type, { workflowId: reconciliationId(randomUUID()), taskQueue, args: [input] });
+      const failure = await failureOf(handle);
+      if (param === 'olderThanMs' && input?.olderThanMs === 1e20) await recordHistory('invalid-input-fails', handle);
+      expect(failure.type).toBe(WorkflowFailureType.InvalidReconciliationInput);
+      expect(failure.nonRetryable).toBe(true);
+      expect(failure.details?.[0]).toMatchObject({ param });
+      expect(failure.message).toContain(param);
+      expect(await prisma.reconciliation.findUnique({ where: { id: handle.workflowId } })).toBeNull();
+      expect(await prisma.reconciliationLease.findMany({ where: { reconciliationId: handle.workflowId } })).toEqual([]);
+    });
+  });
+});
+
+/** The failure a run ended with: it must have failed (not be left running), with an ApplicationFailure. */
+async function failureOf(handle: WorkflowHandle): Promise<ApplicationFailure> {
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  expect((await handle.describe()).status.name).toBe('FAILED');
+  return cause as ApplicationFailure;
+}

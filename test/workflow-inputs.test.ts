@@ -3,7 +3,8 @@
 // start one too. An input the workflow cannot run fails the run at once with a non-retryable
 // InvalidWorkflowInput naming the field, instead of throwing from workflow code on every retry of
 // its workflow task while the run shows Running forever. The checks accept every input the API
-// builds (the recorded histories replay, test/replay.test.ts).
+// builds (the recorded histories replay, test/replay.test.ts) and the API refuses the same inputs
+// with a 400 before starting anything (test/api-roles.test.ts for reconciliations).
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure, Client, Connection, WorkflowFailedError } from '@temporalio/client';
@@ -15,6 +16,7 @@ import {
   checkoutInputProblem,
   isTimestamp,
   payoutInputProblem,
+  reconciliationInputProblem,
   topupInputProblem,
   webhookDeliveryInputProblem,
   type CheckoutInput,
@@ -64,6 +66,10 @@ describe('the input checks', () => {
     expect(payoutInputProblem(payout)).toBeUndefined();
     expect(webhookDeliveryInputProblem({ eventId: 'evt_1', endpointId: 'we_1' })).toBeUndefined();
     expect(webhookDeliveryInputProblem({ eventId: 'evt_1', endpointId: 'we_1', retry: { initialIntervalMs: 500, maximumIntervalMs: 1000 } })).toBeUndefined();
+    expect(reconciliationInputProblem(undefined)).toBeUndefined();
+    expect(reconciliationInputProblem({})).toBeUndefined();
+    expect(reconciliationInputProblem({ since: '2026-11-01T00:00:00+09:00', until: '2026-11-29T00:00:00.123Z', olderThanMs: 0, pageSize: 1000, pagesPerRun: 1, merchantId: 'demo' })).toBeUndefined();
+    expect(reconciliationInputProblem({ olderThanMs: 366 * 86_400_000 })).toBeUndefined();
   });
 
   it.each([
@@ -86,6 +92,10 @@ describe('the input checks', () => {
     ['a first retry interval of zero', 'retry.initialIntervalMs', () => webhookDeliveryInputProblem({ eventId: 'e', endpointId: 'w', retry: { initialIntervalMs: 0, maximumIntervalMs: 1000 } })],
     ['a maximum below the first interval', 'retry.maximumIntervalMs', () => webhookDeliveryInputProblem({ eventId: 'e', endpointId: 'w', retry: { initialIntervalMs: 1000, maximumIntervalMs: 10 } })],
     ['no event', 'eventId', () => webhookDeliveryInputProblem({ endpointId: 'w' })],
+    ['a wait longer than 366 days', 'olderThanMs', () => reconciliationInputProblem({ olderThanMs: 366 * 86_400_000 + 1 })],
+    ['a page of no records', 'pageSize', () => reconciliationInputProblem({ pageSize: 0 })],
+    ['too many pages per run', 'pagesPerRun', () => reconciliationInputProblem({ pagesPerRun: 10_001 })],
+    ['an until before since', 'until', () => reconciliationInputProblem({ since: '2026-11-29T00:00:00Z', until: '2026-11-29T00:00:00Z' })],
   ] as const)('refuse %s, naming %s', (_what, param, problem) => {
     expect(problem()).toEqual({ param, message: expect.any(String) });
   });
