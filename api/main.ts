@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     payoutDelayMs: config.payouts.delayMs,
     idempotencyKeyTtlHours: config.api.idempotencyKeyTtlHours,
     webhookRetry: { initialIntervalMs: config.webhooks.retryInitialIntervalMs, maximumIntervalMs: config.webhooks.retryMaximumIntervalMs },
-    operatorMerchantId: config.demo.merchantId,
+    operatorApiKey: config.operator.apiKey,
     ...(config.api.rateLimit ? { rateLimit: config.api.rateLimit } : {}),
     ...(config.api.ipRateLimit ? { ipRateLimit: config.api.ipRateLimit } : {}),
   });
