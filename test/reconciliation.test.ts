@@ -718,6 +718,9 @@ describe('one reconciliation per scope at a time', () => {
         expect(failure.nonRetryable).toBe(true);
         expect(failure.details?.[0]).toEqual({ runningId: holder, scope: 'platform' });
         expect(await prisma.reconciliation.findUnique({ where: { id: byHand.workflowId } })).toBeNull();
+        // Closed without a row: failed, not running, to the operator who can see it.
+        const shown = (await (await idle.call(OPERATOR_KEY, `${idle.base}/${byHand.workflowId}`)).json()) as { status: string };
+        expect(shown.status).toBe('failed');
 
         // The holder is gone: the next start takes the scope over and runs.
         await client.workflow.getHandle(holder!).terminate('test: a run that is gone');

@@ -113,8 +113,12 @@ export function reconciliationsRouter(deps: ReconciliationsDeps): Router {
       const lease = await reconciliationLeaseOf(prisma, id);
       const leaseMerchant = lease ? (merchantOfScope(lease.scope) ?? null) : undefined;
       const visible = lease !== null && (all || leaseMerchant === null || lease.scope === reconciliationScope(caller.merchantId));
-      if (visible || (all && id.startsWith('reconciliation-') && (await workflowExists(temporal, id)))) {
-        res.json({ id, status: 'running', scope: leaseMerchant ? 'merchant' : 'platform', merchantId: leaseMerchant ?? null, startedAt: null, finishedAt: null, counts: null, items: [] });
+      const workflow = visible || (all && id.startsWith('reconciliation-')) ? await workflowStatus(temporal, id) : undefined;
+      if (visible || workflow !== undefined) {
+        // A run that closed without its row never got to its checks (its input was refused, or
+        // its scope was taken): failed, whatever Temporal calls it.
+        const status = workflow === undefined || workflow === 'RUNNING' ? 'running' : 'failed';
+        res.json({ id, status, scope: leaseMerchant ? 'merchant' : 'platform', merchantId: leaseMerchant ?? null, startedAt: null, finishedAt: null, counts: null, items: [] });
         return;
       }
       throw notFound(`No such reconciliation: '${id}'`);
@@ -178,12 +182,12 @@ async function merchantOfRun(prisma: PrismaClient, caller: Caller, body: StartBo
   return body.merchantId;
 }
 
-async function workflowExists(temporal: Client, id: string): Promise<boolean> {
+/** The status of the run's workflow (its latest run, after continue-as-new), or undefined when there is none. */
+async function workflowStatus(temporal: Client, id: string): Promise<string | undefined> {
   try {
-    await temporal.workflow.getHandle(id).describe();
-    return true;
+    return (await temporal.workflow.getHandle(id).describe()).status.name;
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
+    if (err instanceof WorkflowNotFoundError) return undefined;
     throw err;
   }
 }
