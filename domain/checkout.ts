@@ -1,4 +1,4 @@
-import { DAY_MS, firstProblem, isIntegerIn, isRecord, isText, unless, type InputProblem } from './inputs.js';
+import { DAY_MS, MAX_WORKFLOW_ID_LENGTH, firstProblem, isIntegerIn, isRecord, isText, unless, type InputProblem } from './inputs.js';
 import type { Money } from './money.js';
 
 /**
@@ -159,7 +159,7 @@ export function checkoutInputProblem(input: unknown): InputProblem | undefined {
   if (!isRecord(input)) return { param: 'input', message: 'must be an object' };
   const { checkoutId, merchantId, customerId, idempotencyKey, items, payment, captureMethod, timeouts, placedBy } = input;
   return firstProblem(
-    () => unless(isText(checkoutId), 'checkoutId', 'must be a string of 1 to 255 characters'),
+    () => unless(isText(checkoutId, MAX_WORKFLOW_ID_LENGTH), 'checkoutId', `must be a string of 1 to ${MAX_WORKFLOW_ID_LENGTH} characters`),
     () => unless(isText(merchantId), 'merchantId', 'must be a string of 1 to 255 characters'),
     () => unless(isText(customerId), 'customerId', 'must be a string of 1 to 255 characters'),
     () => unless(isText(idempotencyKey), 'idempotencyKey', 'must be a string of 1 to 255 characters'),

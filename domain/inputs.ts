@@ -16,6 +16,9 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** Temporal's default limit on a workflow id: checkout, top-up and payout ids are workflow ids. */
+export const MAX_WORKFLOW_ID_LENGTH = 1000;
+
 /** A string of 1 to `max` characters. */
 export function isText(value: unknown, max = 255): value is string {
   return typeof value === 'string' && value.length >= 1 && value.length <= max;

@@ -1,4 +1,4 @@
-import { firstProblem, isRecord, isText, isTimestamp, unless, type InputProblem } from './inputs.js';
+import { MAX_WORKFLOW_ID_LENGTH, firstProblem, isRecord, isText, isTimestamp, unless, type InputProblem } from './inputs.js';
 import { isAmountString, isCurrencyCode, type Money } from './money.js';
 
 export type TopupStatus = 'processing' | 'succeeded' | 'failed';
@@ -48,7 +48,7 @@ function moneyProblem(value: unknown, param: string): InputProblem | undefined {
 
 function partiesProblem(input: Record<string, unknown>, idField: 'topupId' | 'payoutId'): InputProblem | undefined {
   return firstProblem(
-    () => unless(isText(input[idField]), idField, 'must be a string of 1 to 255 characters'),
+    () => unless(isText(input[idField], MAX_WORKFLOW_ID_LENGTH), idField, `must be a string of 1 to ${MAX_WORKFLOW_ID_LENGTH} characters`),
     () => unless(isText(input.merchantId), 'merchantId', 'must be a string of 1 to 255 characters'),
     () => unless(isText(input.customerId), 'customerId', 'must be a string of 1 to 255 characters'),
     () => unless(isText(input.idempotencyKey), 'idempotencyKey', 'must be a string of 1 to 255 characters'),
