@@ -22,6 +22,7 @@ import { createLogger } from '../platform/logger.js';
 import { createBankServer, type BankServer } from '../simulators/bank/server.js';
 import { createCardNetworkServer, type CardNetworkServer } from '../simulators/card-network/server.js';
 import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { waitUntil } from '../scripts/processes.js';
 import { ensureReconciliationSchedule, RECONCILIATION_SCHEDULE_ID } from '../scripts/reconciliation-schedule.js';
 import { newOperatorApiKey } from '../scripts/dev-secrets.js';
 import { recordHistory } from './support/histories.js';
@@ -733,6 +734,41 @@ describe('one reconciliation per scope at a time', () => {
           expect(await prisma.reconciliationLease.findUnique({ where: { scope: 'platform' } })).toBeNull();
         } finally {
           await worker.close();
+        }
+      });
+    } finally {
+      await idle.close();
+      if (holder) {
+        await client.workflow.getHandle(holder).terminate('test over').catch(() => undefined);
+        await prisma.reconciliationLease.deleteMany({ where: { reconciliationId: holder } });
+      }
+    }
+  });
+  it("fails the schedule's run at once, naming the on-demand platform run that holds the scope", async () => {
+    const idle = await reconciliationsApi(`idle-${randomUUID()}`);
+    let holder: string | undefined;
+    try {
+      const first = await idle.call(OPERATOR_KEY, idle.base, { method: 'POST', body: JSON.stringify({ since, olderThanMs: 0 }) });
+      expect(first.status).toBe(202);
+      holder = ((await first.json()) as { id: string }).id;
+      await withWorker(async (taskQueue) => {
+        await ensureReconciliationSchedule(client, { taskQueue, every: '1h', olderThanMs: 0 });
+        const schedule = client.schedule.getHandle(RECONCILIATION_SCHEDULE_ID);
+        try {
+          await schedule.trigger();
+          // The schedule records the run it started; wait for that record, not for a time.
+          let scheduled = '';
+          await waitUntil('the scheduled run', async () => {
+            const action = (await schedule.describe()).info.recentActions[0]?.action;
+            scheduled = action?.type === 'startWorkflow' ? action.workflow.workflowId : '';
+            return scheduled !== '';
+          }, { timeoutMs: 30_000, intervalMs: 50 });
+          expect(scheduled).toMatch(/^reconciliation-scheduled-/);
+          const failure = await failureOf(client.workflow.getHandle(scheduled));
+          expect(failure.type).toBe(WorkflowFailureType.ReconciliationAlreadyRunning);
+          expect(failure.details?.[0]).toEqual({ runningId: holder, scope: 'platform' });
+        } finally {
+          await schedule.delete();
         }
       });
     } finally {
