@@ -19,6 +19,7 @@ import type { PrismaClient } from '../platform/db.js';
 import type { BankClient } from '../platform/bank-client.js';
 import { CardNetworkRejectedError, CardNetworkUnavailableError, type CardAuthorization, type CardNetworkClient } from '../platform/card-network-client.js';
 import { checkLedger, createTransfer, postPending, voidPending } from '../platform/ledger.js';
+import { claimReconciliationLease, recordedCounts, releaseReconciliationLease } from '../platform/reconciliation-leases.js';
 import {
   CAPTURED_STATUSES,
   CLOSED_BEFORE_CAPTURE,
@@ -28,6 +29,7 @@ import {
   type CheckoutStatus,
   type ReconciliationAction,
   type ReconciliationCheck,
+  type ReconciliationClaim,
   type ReconciliationCounts,
   type ReconciliationKind,
   type ReconciliationStatus,
@@ -175,6 +177,19 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
     }
   }
 
+  /** Our rows to read: in one merchant's run, that merchant's only. */
+  function ours(w: ReconciliationWindow) {
+    return w.merchantId === undefined ? {} : { merchantId: w.merchantId };
+  }
+  /**
+   * Whether a record of the network's or the bank's is this run's to judge. In one merchant's run,
+   * only one that our rows attribute to that merchant: a record no row accounts for belongs to no
+   * merchant, and is the platform run's.
+   */
+  function inScope(w: ReconciliationWindow, merchantId: string | null): boolean {
+    return w.merchantId === undefined || merchantId === w.merchantId;
+  }
+
   function range(w: ReconciliationWindow) {
     return { createdBefore: new Date(w.until), ...(w.since ? { createdAfter: new Date(w.since) } : {}) };
   }
@@ -220,6 +235,7 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
           prisma.topup.findUnique({ where: { id: auth.reference }, select: { status: true, merchantId: true } }),
         ]);
         const merchantId = checkout?.merchantId ?? topup?.merchantId ?? null;
+        if (!inScope(w, merchantId)) return;
         const details = { authorizationId: auth.id, reference: auth.reference, amount: auth.amount, currency: auth.currency, checkoutStatus: checkout?.status ?? null };
         if ((checkout && CAPTURED_STATUSES.includes(checkout.status as CheckoutStatus)) || topup?.status === 'succeeded') {
           await r.record('authorization_of_captured_checkout', auth.id, merchantId, details);
@@ -256,7 +272,7 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
   function reservations(w: ReconciliationWindow, r: Recorder): Phase[] {
     const page = async (after: string | undefined, take: number) => {
       const rows = await prisma.stockReservation.findMany({
-        where: { status: 'held', createdAt: createdAt(w), ...(after !== undefined ? { checkoutId: { gt: after } } : {}) },
+        where: { status: 'held', createdAt: createdAt(w), ...ours(w), ...(after !== undefined ? { checkoutId: { gt: after } } : {}) },
         select: { checkoutId: true, merchantId: true, checkout: { select: { status: true } } },
         orderBy: [{ checkoutId: 'asc' }, { sku: 'asc' }],
         take,
@@ -282,7 +298,7 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
         async (after, take) =>
           pageOf(
             await prisma.checkout.findMany({
-              where: { status: { in: [...OPEN_BEFORE_CAPTURE] }, createdAt: createdAt(w), ...afterTableCursor(after) },
+              where: { status: { in: [...OPEN_BEFORE_CAPTURE] }, createdAt: createdAt(w), ...ours(w), ...afterTableCursor(after) },
               select: { id: true, merchantId: true, status: true, createdAt: true },
               orderBy: OLDEST_FIRST,
               take,
@@ -309,7 +325,7 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
   function topups(w: ReconciliationWindow, r: Recorder): Phase[] {
     const page = async (after: string | undefined, take: number) =>
       pageOf(
-        await prisma.topup.findMany({ where: { status: { in: ['processing', 'failed'] }, createdAt: createdAt(w), ...afterTableCursor(after) }, orderBy: OLDEST_FIRST, take }),
+        await prisma.topup.findMany({ where: { status: { in: ['processing', 'failed'] }, createdAt: createdAt(w), ...ours(w), ...afterTableCursor(after) }, orderBy: OLDEST_FIRST, take }),
         take,
       );
     return [
@@ -365,7 +381,7 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
     const page = async (after: string | undefined, take: number) =>
       pageOf(
         await prisma.payout.findMany({
-          where: { status: { in: ['pending', 'processing'] }, createdAt: createdAt(w), ...afterTableCursor(after) },
+          where: { status: { in: ['pending', 'processing'] }, createdAt: createdAt(w), ...ours(w), ...afterTableCursor(after) },
           select: { id: true, merchantId: true, status: true, createdAt: true },
           orderBy: OLDEST_FIRST,
           take,
@@ -414,7 +430,7 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
     const capturedCheckouts = async (after: string | undefined, take: number) =>
       pageOf(
         await prisma.checkout.findMany({
-          where: { status: { in: [...CAPTURED_STATUSES] }, paymentMethod: 'card', createdAt: createdAt(w), ...afterTableCursor(after) },
+          where: { status: { in: [...CAPTURED_STATUSES] }, paymentMethod: 'card', createdAt: createdAt(w), ...ours(w), ...afterTableCursor(after) },
           select: { id: true, merchantId: true, status: true, createdAt: true },
           orderBy: OLDEST_FIRST,
           take,
@@ -435,6 +451,7 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
           prisma.topup.findUnique({ where: { id: auth.reference }, select: { id: true } }),
         ]);
         if (topup) return; // top-ups are check (3)'s
+        if (!inScope(w, checkout?.merchantId ?? null)) return;
         if (!checkout) {
           await r.record('network_capture_unknown_reference', auth.id, null, details);
         } else if (!CAPTURED_STATUSES.includes(checkout.status as CheckoutStatus) && !(await isRunning(auth.reference))) {
@@ -452,6 +469,7 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
   function payouts(w: ReconciliationWindow, r: Recorder): Phase[] {
     const judge = async (id: string) => {
       const payout = await prisma.payout.findUnique({ where: { id }, select: { merchantId: true, status: true, bankTransferId: true } });
+      if (!inScope(w, payout?.merchantId ?? null)) return;
       if (payout && (await isRunning(id))) return;
       const [posted, transfers] = await Promise.all([
         prisma.ledgerTransfer.findUnique({ where: { id: `${id}:post` }, select: { id: true } }),
@@ -464,7 +482,7 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
     };
     const paidPayouts = async (after: string | undefined, take: number) =>
       pageOf(
-        await prisma.payout.findMany({ where: { status: 'paid', createdAt: createdAt(w), ...afterTableCursor(after) }, select: { id: true, createdAt: true }, orderBy: OLDEST_FIRST, take }),
+        await prisma.payout.findMany({ where: { status: 'paid', createdAt: createdAt(w), ...ours(w), ...afterTableCursor(after) }, select: { id: true, createdAt: true }, orderBy: OLDEST_FIRST, take }),
         take,
       );
     const bankStatement = async (after: string | undefined, take: number) =>
@@ -505,7 +523,7 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
     const succeeded = async (after: string | undefined, take: number) =>
       pageOf(
         await prisma.refund.findMany({
-          where: { status: 'succeeded', createdAt: createdAt(w), ...afterTableCursor(after) },
+          where: { status: 'succeeded', createdAt: createdAt(w), ...ours(w), ...afterTableCursor(after) },
           select: { id: true, checkoutId: true, merchantId: true, amount: true, currency: true, createdAt: true, checkout: { select: { paymentMethod: true } } },
           orderBy: OLDEST_FIRST,
           take,
@@ -516,7 +534,7 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
     const cardCheckouts = async (after: string | undefined, take: number) =>
       pageOf(
         await prisma.checkout.findMany({
-          where: { paymentMethod: 'card', createdAt: createdAt(w), ...afterTableCursor(after) },
+          where: { paymentMethod: 'card', createdAt: createdAt(w), ...ours(w), ...afterTableCursor(after) },
           select: { id: true, merchantId: true, createdAt: true },
           orderBy: OLDEST_FIRST,
           take,
@@ -526,7 +544,7 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
     const pending = async (after: string | undefined, take: number) =>
       pageOf(
         await prisma.refund.findMany({
-          where: { status: 'pending', createdAt: createdAt(w), ...afterTableCursor(after) },
+          where: { status: 'pending', createdAt: createdAt(w), ...ours(w), ...afterTableCursor(after) },
           select: { id: true, checkoutId: true, merchantId: true, amount: true, currency: true, createdAt: true, checkout: { select: { paymentMethod: true, createdAt: true } } },
           orderBy: OLDEST_FIRST,
           take,
@@ -595,8 +613,13 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
     ];
   }
 
-  /** (4) The ledger's own invariants (platform/ledger.ts checkLedger), over every account, as one page. Reported. */
-  function ledger(_w: ReconciliationWindow, r: Recorder): Phase[] {
+  /**
+   * (4) The ledger's own invariants (platform/ledger.ts checkLedger), over every account, as one
+   * page. Reported. They hold over the whole journal, so they are the platform run's: one merchant's
+   * run has nothing to check here.
+   */
+  function ledger(w: ReconciliationWindow, r: Recorder): Phase[] {
+    if (w.merchantId !== undefined) return [];
     return [
       phase(async () => ({ rows: [await checkLedger(prisma)], more: false }), () => 'ledger', async (report) => {
         if (report.ok) return;
@@ -656,23 +679,30 @@ export function createReconciliationActivities(deps: ReconciliationDeps) {
   }
 
   return {
+    /**
+     * The run's scope (its merchant's, or the platform's) for this run alone, or the id of the run
+     * of that scope already running (platform/reconciliation-leases.ts).
+     */
+    async claimReconciliation({ reconciliationId, merchantId }: { reconciliationId: string; merchantId?: string }): Promise<ReconciliationClaim> {
+      return claimReconciliationLease(prisma, temporal(), { reconciliationId, merchantId });
+    },
+
     async startReconciliation(w: ReconciliationWindow): Promise<void> {
       await prisma.reconciliation.upsert({
         where: { id: w.reconciliationId },
         update: {},
-        create: { id: w.reconciliationId, status: 'running', since: w.since ? new Date(w.since) : null, until: new Date(w.until) },
+        create: { id: w.reconciliationId, status: 'running', since: w.since ? new Date(w.since) : null, until: new Date(w.until), merchantId: w.merchantId ?? null },
       });
     },
 
+    /** The final status and counts, and the run's scope given back, at once. */
     async finishReconciliation({ reconciliationId, status }: { reconciliationId: string; status: Exclude<ReconciliationStatus, 'running'> }): Promise<ReconciliationCounts> {
-      const groups = await prisma.reconciliationItem.groupBy({ by: ['kind', 'action'], where: { reconciliationId }, _count: { _all: true } });
-      const counts: ReconciliationCounts = { repaired: 0, reported: 0, byKind: {} };
-      for (const g of groups) {
-        counts[g.action as ReconciliationAction] += g._count._all;
-        counts.byKind[g.kind as ReconciliationKind] = g._count._all;
-      }
-      await prisma.reconciliation.update({ where: { id: reconciliationId }, data: { status, counts: counts as unknown as Prisma.InputJsonObject, finishedAt: new Date() } });
-      return counts;
+      return prisma.$transaction(async (tx) => {
+        const counts = await recordedCounts(tx, reconciliationId);
+        await tx.reconciliation.update({ where: { id: reconciliationId }, data: { status, counts: counts as unknown as Prisma.InputJsonObject, finishedAt: new Date() } });
+        await releaseReconciliationLease(tx, reconciliationId);
+        return counts;
+      });
     },
 
     /** One call of one check (reconciliationWorkflowV2): up to `maxPages` pages, then where it stopped. */

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
-import { requireApiKey } from './auth.js';
+import { requireApiKey, requireMerchantKey } from './auth.js';
 import { createIdempotency } from './idempotency.js';
 import { createStockGate, type StockGate } from './stock-gate.js';
 import { createCheckoutStore } from './checkout-store.js';
@@ -65,8 +65,11 @@ export interface AppDeps {
   webhookMaxEndpointsPerMerchant?: number;
   /** POST /v1/events/:id/redeliver per merchant, in this process; default 60/min, bursts of 20; null: none. */
   webhookRedeliverRateLimit?: RateLimit | null;
-  /** The merchant whose key sees every reconciliation item (others see their own). Default 'demo'. */
-  operatorMerchantId?: string;
+  /**
+   * The operator's key (config.operator.apiKey): platform-wide actions, refused on every route about
+   * one merchant's records (api/auth.ts). Absent: nobody acts platform-wide through this API.
+   */
+  operatorApiKey?: string | undefined;
   /**
    * Requests per merchant (api/rate-limit.ts), in this process; undefined: none. api/main.ts passes
    * API_RATE_LIMIT_PER_SECOND / API_RATE_LIMIT_BURST.
@@ -116,6 +119,7 @@ export function createApp(deps: AppDeps): Express {
         status: res.statusCode,
         durationMs: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
         merchantId: res.locals.merchantId as string | undefined,
+        role: (res.locals.caller as { role: string } | undefined)?.role,
         checkoutId: res.locals.checkoutId as string | undefined,
         topupId: res.locals.topupId as string | undefined,
         payoutId: res.locals.payoutId as string | undefined,
@@ -134,7 +138,7 @@ export function createApp(deps: AppDeps): Express {
   const v1 = express.Router();
   // Before the key is looked up: a flood of random keys is refused here, not in the database.
   if (deps.ipRateLimit) v1.use(ipRateLimiter(deps.ipRateLimit, deps.now));
-  v1.use(requireApiKey(prisma, deps.authCacheTtlMs !== undefined ? { cacheTtlMs: deps.authCacheTtlMs } : {}));
+  v1.use(requireApiKey(prisma, { operatorApiKey: deps.operatorApiKey, ...(deps.authCacheTtlMs !== undefined ? { cacheTtlMs: deps.authCacheTtlMs } : {}) }));
   // Before any body is read or any route runs, so a refused request costs nothing and writes nothing.
   if (deps.rateLimit) v1.use(merchantRateLimiter(deps.rateLimit, deps.now));
   // PostgreSQL text cannot hold NUL, so no id or sku with one exists; a path naming one is answered
@@ -143,7 +147,8 @@ export function createApp(deps: AppDeps): Express {
   v1.use((req, _res, next) => {
     next(/%00/.test(req.path) ? notFound('No such object.') : undefined);
   });
-  v1.use('/products', productsRouter(prisma));
+  // Every resource but reconciliations is one merchant's: the operator's key has no merchant.
+  v1.use('/products', requireMerchantKey, productsRouter(prisma));
   const reservationTimeoutMs = deps.reservationTimeoutMs ?? 15_000;
   const updateTimeoutMs = deps.updateTimeoutMs ?? 15_000;
   const idempotency = createIdempotency({
@@ -165,8 +170,8 @@ export function createApp(deps: AppDeps): Express {
     // Long enough for the reservations in flight to answer under load; past it the workflow decides.
     admissionWaitMs: Math.max(1, Math.floor(reservationTimeoutMs / 3)),
   };
-  v1.use('/checkouts', checkoutsRouter(checkouts), checkoutActionsRouter(checkouts));
-  v1.use('/settings', settingsRouter(prisma, logger));
+  v1.use('/checkouts', requireMerchantKey, checkoutsRouter(checkouts), checkoutActionsRouter(checkouts));
+  v1.use('/settings', requireMerchantKey, settingsRouter(prisma, logger));
   const walletFlows: WalletFlowsDeps = {
     prisma,
     temporal: deps.temporal,
@@ -179,9 +184,9 @@ export function createApp(deps: AppDeps): Express {
     payoutDelayMs: deps.payoutDelayMs ?? 0,
     idempotency,
   };
-  v1.use('/topups', topupsRouter(walletFlows));
-  v1.use('/payouts', payoutsRouter(walletFlows));
-  v1.use('/wallets', walletsRouter(prisma));
+  v1.use('/topups', requireMerchantKey, topupsRouter(walletFlows));
+  v1.use('/payouts', requireMerchantKey, payoutsRouter(walletFlows));
+  v1.use('/wallets', requireMerchantKey, walletsRouter(prisma));
   const webhooks: WebhooksDeps = {
     prisma,
     temporal: deps.temporal,
@@ -194,9 +199,10 @@ export function createApp(deps: AppDeps): Express {
     ...(deps.webhookRedeliverRateLimit !== undefined ? { redeliverRateLimit: deps.webhookRedeliverRateLimit } : {}),
     ...(deps.now ? { now: deps.now } : {}),
   };
-  v1.use('/events', eventsRouter(webhooks));
-  v1.use('/webhook-endpoints', webhookEndpointsRouter(webhooks));
-  v1.use('/reconciliations', reconciliationsRouter({ prisma, temporal: deps.temporal, taskQueue: deps.taskQueue, logger, operatorMerchantId: deps.operatorMerchantId ?? 'demo' }));
+  v1.use('/events', requireMerchantKey, eventsRouter(webhooks));
+  v1.use('/webhook-endpoints', requireMerchantKey, webhookEndpointsRouter(webhooks));
+  // A merchant's key runs and reads its own reconciliations; the operator's, the platform's.
+  v1.use('/reconciliations', reconciliationsRouter({ prisma, temporal: deps.temporal, taskQueue: deps.taskQueue, logger }));
   app.use('/v1', v1);
 
   app.use(routeNotFound);

@@ -13,8 +13,11 @@ export type ApiErrorType =
   | 'api_error';
 
 export interface ApiErrorBody {
-  /** `checkout`: for an action the checkout refused, its id and the status it has or ends with. */
-  error: { type: ApiErrorType; code: string; message: string; param?: string; checkout?: { id: string; status: string } };
+  /**
+   * `checkout`: for an action the checkout refused, its id and the status it has or ends with.
+   * `reconciliation`: for a reconciliation refused because one of its scope is running, that one.
+   */
+  error: { type: ApiErrorType; code: string; message: string; param?: string; checkout?: { id: string; status: string }; reconciliation?: { id: string } };
 }
 
 export class ApiError extends Error {
@@ -27,7 +30,7 @@ export class ApiError extends Error {
     /** Extra response headers (`Retry-After`, `WWW-Authenticate`). */
     readonly headers: Record<string, string> = {},
     /** The resource the error is about, as Stripe puts the payment intent into its errors. */
-    readonly resource?: { checkout: { id: string; status: string } },
+    readonly resource?: { checkout: { id: string; status: string } } | { reconciliation: { id: string } },
   ) {
     super(message);
     this.name = 'ApiError';

@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     webhookAllowPrivateHosts: config.webhooks.allowPrivateHosts,
     webhookMaxEndpointsPerMerchant: config.webhooks.maxEndpointsPerMerchant,
     webhookRedeliverRateLimit: config.webhooks.redeliverRateLimit ?? null,
-    operatorMerchantId: config.demo.merchantId,
+    operatorApiKey: config.operator.apiKey,
     ...(config.api.rateLimit ? { rateLimit: config.api.rateLimit } : {}),
     ...(config.api.ipRateLimit ? { ipRateLimit: config.api.ipRateLimit } : {}),
   });

@@ -13,6 +13,7 @@
 // ~10,000 checkouts from one key as fast as the API answers, hundreds per second): a legitimate
 // burst must never be throttled here, only a client that is plainly out of control.
 import type { Request, RequestHandler, Response } from 'express';
+import type { Caller } from './auth.js';
 import { ApiError } from './errors.js';
 
 export interface RateLimit {
@@ -84,7 +85,7 @@ export class TokenBuckets {
 
 export interface RateLimiterOptions {
   limit: RateLimit;
-  /** Whom the limit applies to, for the message: "this API key's merchant", "this client address". */
+  /** Whom the limit applies to, for the message: "this API key", "this client address". */
   who: string;
   /** The limit as the refusal states it; default "<perSecond> requests per second (bursts of up to <burst>)". */
   rule?: string;
@@ -125,12 +126,18 @@ export function rateLimiter(options: RateLimiterOptions): RequestHandler {
   };
 }
 
-/** Per merchant, behind requireApiKey (which put the merchant in res.locals). */
+/**
+ * Per merchant, behind requireApiKey (which put the caller in res.locals); the operator's key has a
+ * bucket of its own, under a name no merchant id can have.
+ */
 export function merchantRateLimiter(limit: RateLimit, now?: () => number): RequestHandler {
   return rateLimiter({
     limit,
-    who: "this API key's merchant",
-    keyOf: (_req, res) => (typeof res.locals.merchantId === 'string' ? res.locals.merchantId : undefined),
+    who: 'this API key',
+    keyOf: (_req, res) => {
+      const caller = res.locals.caller as Caller | undefined;
+      return caller === undefined ? undefined : caller.role === 'operator' ? ':operator' : caller.merchantId;
+    },
     ...(now ? { now } : {}),
   });
 }

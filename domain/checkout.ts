@@ -1,3 +1,4 @@
+import { DAY_MS, MAX_WORKFLOW_ID_LENGTH, firstProblem, isIntegerIn, isRecord, isText, unless, type InputProblem } from './inputs.js';
 import type { Money } from './money.js';
 
 /**
@@ -141,3 +142,40 @@ export const stockReleasedPayload = (merchantId: string, sku: string) => `${merc
 
 /** The failure code of a checkout whose order the API never placed (its workflow fenced the id). */
 export const ORDER_NOT_PLACED = 'not_placed';
+
+/** The longest any checkout delay may be: what PATCH /v1/settings accepts. */
+export const MAX_CHECKOUT_DELAY_MS = 400 * DAY_MS;
+/** The most lines a checkout may have, as POST /v1/checkouts accepts them. */
+export const MAX_CHECKOUT_LINES = 50;
+
+const CHECKOUT_TIMEOUT_NAMES = ['reservationTimeoutMs', 'actionTimeoutMs', 'authorizationTtlMs', 'settlementDelayMs', 'refundWindowMs'] as const satisfies ReadonlyArray<keyof CheckoutTimeouts>;
+
+/**
+ * The first problem of a checkout workflow's input: anything the API could not have built, and in
+ * particular anything that would make the workflow's own code throw (a missing payment, a delay that
+ * is not a number of milliseconds a timer can hold).
+ */
+export function checkoutInputProblem(input: unknown): InputProblem | undefined {
+  if (!isRecord(input)) return { param: 'input', message: 'must be an object' };
+  const { checkoutId, merchantId, customerId, idempotencyKey, items, payment, captureMethod, timeouts, placedBy } = input;
+  return firstProblem(
+    () => unless(isText(checkoutId, MAX_WORKFLOW_ID_LENGTH), 'checkoutId', `must be a string of 1 to ${MAX_WORKFLOW_ID_LENGTH} characters`),
+    () => unless(isText(merchantId), 'merchantId', 'must be a string of 1 to 255 characters'),
+    () => unless(isText(customerId), 'customerId', 'must be a string of 1 to 255 characters'),
+    () => unless(isText(idempotencyKey), 'idempotencyKey', 'must be a string of 1 to 255 characters'),
+    () => lineItemsProblem(items),
+    () => unless(isRecord(payment) && (payment.method === 'wallet' || (payment.method === 'card' && isText(payment.token))), 'payment', 'must be { method: "card", token } or { method: "wallet" }'),
+    () => unless(captureMethod === 'automatic' || captureMethod === 'manual', 'captureMethod', 'must be "automatic" or "manual"'),
+    () => (isRecord(timeouts) ? undefined : { param: 'timeouts', message: 'must be an object of delays in milliseconds' }),
+    ...CHECKOUT_TIMEOUT_NAMES.map(
+      (name) => () => unless(isIntegerIn((timeouts as Record<string, unknown>)[name], 0, MAX_CHECKOUT_DELAY_MS), `timeouts.${name}`, `must be an integer from 0 to ${MAX_CHECKOUT_DELAY_MS}`),
+    ),
+    () => unless(placedBy === undefined || placedBy === 'api', 'placedBy', 'must be "api" or absent'),
+  );
+}
+
+function lineItemsProblem(items: unknown): InputProblem | undefined {
+  if (!Array.isArray(items) || items.length === 0 || items.length > MAX_CHECKOUT_LINES) return { param: 'items', message: `must be an array of 1 to ${MAX_CHECKOUT_LINES} lines` };
+  const bad = items.findIndex((line) => !isRecord(line) || !isText(line.sku) || !isIntegerIn(line.quantity, 1, Number.MAX_SAFE_INTEGER));
+  return unless(bad < 0, `items.${bad}`, 'must be { sku, quantity } with a positive integer quantity');
+}

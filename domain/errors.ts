@@ -31,3 +31,19 @@ export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
 /** Failure types an activity retry cannot fix; listed in every activity profile. */
 export const NON_RETRYABLE_FAILURES: FailureType[] = Object.values(FailureType);
+
+/**
+ * How a run fails before it does anything: workflow failures, never thrown by activities, so they
+ * stay out of NON_RETRYABLE_FAILURES (every activity profile lists those, and recorded histories
+ * hold the lists as they were).
+ */
+export const WorkflowFailureType = {
+  /** A checkout, top-up, payout or webhook delivery started with an input its workflow cannot run. */
+  InvalidWorkflowInput: 'InvalidWorkflowInput',
+  /** A reconciliation started with an input it cannot run (a bad date, an unbounded wait, ...). */
+  InvalidReconciliationInput: 'InvalidReconciliationInput',
+  /** Another reconciliation of the same scope (the platform, or the merchant) is running: its id is in the details. */
+  ReconciliationAlreadyRunning: 'ReconciliationAlreadyRunning',
+} as const;
+
+export type WorkflowFailureType = (typeof WorkflowFailureType)[keyof typeof WorkflowFailureType];

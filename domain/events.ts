@@ -1,6 +1,7 @@
 // Events (a record of every status change) and their webhook deliveries: what the activities that
 // record them, the delivery workflow and the API share.
 import { CHECKOUT_STATUSES } from './checkout.js';
+import { DAY_MS, firstProblem, isIntegerIn, isRecord, isText, unless, type InputProblem } from './inputs.js';
 
 /** The resources whose status changes are recorded as events. */
 export type EventResourceType = 'checkout' | 'refund' | 'topup' | 'payout';
@@ -103,4 +104,24 @@ export function checkoutEventData(c: CheckoutEventFields): Record<string, string
     failureCode: c.failureCode,
     failureMessage: c.failureMessage,
   };
+}
+
+/** The longest a delivery is retried, and so the longest any of its retry intervals may be. */
+export const WEBHOOK_DELIVERY_WINDOW_MS = 3 * DAY_MS;
+
+/** The first problem of a webhook delivery's input (its retry intervals become the activity's retry policy). */
+export function webhookDeliveryInputProblem(input: unknown): InputProblem | undefined {
+  if (!isRecord(input)) return { param: 'input', message: 'must be an object' };
+  const { eventId, endpointId, retry } = input;
+  return firstProblem(
+    () => unless(isText(eventId), 'eventId', 'must be a string of 1 to 255 characters'),
+    () => unless(isText(endpointId), 'endpointId', 'must be a string of 1 to 255 characters'),
+    () => (retry === undefined || isRecord(retry) ? undefined : { param: 'retry', message: 'must be { initialIntervalMs, maximumIntervalMs }' }),
+    () => unless(retry === undefined || isIntegerIn((retry as Record<string, unknown>).initialIntervalMs, 1, WEBHOOK_DELIVERY_WINDOW_MS), 'retry.initialIntervalMs', `must be an integer from 1 to ${WEBHOOK_DELIVERY_WINDOW_MS}`),
+    () => {
+      if (retry === undefined) return undefined;
+      const { initialIntervalMs, maximumIntervalMs } = retry as WebhookRetry;
+      return unless(isIntegerIn(maximumIntervalMs, initialIntervalMs, WEBHOOK_DELIVERY_WINDOW_MS), 'retry.maximumIntervalMs', `must be an integer from retry.initialIntervalMs to ${WEBHOOK_DELIVERY_WINDOW_MS}`);
+    },
+  );
 }

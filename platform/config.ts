@@ -4,6 +4,7 @@
 import path from 'node:path';
 import os from 'node:os';
 import { DEFAULT_MAX_CONCURRENT_DELIVERIES, DEFAULT_MAX_WEBHOOK_ENDPOINTS, DEFAULT_REDELIVER_RATE_LIMIT } from '../domain/events.js';
+import { MAX_RECONCILIATION_OLDER_THAN_MS, WEBHOOK_DELIVERY_WINDOW_MS } from '../domain/index.js';
 
 export interface Config {
   /** Project root; `.data/` below it holds embedded PostgreSQL's and Temporal's files. */
@@ -176,6 +177,36 @@ function atLeastOne(env: NodeJS.ProcessEnv, name: string, fallback: number): num
   return value;
 }
 
+/**
+ * The operator key opens every merchant's records: long enough not to be guessed, and something a
+ * Bearer header can carry. Never echoed in the error.
+ */
+function operatorApiKey(env: NodeJS.ProcessEnv, demoApiKey: string): string | undefined {
+  const key = env.OPERATOR_API_KEY;
+  if (key === undefined || key === '') return undefined;
+  if (!/^[\x21-\x7e]{32,256}$/.test(key)) throw new Error('OPERATOR_API_KEY must be 32 to 256 visible ASCII characters without spaces (e.g. sk_op_ and 48 hex digits)');
+  if (key === demoApiKey) throw new Error('OPERATOR_API_KEY must differ from DEMO_API_KEY');
+  return key;
+}
+
+/** Intervals Temporal's retry policy takes (neither zero nor a maximum below the first) within the 3 days a delivery is retried. */
+function webhookRetry(env: NodeJS.ProcessEnv): { retryInitialIntervalMs: number; retryMaximumIntervalMs: number } {
+  const initial = int(env, 'WEBHOOK_RETRY_INITIAL_INTERVAL_MS', 30_000);
+  const maximum = int(env, 'WEBHOOK_RETRY_MAX_INTERVAL_MS', 3_600_000);
+  if (initial < 1 || initial > WEBHOOK_DELIVERY_WINDOW_MS) throw new Error(`WEBHOOK_RETRY_INITIAL_INTERVAL_MS must be from 1 to ${WEBHOOK_DELIVERY_WINDOW_MS}, got "${initial}"`);
+  if (maximum < initial || maximum > WEBHOOK_DELIVERY_WINDOW_MS) {
+    throw new Error(`WEBHOOK_RETRY_MAX_INTERVAL_MS must be from WEBHOOK_RETRY_INITIAL_INTERVAL_MS (${initial}) to ${WEBHOOK_DELIVERY_WINDOW_MS}, got "${maximum}"`);
+  }
+  return { retryInitialIntervalMs: initial, retryMaximumIntervalMs: maximum };
+}
+
+/** What every scheduled reconciliation waits: the workflow refuses a longer wait, so the schedule would only start failing runs. */
+function reconciliationOlderThanMs(env: NodeJS.ProcessEnv): number {
+  const ms = int(env, 'RECONCILIATION_OLDER_THAN_MS', 15 * 60_000);
+  if (ms > MAX_RECONCILIATION_OLDER_THAN_MS) throw new Error(`RECONCILIATION_OLDER_THAN_MS must be at most ${MAX_RECONCILIATION_OLDER_THAN_MS} (366 days), got "${ms}"`);
+  return ms;
+}
+
 /** Clients are promised that a key is honoured for 24 h; a shorter setting would break retries. */
 function idempotencyKeyTtlHours(env: NodeJS.ProcessEnv): number {
   const hours = int(env, 'IDEMPOTENCY_KEY_TTL_HOURS', 24);
@@ -204,6 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const cacheHome = str(env, 'XDG_CACHE_HOME', path.join(os.homedir(), '.cache'));
   const cliVersion = str(env, 'TEMPORAL_CLI_VERSION', 'v1.5.1');
   const resolvedDatabaseUrl = databaseUrl || `postgresql://postgres:postgres@127.0.0.1:${postgresPort}/payments`;
+  const demoApiKey = str(env, 'DEMO_API_KEY', 'sk_test_demo');
   return {
     rootDir,
     dataDir,
@@ -255,8 +287,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       delayMs: int(env, 'PAYOUT_DELAY_MS', 0),
     },
     webhooks: {
-      retryInitialIntervalMs: int(env, 'WEBHOOK_RETRY_INITIAL_INTERVAL_MS', 30_000),
-      retryMaximumIntervalMs: int(env, 'WEBHOOK_RETRY_MAX_INTERVAL_MS', 3_600_000),
+      ...webhookRetry(env),
       allowPrivateHosts: bool(env, 'WEBHOOK_ALLOW_PRIVATE_HOSTS', false),
       maxEndpointsPerMerchant: atLeastOne(env, 'WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT', DEFAULT_MAX_WEBHOOK_ENDPOINTS),
       redeliverRateLimit: redeliverRateLimit(env),
@@ -264,10 +295,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     reconciliation: {
       interval: str(env, 'RECONCILIATION_INTERVAL', '1h'),
-      olderThanMs: int(env, 'RECONCILIATION_OLDER_THAN_MS', 15 * 60_000),
+      olderThanMs: reconciliationOlderThanMs(env),
     },
-    demo: { merchantId: 'demo', apiKey: str(env, 'DEMO_API_KEY', 'sk_test_demo') },
-    operator: { apiKey: env.OPERATOR_API_KEY || undefined },
+    demo: { merchantId: 'demo', apiKey: demoApiKey },
+    operator: { apiKey: operatorApiKey(env, demoApiKey) },
     logLevel: logLevel as Config['logLevel'],
     workerProcesses,
   };

@@ -1,5 +1,5 @@
-// Secrets never reach the logs: a set of requests carrying an API key (right and wrong), card
-// tokens (valid, malformed, in rejected bodies, in failed workflow starts), and webhook endpoint
+// Secrets never reach the logs: a set of requests carrying an API key (right and wrong, a merchant's
+// and the operator's), card tokens (valid, malformed, in rejected bodies, in failed workflow starts), and webhook endpoint
 // secrets (shown once, in the answer that creates the endpoint) runs against the app with the real
 // logger at debug level, and its output, captured where it is written, holds none of them. The
 // merchants table holds only the key's SHA-256.
@@ -8,11 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../platform/api-keys.js';
 import type { PrismaClient } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
+import { newOperatorApiKey } from '../scripts/dev-secrets.js';
 import { call, createMerchant, openPrisma, send, startApi, type TestApi, type TestMerchant } from './support/api-harness.js';
 
 let prisma: PrismaClient;
 let api: TestApi;
 let merchant: TestMerchant;
+const operatorKey = newOperatorApiKey();
 const output: string[] = [];
 
 /** Copies what the process writes to stdout and stderr while `run` runs. */
@@ -41,7 +43,7 @@ beforeAll(async () => {
   prisma = openPrisma();
   merchant = await createMerchant(prisma, 'secrets');
   // The real logger, at its most talkative, so every line any route writes is seen as printed.
-  api = await startApi(prisma, { logger: createLogger('api', 'debug') });
+  api = await startApi(prisma, { logger: createLogger('api', 'debug'), operatorApiKey: operatorKey });
 });
 
 afterAll(async () => {
@@ -55,7 +57,8 @@ describe('secrets and logs', () => {
     const token = `tok_visa_secret_${run}`;
     const malformedToken = `tok secret ${run}`;
     const wrongKey = `sk_test_wrong_${run}`;
-    const secrets: string[] = [merchant.key, wrongKey, token, malformedToken];
+    const nearOperatorKey = `${operatorKey.slice(0, -4)}beef`;
+    const secrets: string[] = [merchant.key, wrongKey, token, malformedToken, operatorKey, nearOperatorKey];
     const sku = `sec-${run}`;
     const key = merchant.key;
 
@@ -88,6 +91,19 @@ describe('secrets and logs', () => {
         expect(res.text).not.toContain(wrongKey);
       }
       secrets.push(Buffer.from(`${merchant.id}:${key}`).toString('base64'));
+
+      // The operator's key: a platform-wide action, a read, a merchant's route it is refused, and a near miss.
+      const platformRun = await call(api.url, operatorKey, 'POST', '/v1/reconciliations', {});
+      expect(platformRun.status, platformRun.text).toBe(202);
+      try {
+        expect((await call(api.url, operatorKey, 'GET', `/v1/reconciliations/${platformRun.body.id}`)).status).toBe(200);
+        expect((await call(api.url, operatorKey, 'GET', '/v1/settings')).status).toBe(403);
+        expect((await call(api.url, nearOperatorKey, 'POST', '/v1/reconciliations', {})).status).toBe(401);
+        expect((await send(api.url, { method: 'GET', path: '/v1/settings', headers: { authorization: `Bearer ${operatorKey} ${operatorKey}` } })).status).toBe(401);
+      } finally {
+        // Nothing runs the fake's workflow: the platform scope is given back for later tests.
+        await prisma.reconciliationLease.deleteMany({ where: { reconciliationId: platformRun.body.id } });
+      }
 
       // A webhook endpoint's secret: in the answer that creates it, and nowhere after.
       const endpoint = await call(api.url, key, 'POST', '/v1/webhook-endpoints', { url: 'https://shop.example/hook', events: ['*'] });

@@ -366,6 +366,21 @@ describe('schema.prisma and the migrations', () => {
       responseBody: { id: 'x' },
       lockedUntil: null,
     });
+
+    await prisma.reconciliation.create({
+      data: { id: 'reconciliation-m', status: 'running', until: new Date(), merchantId: merchant.id, items: { create: [{ kind: 'topup_not_credited', resourceId: 'tu_1', merchantId: merchant.id, action: 'repaired', details: {} }] } },
+    });
+    await prisma.reconciliation.create({ data: { id: 'reconciliation-p', status: 'completed', until: new Date() } });
+    expect(await prisma.reconciliation.findUniqueOrThrow({ where: { id: 'reconciliation-m' }, include: { items: true } })).toMatchObject({
+      merchantId: merchant.id,
+      counts: {},
+      items: [{ kind: 'topup_not_credited', merchantId: merchant.id }],
+    });
+    expect(await prisma.reconciliation.findUniqueOrThrow({ where: { id: 'reconciliation-p' } })).toMatchObject({ merchantId: null });
+    await prisma.reconciliationLease.create({ data: { scope: `merchant:${merchant.id}`, reconciliationId: 'reconciliation-m' } });
+    expect(await prisma.reconciliationLease.findFirstOrThrow({ where: { reconciliationId: 'reconciliation-m' } })).toMatchObject({ scope: 'merchant:m_later', claimedAt: expect.any(Date) });
+    // One run per scope: the scope is the key.
+    await expect(prisma.reconciliationLease.create({ data: { scope: `merchant:${merchant.id}`, reconciliationId: 'reconciliation-other' } })).rejects.toThrow();
   });
 
   it('enforces the invariants only the migration can express (CHECK constraints)', async () => {

@@ -7,12 +7,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, Connection } from '@temporalio/client';
+import { ApplicationFailure, Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { holdStock } from '../activities/inventory.js';
 import { createApp } from '../api/app.js';
-import { ledgerAccount, reconciliationId, type ReconciliationInput, type ReconciliationResult } from '../domain/index.js';
+import { WorkflowFailureType, ledgerAccount, reconciliationId, type ReconciliationInput, type ReconciliationResult } from '../domain/index.js';
 import { hashApiKey } from '../platform/api-keys.js';
 import { createBankClient, type BankClient } from '../platform/bank-client.js';
 import { CardNetworkRejectedError, createCardNetworkClient, type CardNetworkClient } from '../platform/card-network-client.js';
@@ -22,7 +22,9 @@ import { createLogger } from '../platform/logger.js';
 import { createBankServer, type BankServer } from '../simulators/bank/server.js';
 import { createCardNetworkServer, type CardNetworkServer } from '../simulators/card-network/server.js';
 import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { waitUntil } from '../scripts/processes.js';
 import { ensureReconciliationSchedule, RECONCILIATION_SCHEDULE_ID } from '../scripts/reconciliation-schedule.js';
+import { newOperatorApiKey } from '../scripts/dev-secrets.js';
 import { recordHistory } from './support/histories.js';
 
 const MERCHANT = 'demo';
@@ -89,6 +91,20 @@ async function reconcileRuns(taskQueue: string, input: ReconciliationInput, type
   if (record) await recordHistory(record, client.workflow.getHandle(handle.workflowId));
   const { runId } = await client.workflow.getHandle(handle.workflowId).describe();
   return { result, continued: runId !== handle.firstExecutionRunId };
+}
+
+/** The operator's key of the APIs these tests start. */
+const OPERATOR_KEY = newOperatorApiKey();
+
+/** The real API on the real Temporal, starting its reconciliations on `taskQueue`. */
+async function reconciliationsApi(taskQueue: string) {
+  const app = createApp({ prisma, pool, temporal: client, taskQueue, logger: createLogger('reconciliation-test', 'error'), operatorApiKey: OPERATOR_KEY });
+  const server: Server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/reconciliations`;
+  const call = (key: string, url: string, init: RequestInit = {}) => fetch(url, { ...init, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } });
+  const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  return { base, call, close };
 }
 
 async function failedCheckout(amount = 3000n) {
@@ -229,7 +245,7 @@ describe('reconciliation', () => {
     expect(await authorizationState(auth.authorizationId)).toBe('captured');
   });
 
-  it('starts a run through the API and shows each merchant only its own items', async () => {
+  it("starts a merchant's own run and the operator's platform-wide one through the API, and shows each merchant only its own items", async () => {
     const otherKey = `sk_test_${randomUUID()}`;
     const other = `rc_${randomUUID().slice(0, 8)}`;
     await prisma.merchant.create({ data: { id: other, name: 'Other shop', apiKeyHash: hashApiKey(otherKey) } });
@@ -238,29 +254,42 @@ describe('reconciliation', () => {
     await prisma.payout.create({
       data: { id: payoutId, merchantId: other, customerId: 'cus_other', idempotencyKey: payoutKey, amount: 700n, currency: 'JPY', bankCode: '0001', accountNumber: '1234567', scheduledAt: new Date(), status: 'paid' },
     });
+    // Something of the demo merchant's for the platform-wide run to find.
+    const demoPayoutKey = randomUUID();
+    await prisma.payout.create({
+      data: { id: `payout-${MERCHANT}-${demoPayoutKey}`, merchantId: MERCHANT, customerId: 'cus_demo', idempotencyKey: demoPayoutKey, amount: 700n, currency: 'JPY', bankCode: '0001', accountNumber: '1234567', scheduledAt: new Date(), status: 'paid' },
+    });
     await withWorker(async (taskQueue) => {
-      const app = createApp({ prisma, pool, temporal: client, taskQueue, logger: createLogger('reconciliation-test', 'error') });
-      const server: Server = createServer(app);
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/reconciliations`;
-      const call = (key: string, url: string, init: RequestInit = {}) =>
-        fetch(url, { ...init, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } });
+      const { base, call, close } = await reconciliationsApi(taskQueue);
       try {
         const started = await call(otherKey, base, { method: 'POST', body: JSON.stringify({ since, olderThanMs: 0 }) });
         expect(started.status).toBe(202);
-        const { id } = (await started.json()) as { id: string };
+        const { id, merchantId } = (await started.json()) as { id: string; merchantId: string };
+        expect(merchantId).toBe(other);
         await client.workflow.getHandle(id).result();
 
-        const mine = (await (await call(otherKey, `${base}/${id}`)).json()) as { status: string; counts: { reported: number }; items: Array<{ kind: string; resourceId: string; merchantId: string }> };
+        const mine = (await (await call(otherKey, `${base}/${id}`)).json()) as { status: string; scope: string; counts: { reported: number }; items: Array<{ kind: string; resourceId: string; merchantId: string }> };
         expect(mine.status).toBe('completed');
+        expect(mine.scope).toBe('merchant');
         expect(mine.items).toEqual([expect.objectContaining({ kind: 'payout_paid_not_posted', resourceId: payoutId, merchantId: other })]);
         expect(mine.counts.reported).toBe(1);
+        // Its own run held nothing but its own records, whoever reads it.
+        const operatorView = (await (await call(OPERATOR_KEY, `${base}/${id}`)).json()) as { items: Array<{ merchantId: string }> };
+        expect(operatorView.items.map((i) => i.merchantId)).toEqual([other]);
 
-        const operator = (await (await call('sk_test_demo', `${base}/${id}`)).json()) as { items: Array<{ merchantId: string }> };
+        const platform = await call(OPERATOR_KEY, base, { method: 'POST', body: JSON.stringify({ since, olderThanMs: 0 }) });
+        expect(platform.status).toBe(202);
+        const platformId = ((await platform.json()) as { id: string }).id;
+        await client.workflow.getHandle(platformId).result();
+        const operator = (await (await call(OPERATOR_KEY, `${base}/${platformId}`)).json()) as { scope: string; items: Array<{ merchantId: string }> };
+        expect(operator.scope).toBe('platform');
         expect(operator.items.some((i) => i.merchantId === MERCHANT)).toBe(true);
+        expect(operator.items.some((i) => i.merchantId === other)).toBe(true);
+        const theirs = (await (await call(otherKey, `${base}/${platformId}`)).json()) as { items: Array<{ merchantId: string }> };
+        expect(theirs.items.map((i) => i.merchantId)).toEqual([other]);
         expect((await call(otherKey, `${base}/reconciliation-nope`)).status).toBe(404);
       } finally {
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await close();
       }
     });
   });
@@ -588,3 +617,205 @@ describe('reconciliation of checkouts whose workflow is gone before capture', ()
     expect(second.counts.repaired).toBe(0);
   });
 });
+
+describe("one merchant's reconciliation", () => {
+  /** A merchant of its own with its API key, a product, and a checkout that failed with its authorization open and a unit held. */
+  async function merchantWithOrphan(prefix: string) {
+    const merchant = { id: `${prefix}_${randomUUID().slice(0, 8)}`, key: `sk_test_${randomUUID()}` };
+    await prisma.merchant.create({ data: { id: merchant.id, name: `${prefix} shop`, apiKeyHash: hashApiKey(merchant.key) } });
+    const sku = `recon-${randomUUID().slice(0, 8)}`;
+    await prisma.product.create({ data: { merchantId: merchant.id, sku, name: 'Recon sneaker', priceAmount: 1000n, currency: 'JPY', available: 3 } });
+    const key = randomUUID();
+    const checkout = await prisma.checkout.create({
+      data: { id: `co_${randomUUID().replaceAll('-', '')}`, merchantId: merchant.id, customerId: 'cus_recon', idempotencyKey: key, status: 'failed', amount: 1000n, currency: 'JPY', paymentMethod: 'card' },
+    });
+    await prisma.$transaction((tx) => holdStock(tx, { checkoutId: checkout.id, merchantId: merchant.id, items: [{ sku, quantity: 1 }] }));
+    const auth = await cardNetwork.authorize({ idempotencyKey: `${checkout.id}:authorize`, amount: 1000n, currency: 'JPY', token: 'tok_visa', reference: checkout.id });
+    // And a top-up captured at the network whose wallet credit never happened.
+    const topupKey = randomUUID();
+    const topup = `tu_${randomUUID().replaceAll('-', '')}`;
+    await prisma.topup.create({ data: { id: topup, merchantId: merchant.id, customerId: 'cus_recon', idempotencyKey: topupKey, amount: 2000n, currency: 'JPY', status: 'processing' } });
+    const topupAuth = await cardNetwork.authorize({ idempotencyKey: `${topup}:authorize`, amount: 2000n, currency: 'JPY', token: 'tok_visa', reference: topup });
+    await cardNetwork.capture({ idempotencyKey: `${topup}:capture`, authorizationId: topupAuth.authorizationId });
+    const stock = () => prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: merchant.id, sku } }, select: { available: true, reserved: true } });
+    const credited = async () => (await walletBalance(prisma, ledgerAccount.wallet(merchant.id, 'cus_recon', 'JPY'))).available;
+    return { ...merchant, checkoutId: checkout.id, authorizationId: auth.authorizationId, topup, stock, credited };
+  }
+
+  it("repairs only the merchant's own records: the other merchant's authorization stays open, its stock held and its top-up uncredited, until the operator's platform-wide run repairs them", async () => {
+    const from = new Date().toISOString();
+    const [a, b] = [await merchantWithOrphan('ra'), await merchantWithOrphan('rb')];
+
+    await withWorker(async (taskQueue) => {
+      const { base, call, close } = await reconciliationsApi(taskQueue);
+      try {
+        const started = await call(a.key, base, { method: 'POST', body: JSON.stringify({ since: from, olderThanMs: 0 }) });
+        expect(started.status).toBe(202);
+        const { id } = (await started.json()) as { id: string };
+        const handle = client.workflow.getHandle(id);
+        const result = (await handle.result()) as ReconciliationResult;
+        await recordHistory('merchant-scoped', handle);
+
+        expect(result.status).toBe('completed');
+        const items = await prisma.reconciliationItem.findMany({ where: { reconciliationId: id } });
+        expect(items.map((i) => [i.kind, i.resourceId, i.merchantId]).sort()).toEqual(
+          [
+            ['authorization_not_voided', a.authorizationId, a.id],
+            ['reservation_not_released', a.checkoutId, a.id],
+            ['topup_not_credited', a.topup, a.id],
+          ].sort(),
+        );
+        expect(await prisma.reconciliation.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'completed', merchantId: a.id });
+        expect(await prisma.reconciliationLease.findUnique({ where: { scope: `merchant:${a.id}` } })).toBeNull();
+        // A's records repaired ...
+        expect(await authorizationState(a.authorizationId)).toBe('voided');
+        expect(await a.stock()).toEqual({ available: 3, reserved: 0 });
+        expect(await a.credited()).toBe(2000n);
+        // ... and B's exactly as they were.
+        expect(await authorizationState(b.authorizationId)).toBe('authorized');
+        expect(await b.stock()).toEqual({ available: 2, reserved: 1 });
+        expect(await b.credited()).toBe(0n);
+        expect(await prisma.topup.findUniqueOrThrow({ where: { id: b.topup } })).toMatchObject({ status: 'processing' });
+        expect(await cardNetwork.lookup(`recon:${b.authorizationId}:void`)).toBeNull();
+
+        const platform = await call(OPERATOR_KEY, base, { method: 'POST', body: JSON.stringify({ since: from, olderThanMs: 0 }) });
+        expect(platform.status).toBe(202);
+        const platformId = ((await platform.json()) as { id: string }).id;
+        await client.workflow.getHandle(platformId).result();
+        expect(await authorizationState(b.authorizationId)).toBe('voided');
+        expect(await b.stock()).toEqual({ available: 3, reserved: 0 });
+        expect(await b.credited()).toBe(2000n);
+        expect(await resourcesOf(platformId, 'authorization_not_voided')).toEqual([b.authorizationId]);
+        // A's were repaired once: nothing of A's needed the platform run.
+        expect(await a.credited()).toBe(2000n);
+        expect((await cardNetwork.listOperations(a.checkoutId)).filter((op) => op.type === 'void')).toHaveLength(1);
+      } finally {
+        await close();
+      }
+    });
+  });
+});
+
+describe('one reconciliation per scope at a time', () => {
+  it('answers a second platform-wide start 409 with the running run, fails a run started by hand meanwhile, and lets the next run take over once the first is gone', async () => {
+    const idleQueue = `idle-${randomUUID()}`;
+    const idle = await reconciliationsApi(idleQueue);
+    let holder: string | undefined;
+    try {
+      // On a task queue no worker polls: it runs, and holds the platform scope, until terminated.
+      const first = await idle.call(OPERATOR_KEY, idle.base, { method: 'POST', body: JSON.stringify({ since, olderThanMs: 0 }) });
+      expect(first.status).toBe(202);
+      holder = ((await first.json()) as { id: string }).id;
+      const second = await idle.call(OPERATOR_KEY, idle.base, { method: 'POST', body: JSON.stringify({}) });
+      expect(second.status).toBe(409);
+      expect(((await second.json()) as { error: { code: string; reconciliation: { id: string } } }).error).toMatchObject({ code: 'reconciliation_already_running', reconciliation: { id: holder } });
+
+      await withWorker(async (taskQueue) => {
+        // As the schedule or the CLI would start one.
+        const byHand = await client.workflow.start('reconciliationWorkflowV2', { workflowId: reconciliationId(randomUUID()), taskQueue, args: [{ since, olderThanMs: 0 }] });
+        const failure = await failureOf(byHand);
+        await recordHistory('scope-already-running-fails', byHand);
+        expect(failure.type).toBe(WorkflowFailureType.ReconciliationAlreadyRunning);
+        expect(failure.nonRetryable).toBe(true);
+        expect(failure.details?.[0]).toEqual({ runningId: holder, scope: 'platform' });
+        expect(await prisma.reconciliation.findUnique({ where: { id: byHand.workflowId } })).toBeNull();
+        // Closed without a row: failed, not running, to the operator who can see it.
+        const shown = (await (await idle.call(OPERATOR_KEY, `${idle.base}/${byHand.workflowId}`)).json()) as { status: string };
+        expect(shown.status).toBe('failed');
+
+        // The holder is gone: the next start takes the scope over and runs.
+        await client.workflow.getHandle(holder!).terminate('test: a run that is gone');
+        const worker = await reconciliationsApi(taskQueue);
+        try {
+          const next = await worker.call(OPERATOR_KEY, worker.base, { method: 'POST', body: JSON.stringify({ since, olderThanMs: 0 }) });
+          expect(next.status).toBe(202);
+          const nextId = ((await next.json()) as { id: string }).id;
+          expect(((await client.workflow.getHandle(nextId).result()) as ReconciliationResult).status).toBe('completed');
+          expect(await prisma.reconciliationLease.findUnique({ where: { scope: 'platform' } })).toBeNull();
+        } finally {
+          await worker.close();
+        }
+      });
+    } finally {
+      await idle.close();
+      if (holder) {
+        await client.workflow.getHandle(holder).terminate('test over').catch(() => undefined);
+        await prisma.reconciliationLease.deleteMany({ where: { reconciliationId: holder } });
+      }
+    }
+  });
+  it("fails the schedule's run at once, naming the on-demand platform run that holds the scope", async () => {
+    const idle = await reconciliationsApi(`idle-${randomUUID()}`);
+    let holder: string | undefined;
+    try {
+      const first = await idle.call(OPERATOR_KEY, idle.base, { method: 'POST', body: JSON.stringify({ since, olderThanMs: 0 }) });
+      expect(first.status).toBe(202);
+      holder = ((await first.json()) as { id: string }).id;
+      await withWorker(async (taskQueue) => {
+        await ensureReconciliationSchedule(client, { taskQueue, every: '1h', olderThanMs: 0 });
+        const schedule = client.schedule.getHandle(RECONCILIATION_SCHEDULE_ID);
+        try {
+          await schedule.trigger();
+          // The schedule records the run it started; wait for that record, not for a time.
+          let scheduled = '';
+          await waitUntil('the scheduled run', async () => {
+            const action = (await schedule.describe()).info.recentActions[0]?.action;
+            scheduled = action?.type === 'startWorkflow' ? action.workflow.workflowId : '';
+            return scheduled !== '';
+          }, { timeoutMs: 30_000, intervalMs: 50 });
+          expect(scheduled).toMatch(/^reconciliation-scheduled-/);
+          const failure = await failureOf(client.workflow.getHandle(scheduled));
+          expect(failure.type).toBe(WorkflowFailureType.ReconciliationAlreadyRunning);
+          expect(failure.details?.[0]).toEqual({ runningId: holder, scope: 'platform' });
+        } finally {
+          await schedule.delete();
+        }
+      });
+    } finally {
+      await idle.close();
+      if (holder) {
+        await client.workflow.getHandle(holder).terminate('test over').catch(() => undefined);
+        await prisma.reconciliationLease.deleteMany({ where: { reconciliationId: holder } });
+      }
+    }
+  });
+});
+
+describe('a reconciliation started by hand with an input it cannot use', () => {
+  it.each([
+    ['reconciliationWorkflowV2', { olderThanMs: 1e20 }, 'olderThanMs'],
+    ['reconciliationWorkflowV2', { olderThanMs: 400 * 86_400_000 }, 'olderThanMs'],
+    ['reconciliationWorkflowV2', { since: 'yesterday' }, 'since'],
+    ['reconciliationWorkflowV2', { until: 'not a date' }, 'until'],
+    ['reconciliationWorkflowV2', { since: '2026-11-29T00:00:00Z', until: '2026-11-01T00:00:00Z' }, 'until'],
+    ['reconciliationWorkflowV2', { merchantId: 'not a merchant' }, 'merchantId'],
+    ['reconciliationWorkflowV2', null, 'input'],
+    ['reconciliationWorkflow', { olderThanMs: 1e20 }, 'olderThanMs'],
+    ['reconciliationWorkflow', { merchantId: MERCHANT }, 'merchantId'],
+  ] as const)('%s with %j fails at once with InvalidReconciliationInput naming %s, and writes nothing', async (type, input, param) => {
+    await withWorker(async (taskQueue) => {
+      const handle = await client.workflow.start(type, { workflowId: reconciliationId(randomUUID()), taskQueue, args: [input] });
+      const failure = await failureOf(handle);
+      if (param === 'olderThanMs' && input?.olderThanMs === 1e20) await recordHistory('invalid-input-fails', handle);
+      expect(failure.type).toBe(WorkflowFailureType.InvalidReconciliationInput);
+      expect(failure.nonRetryable).toBe(true);
+      expect(failure.details?.[0]).toMatchObject({ param });
+      expect(failure.message).toContain(param);
+      expect(await prisma.reconciliation.findUnique({ where: { id: handle.workflowId } })).toBeNull();
+      expect(await prisma.reconciliationLease.findMany({ where: { reconciliationId: handle.workflowId } })).toEqual([]);
+    });
+  });
+});
+
+/** The failure a run ended with: it must have failed (not be left running), with an ApplicationFailure. */
+async function failureOf(handle: WorkflowHandle): Promise<ApplicationFailure> {
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  expect((await handle.describe()).status.name).toBe('FAILED');
+  return cause as ApplicationFailure;
+}

@@ -13,7 +13,7 @@ let prisma: PrismaClient;
 let api: TestApi;
 let a: TestMerchant;
 let b: TestMerchant;
-const ids = { sku: '', checkout: '', topup: '', payout: '', event: '', endpoint: '', reconciliation: '', customer: '' };
+const ids = { sku: '', checkout: '', topup: '', payout: '', event: '', endpoint: '', reconciliation: '', merchantRun: '', customer: '' };
 
 beforeAll(async () => {
   prisma = openPrisma();
@@ -80,6 +80,18 @@ beforeAll(async () => {
       finishedAt: new Date(),
       counts: { repaired: 1, reported: 0, byKind: { stuck_stock: 1 } },
       items: { create: [{ kind: 'stuck_stock', resourceId: ids.checkout, merchantId: m, action: 'repaired', details: { units: 1 } }] },
+    },
+  });
+  // A's own run, over A's records only.
+  ids.merchantRun = `reconciliation-${randomUUID()}`;
+  await prisma.reconciliation.create({
+    data: {
+      id: ids.merchantRun,
+      status: 'completed',
+      until: new Date(),
+      finishedAt: new Date(),
+      merchantId: m,
+      items: { create: [{ kind: 'reservation_not_released', resourceId: ids.checkout, merchantId: m, action: 'repaired', details: {} }] },
     },
   });
 }, 60_000);
@@ -208,7 +220,7 @@ describe("merchant B and merchant A's objects", () => {
     expect(endpoints.body).toEqual({ data: [] });
     expect((await call(api.url, a.key, 'GET', '/v1/webhook-endpoints')).body.data.map((e: { id: string }) => e.id)).toEqual([ids.endpoint]);
 
-    // A reconciliation run is platform-wide; B sees only B's items of it (none), and counts over those.
+    // A platform-wide run (no merchant): B sees only B's items of it (none), and counts over those.
     const run = await asB('GET', `/v1/reconciliations/${ids.reconciliation}`);
     expect(run.status).toBe(200);
     expect(run.body.items).toEqual([]);
@@ -216,6 +228,12 @@ describe("merchant B and merchant A's objects", () => {
     const aRun = await call(api.url, a.key, 'GET', `/v1/reconciliations/${ids.reconciliation}`);
     expect(aRun.body.items.map((i: { resourceId: string }) => i.resourceId)).toEqual([ids.checkout]);
     expect(JSON.stringify(run.body)).not.toContain(a.id);
+    // A's own run is A's: to B, as unknown as any id.
+    const unknownRun = `reconciliation-${randomUUID()}`;
+    const merchantRun = await asB('GET', `/v1/reconciliations/${ids.merchantRun}`);
+    expect(merchantRun.status).toBe(404);
+    expect(merchantRun.body).toEqual(JSON.parse(JSON.stringify((await asB('GET', `/v1/reconciliations/${unknownRun}`)).body).replace(unknownRun, ids.merchantRun)));
+    expect((await call(api.url, a.key, 'GET', `/v1/reconciliations/${ids.merchantRun}`)).body.items).toHaveLength(1);
   });
 
   it('gives A its own objects, so the 404s above are about ownership and not about the ids', async () => {

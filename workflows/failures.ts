@@ -1,6 +1,6 @@
 // Reading failures in workflow code: by their type (domain/errors.ts), never by message or class.
 import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
-import { FailureType } from '../domain/index.js';
+import { FailureType, WorkflowFailureType, type InputProblem } from '../domain/index.js';
 
 /** The typed failure behind an error: activity failures carry it as their cause. */
 export function applicationFailureOf(err: unknown): ApplicationFailure | undefined {
@@ -27,4 +27,14 @@ export function describeFailure(err: unknown): { code: string; message: string }
     return { code: details?.declineCode ?? failure.type ?? 'failed', message: failure.message };
   }
   return { code: 'failed', message: err instanceof Error ? err.message : String(err) };
+}
+
+/**
+ * Fails the run at once when its input has a problem (domain's `*InputProblem` checks), with a
+ * failure that names the field: non-retryable, so the run shows Failed with the reason instead of a
+ * workflow task that throws on every retry.
+ */
+export function refuseInput(problem: InputProblem | undefined, type: WorkflowFailureType = WorkflowFailureType.InvalidWorkflowInput): void {
+  if (!problem) return;
+  throw ApplicationFailure.create({ type, message: `invalid input: ${problem.param} ${problem.message}`, nonRetryable: true, details: [problem] });
 }

@@ -20,9 +20,9 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { BankOutcome } from '../activities/bank.js';
-import { FailureType, PaymentStatus, stepKey, walletPostings, type PayoutInput, type PayoutSnapshot, type PayoutStatus } from '../domain/index.js';
+import { FailureType, PaymentStatus, payoutInputProblem, stepKey, walletPostings, type PayoutInput, type PayoutSnapshot, type PayoutStatus } from '../domain/index.js';
 import { bankCall, compensation, databaseWrite, localDatabaseWrite } from './activity-profiles.js';
-import { describeFailure, failureType } from './failures.js';
+import { describeFailure, failureType, refuseInput } from './failures.js';
 import { bankTransferUnderKey } from './resolve-by-key.js';
 import { Saga } from './saga.js';
 import { payoutAcceptedUpdate, payoutCancelUpdate, payoutStatusQuery } from './wallet-messages.js';
@@ -33,6 +33,8 @@ const bank = proxyActivities<Activities>(bankCall);
 const undo = proxyActivities<Activities>(compensation);
 
 export async function payoutWorkflowV2(input: PayoutInput): Promise<PayoutSnapshot> {
+  // An input the API could not have built (a start by hand) fails the run before anything is held.
+  refuseInput(payoutInputProblem(input));
   const { payoutId, amount } = input;
   const parties = { id: payoutId, merchantId: input.merchantId, customerId: input.customerId };
   const logFields = { payoutId, merchantId: input.merchantId, customerId: input.customerId };

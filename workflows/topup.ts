@@ -19,9 +19,9 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { CardOutcome } from '../activities/card-network.js';
-import { FailureType, PaymentStatus, stepKey, walletPostings, type TopupInput, type TopupSnapshot, type TopupStatus } from '../domain/index.js';
+import { FailureType, PaymentStatus, stepKey, topupInputProblem, walletPostings, type TopupInput, type TopupSnapshot, type TopupStatus } from '../domain/index.js';
 import { cardNetworkCall, compensation, databaseWrite, localDatabaseWrite } from './activity-profiles.js';
-import { describeFailure, failureType, isBusinessFailure } from './failures.js';
+import { describeFailure, failureType, isBusinessFailure, refuseInput } from './failures.js';
 import { cardOperationUnderKey } from './resolve-by-key.js';
 import { Saga } from './saga.js';
 import { topupAcceptedUpdate, topupStatusQuery } from './wallet-messages.js';
@@ -32,6 +32,8 @@ const card = proxyActivities<Activities>(cardNetworkCall);
 const undo = proxyActivities<Activities>(compensation);
 
 export async function topupWorkflowV2(input: TopupInput): Promise<TopupSnapshot> {
+  // An input the API could not have built (a start by hand) fails the run before anything is charged.
+  refuseInput(topupInputProblem(input));
   const { topupId, amount } = input;
   const parties = { id: topupId, merchantId: input.merchantId, customerId: input.customerId };
   const logFields = { topupId, merchantId: input.merchantId, customerId: input.customerId };

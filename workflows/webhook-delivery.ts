@@ -3,9 +3,13 @@
 // workflow id (domain webhookDeliveryId) makes the start by a retried activity a no-op.
 import { ActivityFailure, log, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { DEFAULT_WEBHOOK_RETRY, type WebhookDeliveryInput, type WebhookDeliveryOutcome } from '../domain/index.js';
+import { DEFAULT_WEBHOOK_RETRY, webhookDeliveryInputProblem, type WebhookDeliveryInput, type WebhookDeliveryOutcome } from '../domain/index.js';
+import { refuseInput } from './failures.js';
 
 export async function webhookDeliveryWorkflow(input: WebhookDeliveryInput): Promise<WebhookDeliveryOutcome> {
+  // Retry intervals the SDK refuses (zero, a maximum below the first) would fail the workflow task
+  // on every retry: such an input fails the run instead.
+  refuseInput(webhookDeliveryInputProblem(input));
   const retry = input.retry ?? DEFAULT_WEBHOOK_RETRY;
   const { deliverWebhook } = proxyActivities<Activities>({
     // The request's own limit is 10 s; the rest is the database writes around it.

@@ -13,9 +13,9 @@
 // its undo. Every deadline is a workflow timer over durations given as input.
 import { CancellationScope, CancelledFailure, isCancellation, log, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
-import { FailureType, ORDER_NOT_PLACED, type CheckoutInput, type CheckoutSnapshot } from '../../domain/index.js';
+import { FailureType, ORDER_NOT_PLACED, checkoutInputProblem, type CheckoutInput, type CheckoutSnapshot } from '../../domain/index.js';
 import { localDatabaseWrite } from '../activity-profiles.js';
-import { describeFailure, failureType, isBusinessFailure } from '../failures.js';
+import { describeFailure, failureType, isBusinessFailure, refuseInput } from '../failures.js';
 import { Saga } from '../saga.js';
 import { CheckoutState, Stop, type Outcome } from './state.js';
 import { CheckoutSteps } from './steps.js';
@@ -23,6 +23,9 @@ import { CheckoutSteps } from './steps.js';
 const localDb = proxyLocalActivities<Activities>(localDatabaseWrite);
 
 export async function checkoutWorkflowV2(input: CheckoutInput): Promise<CheckoutSnapshot> {
+  // Before anything: an input the API could not have built (a start by hand) fails the run here,
+  // instead of throwing from the middle of the story on every workflow task retry.
+  refuseInput(checkoutInputProblem(input));
   const order = new CheckoutState(input, new Saga({ checkoutId: input.checkoutId, merchantId: input.merchantId, customerId: input.customerId }));
   const steps = new CheckoutSteps(order);
   order.listen((refundId, amount) => steps.refund(refundId, amount));
