@@ -26,11 +26,11 @@ describe('configuration', () => {
   });
 
   it('refuses webhook retry intervals Temporal would refuse, and a reconciliation wait the workflow would', () => {
-    expect(loadConfig({}).webhooks).toEqual({ retryInitialIntervalMs: 30_000, retryMaximumIntervalMs: 3_600_000 });
+    expect(loadConfig({}).webhooks).toMatchObject({ retryInitialIntervalMs: 30_000, retryMaximumIntervalMs: 3_600_000 });
     expect(() => loadConfig({ WEBHOOK_RETRY_INITIAL_INTERVAL_MS: '0' })).toThrow(/WEBHOOK_RETRY_INITIAL_INTERVAL_MS/);
     expect(() => loadConfig({ WEBHOOK_RETRY_INITIAL_INTERVAL_MS: '5000', WEBHOOK_RETRY_MAX_INTERVAL_MS: '1000' })).toThrow(/WEBHOOK_RETRY_MAX_INTERVAL_MS/);
     expect(() => loadConfig({ WEBHOOK_RETRY_MAX_INTERVAL_MS: String(4 * 86_400_000) })).toThrow(/WEBHOOK_RETRY_MAX_INTERVAL_MS/);
-    expect(loadConfig({ WEBHOOK_RETRY_INITIAL_INTERVAL_MS: '500', WEBHOOK_RETRY_MAX_INTERVAL_MS: '1000' }).webhooks).toEqual({ retryInitialIntervalMs: 500, retryMaximumIntervalMs: 1000 });
+    expect(loadConfig({ WEBHOOK_RETRY_INITIAL_INTERVAL_MS: '500', WEBHOOK_RETRY_MAX_INTERVAL_MS: '1000' }).webhooks).toMatchObject({ retryInitialIntervalMs: 500, retryMaximumIntervalMs: 1000 });
     expect(loadConfig({ RECONCILIATION_OLDER_THAN_MS: String(366 * 86_400_000) }).reconciliation.olderThanMs).toBe(366 * 86_400_000);
     expect(() => loadConfig({ RECONCILIATION_OLDER_THAN_MS: String(366 * 86_400_000 + 1) })).toThrow(/RECONCILIATION_OLDER_THAN_MS must be at most/);
   });
