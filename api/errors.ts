@@ -1,6 +1,7 @@
 // Stripe-style error bodies: `{ error: { type, code, message, param? } }`. Every failure a client
 // can cause is an ApiError with a 4xx status; anything else is our fault and becomes a generic 500
 // whose details go to the log only, so no stack trace or internal message ever reaches a client.
+import { isGrpcServiceError } from '@temporalio/client';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import type { Logger } from '../platform/logger.js';
 
@@ -122,6 +123,23 @@ export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
   return isDatabaseUnavailable(cause, depth + 1);
 }
 
+/** gRPC status codes; @grpc/grpc-js is not a direct dependency, so its enum is not imported. */
+const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_UNAVAILABLE = 14;
+
+/**
+ * The Temporal server did not answer (crashed, restarting, unreachable): the client gives up after
+ * its own retries with a ServiceError whose cause carries the gRPC status. Like PostgreSQL going
+ * away, nothing the request asked for happened that a retry with the same Idempotency-Key would
+ * repeat, so it is a 503 too.
+ */
+export function isTemporalUnavailable(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; typeof e === 'object' && e !== null && depth <= 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (isGrpcServiceError(e) && (e.code === GRPC_UNAVAILABLE || e.code === GRPC_DEADLINE_EXCEEDED)) return true;
+  }
+  return false;
+}
+
 /**
  * An error for the log, with its causes: Temporal's client errors say only "Workflow Update failed"
  * and keep what happened (and an ApplicationFailure's `type`) in `cause`.
@@ -161,8 +179,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     const log = (res.locals.logger as Logger | undefined) ?? logger;
-    if (isDatabaseUnavailable(err)) {
-      log.warn('database unavailable', { method: req.method, path: req.path, error: describeError(err) });
+    if (isDatabaseUnavailable(err) || isTemporalUnavailable(err)) {
+      log.warn(isDatabaseUnavailable(err) ? 'database unavailable' : 'temporal unavailable', { method: req.method, path: req.path, error: describeError(err) });
       sendError(
         res,
         new ApiError(503, 'api_error', 'service_unavailable', 'The service is temporarily unavailable. Retry the request; with the same Idempotency-Key it is safe.', undefined, {

@@ -12,7 +12,7 @@ import {
 } from '@temporalio/client';
 import { FailureType } from '../domain/index.js';
 import type { Logger } from '../platform/logger.js';
-import { ApiError, checkoutConflict, conflict, invalidRequest } from './errors.js';
+import { ApiError, checkoutConflict, conflict, invalidRequest, isTemporalUnavailable } from './errors.js';
 
 /** gRPC status codes; @grpc/grpc-js is not a direct dependency, so its enum is not imported. */
 const GRPC_NOT_FOUND = 5;
@@ -65,12 +65,12 @@ export interface StartErrorContext {
 
 /**
  * Maps the failures every update-with-start shares, for a request whose row does not exist: no
- * answer in time is 503 (the retry is safe), a closed execution under the key is 409. Undefined
+ * answer in time, or no Temporal server to answer, is 503 (the retry is safe), a closed execution under the key is 409. Undefined
  * for anything else, which the route maps (business failures) or lets through as a 500.
  */
 export function startError(err: unknown, ctx: StartErrorContext): ApiError | undefined {
   const { log, resource } = ctx;
-  if (ctx.signal.aborted) {
+  if (ctx.signal.aborted || isTemporalUnavailable(err)) {
     log.warn(`${resource} not answered in time`, { error: errorName(err) });
     return new ApiError(
       503,
