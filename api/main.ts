@@ -5,6 +5,7 @@ import pg from 'pg';
 import { loadConfig } from '../platform/config.js';
 import { createPrisma } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
+import { dataConverter } from '../platform/payload-codec.js';
 import { createApp } from './app.js';
 import { createRequestStats } from './request-stats.js';
 import { createStockGate } from './stock-gate.js';
@@ -22,8 +23,10 @@ async function main(): Promise<void> {
   const SHUTDOWN_GRACE_MS = config.api.workflowAnswerTimeoutMs + 5_000;
   const logger = createLogger('api', config.logLevel);
   const prisma = createPrisma(config.databaseUrl);
+  // Made before connecting: without keys the API must not start a workflow.
+  const converter = dataConverter(config);
   const connection = await Connection.connect({ address: config.temporal.address });
-  const temporal = new Client({ connection, namespace: config.temporal.namespace });
+  const temporal = new Client({ connection, namespace: config.temporal.namespace, dataConverter: converter });
 
   const requestStats = createRequestStats(logger);
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 10 });

@@ -11,6 +11,7 @@ import { Connection } from '@temporalio/client';
 import { loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { getFreePort, nodeEntry, startProcess, waitUntil, type ManagedProcess } from './processes.js';
+import { formatPayloadKeys, newPayloadKey } from '../platform/payload-keys.js';
 import { newOperatorApiKey } from './dev-secrets.js';
 import { writeWorkflowBundle } from './workflow-bundle.js';
 
@@ -112,6 +113,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     // Each stack its own: tests read it from `env` when they act as the operator.
     OPERATOR_API_KEY: newOperatorApiKey(),
+    // The test run's key (test/global-setup.ts) when there is one, so the tests' own clients read
+    // what the stack writes; otherwise (benchmark, chaos) one of the stack's own, in `env`.
+    PAYLOAD_ENCRYPTION_KEYS: process.env.PAYLOAD_ENCRYPTION_KEYS || formatPayloadKeys([newPayloadKey('stack')]),
     ...options.env,
   };
   const processEnv = { ...process.env, ...env };

@@ -10,6 +10,8 @@ import { Client, Connection } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
+import { payloadDataConverter } from '../platform/payload-codec.js';
+import { formatPayloadKeys, newPayloadKey, parsePayloadKeys, type PayloadKey } from '../platform/payload-keys.js';
 import { applyMigrations } from './migrate.js';
 import { startEmbeddedPostgres } from './postgres.js';
 import { allAlive, launchingProcesses, LAUNCHER, ProcessRecords, type ProcessRecord } from './process-records.js';
@@ -117,6 +119,21 @@ function dataDirForHumans(): string {
   return relative && !relative.startsWith('..') ? `${relative}/` : config.dataDir;
 }
 
+/**
+ * The payload keys: PAYLOAD_ENCRYPTION_KEYS, or a development key made on the first start and kept
+ * in DATA_DIR/secrets, so workflows written before a restart stay readable after it. To rotate it,
+ * put a new `id:base64key` in front of the file's line (see README: Payload encryption).
+ */
+async function payloadKeys(): Promise<{ keys: readonly PayloadKey[]; file: string | undefined }> {
+  if (config.payloadEncryption.keys.length > 0) return { keys: config.payloadEncryption.keys, file: undefined };
+  const { value, file } = await ensureDevSecret(config.dataDir, 'payload-encryption-keys', () => formatPayloadKeys([newPayloadKey()]));
+  try {
+    return { keys: parsePayloadKeys(value, file), file };
+  } catch (err) {
+    throw new StartError(`${(err as Error).message}; fix the file, or set PAYLOAD_ENCRYPTION_KEYS`);
+  }
+}
+
 function databaseName(url: string): string {
   return decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'postgres';
 }
@@ -203,6 +220,8 @@ async function main(): Promise<void> {
   const operatorKey = config.operator.apiKey
     ? { value: config.operator.apiKey, file: undefined }
     : await ensureDevSecret(config.dataDir, 'operator-api-key', newOperatorApiKey);
+  const payload = await payloadKeys();
+  const dataConverter = payloadDataConverter(payload.keys);
   // Before anything starts: this may build the CLI (minutes, once), and fails fast without Go.
   const cliPath = config.temporal.external ? undefined : await resolveTemporalCli(config, log);
   if (stopRequested) return;
@@ -266,7 +285,7 @@ async function main(): Promise<void> {
   // Reconciliation runs on a Temporal Schedule; the worker started below picks its runs up.
   const scheduleConnection = await Connection.connect({ address: temporalAddress });
   try {
-    const client = new Client({ connection: scheduleConnection, namespace: config.temporal.namespace });
+    const client = new Client({ connection: scheduleConnection, namespace: config.temporal.namespace, dataConverter });
     const every = config.reconciliation.interval as Duration;
     const outcome = await ensureReconciliationSchedule(client, { taskQueue: config.temporal.taskQueue, every, olderThanMs: config.reconciliation.olderThanMs });
     log.info(`reconciliation schedule ${outcome}`, { every });
@@ -291,6 +310,7 @@ async function main(): Promise<void> {
     CARD_NETWORK_URL: config.cardNetwork.url,
     BANK_URL: config.bank.url,
     OPERATOR_API_KEY: operatorKey.value,
+    PAYLOAD_ENCRYPTION_KEYS: formatPayloadKeys(payload.keys),
   };
   // WORKER_PROCESSES workers poll the same task queue: Temporal spreads the tasks over them.
   const instances = SERVICES.flatMap((service): Array<{ name: string; entry: string }> =>

@@ -16,6 +16,7 @@ import { processStartTime, ProcessRecords, type ProcessRecord } from '../scripts
 import { placeBinaries, placeDataDir, startEmbeddedPostgres, type SharedRoots } from '../scripts/postgres.js';
 import { getFreePort, isPortInUse, ManagedProcess, StartError, type ExitInfo } from '../scripts/processes.js';
 import { RECONCILIATION_SCHEDULE_ID } from '../scripts/reconciliation-schedule.js';
+import { testDataConverter } from './support/payload-keys.js';
 
 const config = loadConfig();
 const log = createLogger('launcher-test', 'warn');
@@ -402,7 +403,7 @@ describe('npm start after a launcher killed with SIGKILL', () => {
     };
     const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
     try {
-      scheduleExisted = await new Client({ connection }).schedule
+      scheduleExisted = await new Client({ connection, dataConverter: testDataConverter() }).schedule
         .getHandle(RECONCILIATION_SCHEDULE_ID)
         .describe()
         .then(() => true, () => false);
@@ -418,7 +419,7 @@ describe('npm start after a launcher killed with SIGKILL', () => {
     if (!scheduleExisted) {
       const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
       try {
-        await new Client({ connection }).schedule.getHandle(RECONCILIATION_SCHEDULE_ID).delete().catch(() => undefined);
+        await new Client({ connection, dataConverter: testDataConverter() }).schedule.getHandle(RECONCILIATION_SCHEDULE_ID).delete().catch(() => undefined);
       } finally {
         await connection.close();
       }

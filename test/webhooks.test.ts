@@ -9,7 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { createApp } from '../api/app.js';
 import { createActivities, type Activities } from '../activities/index.js';
 import { DEFAULT_CHECKOUT_TIMEOUTS, checkoutId, topupId, webhookDeliveryId, type CheckoutInput, type TopupInput } from '../domain/index.js';
@@ -17,19 +17,20 @@ import { hashApiKey } from '../platform/api-keys.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import { startOutboxRelay } from '../platform/webhook-deliveries.js';
-import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
 import { checkoutWorkflowV2, topupWorkflowV2 } from '../workflows/index.js';
 import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { startWebhookReceiver, waitFor, type WebhookReceiver } from './support/webhook-receiver.js';
+import { testDataConverter } from './support/payload-keys.js';
 
 const RETRY = { initialIntervalMs: 500, maximumIntervalMs: 1000 };
 let prisma: PrismaClient;
 let connection: Connection;
 let nativeConnection: NativeConnection;
 let client: Client;
-let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
 const receivers: WebhookReceiver[] = [];
 
 beforeAll(async () => {
@@ -37,9 +38,9 @@ beforeAll(async () => {
   [connection, nativeConnection, workflowBundle] = await Promise.all([
     Connection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
     NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
-    bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH }),
+    bundlePaymentWorkflows(),
   ]);
-  client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+  client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default', dataConverter: testDataConverter() });
 });
 
 afterAll(async () => {
@@ -73,6 +74,7 @@ async function withWorker<T>(body: (taskQueue: string) => Promise<T>, override: 
     taskQueue,
     activities: { ...createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank(), temporal: client }), ...override },
     workflowBundle,
+    dataConverter: testDataConverter(),
   });
   // Deliveries start from the outbox, as in a worker process (workers/main.ts).
   const relay = startOutboxRelay({ prisma, temporal: client, taskQueue, logger: quietLogger, retry: RETRY, pollIntervalMs: 50 });

@@ -8,11 +8,14 @@ import { createCardNetworkClient } from '../platform/card-network-client.js';
 import { loadConfig } from '../platform/config.js';
 import { createPrisma } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
+import { dataConverter as configuredDataConverter } from '../platform/payload-codec.js';
 import { startOutboxRelay } from '../platform/webhook-deliveries.js';
 import { createPaymentWorker } from './payment-worker.js';
 
 const config = loadConfig();
 const log = createLogger('worker', config.logLevel);
+// Before anything connects: without keys this process must not write a payload.
+const dataConverter = configuredDataConverter(config);
 
 // The SDK's own lines and the workflows' `log` calls go through our structured logger at LOG_LEVEL,
 // as one JSON line each with the workflow's ids, instead of the SDK's multi-line console output.
@@ -35,7 +38,7 @@ const bank = createBankClient({ baseUrl: config.bank.url, timeoutMs: config.bank
 const connection = await NativeConnection.connect({ address: config.temporal.address });
 // The outbox relay starts webhook deliveries through this client; reconciliation asks it which payments still run.
 const clientConnection = await Connection.connect({ address: config.temporal.address });
-const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter });
 const webhookRetry = { initialIntervalMs: config.webhooks.retryInitialIntervalMs, maximumIntervalMs: config.webhooks.retryMaximumIntervalMs };
 // Bundled once by whoever started us (scripts/workflow-bundle.ts); otherwise bundled here.
 const bundlePath = process.env.WORKFLOW_BUNDLE_PATH;
@@ -44,6 +47,7 @@ const worker = await createPaymentWorker({
   namespace: config.temporal.namespace,
   taskQueue: config.temporal.taskQueue,
   activities: createActivities({ prisma, cardNetwork, bank, temporal }),
+  dataConverter,
   ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : {}),
 });
 
