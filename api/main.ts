@@ -3,9 +3,10 @@ import { createServer } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { loadConfig } from '../platform/config.js';
+import { createCustomerSearch } from '../platform/customer-search.js';
 import { createPrisma } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
-import { dataConverter } from '../platform/payload-codec.js';
+import { configuredPayloadKeys, dataConverter } from '../platform/payload-codec.js';
 import { createApp } from './app.js';
 import { createRequestStats } from './request-stats.js';
 import { createStockGate } from './stock-gate.js';
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
     requestStats,
     taskQueue: config.temporal.taskQueue,
     logger,
+    customerSearch: createCustomerSearch(configuredPayloadKeys(config)),
     reservationTimeoutMs: RESERVATION_TIMEOUT_MS,
     updateTimeoutMs: UPDATE_TIMEOUT_MS,
     payoutDelayMs: config.payouts.delayMs,

@@ -24,7 +24,7 @@ import { createCardNetworkServer, type CardNetworkServer } from '../simulators/c
 import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
 import { ensureReconciliationSchedule, RECONCILIATION_SCHEDULE_ID } from '../scripts/reconciliation-schedule.js';
 import { recordHistory } from './support/histories.js';
-import { testDataConverter } from './support/payload-keys.js';
+import { testCustomerSearch, testDataConverter } from './support/payload-keys.js';
 
 const MERCHANT = 'demo';
 let prisma: PrismaClient;
@@ -241,7 +241,7 @@ describe('reconciliation', () => {
       data: { id: payoutId, merchantId: other, customerId: 'cus_other', idempotencyKey: payoutKey, amount: 700n, currency: 'JPY', bankCode: '0001', accountNumber: '1234567', scheduledAt: new Date(), status: 'paid' },
     });
     await withWorker(async (taskQueue) => {
-      const app = createApp({ prisma, pool, temporal: client, taskQueue, logger: createLogger('reconciliation-test', 'error') });
+      const app = createApp({ prisma, pool, temporal: client, taskQueue, logger: createLogger('reconciliation-test', 'error'), customerSearch: testCustomerSearch });
       const server: Server = createServer(app);
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/reconciliations`;

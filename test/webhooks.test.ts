@@ -23,7 +23,7 @@ import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { startWebhookReceiver, waitFor, type WebhookReceiver } from './support/webhook-receiver.js';
-import { testDataConverter } from './support/payload-keys.js';
+import { testCustomerSearch, testDataConverter } from './support/payload-keys.js';
 
 const RETRY = { initialIntervalMs: 500, maximumIntervalMs: 1000 };
 let prisma: PrismaClient;
@@ -203,7 +203,7 @@ describe('events and webhook-endpoints API', () => {
     const line = (msg: string, fields?: Record<string, unknown>) => void logLines.push(JSON.stringify({ msg, fields }));
     const recording: Logger = { debug: line, info: line, warn: line, error: line, child: () => recording };
     apiPool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 });
-    const app = createApp({ prisma, pool: apiPool, temporal: client, taskQueue: `webhooks-api-${randomUUID()}`, logger: recording, webhookRetry: RETRY });
+    const app = createApp({ prisma, pool: apiPool, temporal: client, taskQueue: `webhooks-api-${randomUUID()}`, logger: recording, webhookRetry: RETRY, customerSearch: testCustomerSearch });
     server = createServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

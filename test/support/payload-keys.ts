@@ -5,6 +5,7 @@
 // with it and can only be replayed with it. It protects nothing and must never encrypt real data;
 // no deployment reads it (they read PAYLOAD_ENCRYPTION_KEYS, or `npm start`'s key under DATA_DIR).
 import type { DataConverter } from '@temporalio/common';
+import { createCustomerSearch, type CustomerSearch } from '../../platform/customer-search.js';
 import { payloadDataConverter } from '../../platform/payload-codec.js';
 import { parsePayloadKeys, type PayloadKey } from '../../platform/payload-keys.js';
 
@@ -15,3 +16,5 @@ export const testPayloadKeys = (): PayloadKey[] => parsePayloadKeys(TEST_PAYLOAD
 /** What the tests' own clients, workers and test environments are given: the codec with the test key. */
 export const testDataConverter = (): DataConverter => payloadDataConverter(testPayloadKeys());
 
+/** The CustomerId pseudonyms of the test key (platform/customer-search.ts). */
+export const testCustomerSearch: CustomerSearch = createCustomerSearch(testPayloadKeys());
