@@ -38,7 +38,7 @@ import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
-import { testDataConverter } from './support/payload-keys.js';
+import { decodeStored, testDataConverter } from './support/payload-keys.js';
 
 const MERCHANT = `mp_${randomUUID().slice(0, 8)}`;
 const MINUTE = 60_000;
@@ -440,17 +440,16 @@ describe('settlement and refunds in flight', () => {
       // ledger would refuse the second one as a conflict, failing the run with its refunds left
       // pending (what the chaos run with seed 274543202 met when Temporal crashed).
       const events = (await handle.fetchHistory()).events ?? [];
-      const scheduled = events
-        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'createTransfer')
-        .map((e) => (defaultPayloadConverter.fromPayload(e.activityTaskScheduledEventAttributes!.input!.payloads![0]!) as { id: string; amount: string }));
+      // Stored encrypted: decoded with the test key first.
+      const scheduled = (
+        await decodeStored(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'createTransfer').map((e) => e.activityTaskScheduledEventAttributes!.input!.payloads![0]!))
+      ).map((p) => defaultPayloadConverter.fromPayload(p) as { id: string; amount: string });
       expect(scheduled.map((t) => [t.id.slice(id.length + 1).split(':')[0], t.amount])).toEqual([
         ['ledger-refund', '3000'],
         ['settlement', '7000'],
       ]);
       // What the local activities' markers carry (their results), decoded: none names the settlement.
-      const markers = events
-        .flatMap((e) => Object.values(e.markerRecordedEventAttributes?.details ?? {}))
-        .flatMap((p) => p.payloads ?? [])
+      const markers = (await decodeStored(events.flatMap((e) => Object.values(e.markerRecordedEventAttributes?.details ?? {})).flatMap((p) => p.payloads ?? [])))
         .map((p) => Buffer.from(p.data ?? new Uint8Array()).toString('utf8'))
         .join('\n');
       expect(markers).toContain('"outcome":"reserved"');
