@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
 import type pg from 'pg';
 import type { Client } from '@temporalio/client';
+import type { CustomerSearch } from '../platform/customer-search.js';
 import type { PrismaClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import { requireApiKey, requireMerchantKey } from './auth.js';
@@ -33,6 +34,8 @@ export interface AppDeps {
   temporal: Client;
   taskQueue: string;
   logger: Logger;
+  /** The CustomerId search attribute new payments get: a keyed pseudonym, never the id itself. */
+  customerSearch: CustomerSearch;
   /**
    * How long POST /v1/checkouts waits for the reservation, and POST /v1/topups and /v1/payouts for
    * their workflow's first answer, before answering 503. Default 15 s.
@@ -162,6 +165,7 @@ export function createApp(deps: AppDeps): Express {
     temporal: deps.temporal,
     taskQueue: deps.taskQueue,
     logger,
+    customerSearch: deps.customerSearch,
     reservationTimeoutMs,
     updateTimeoutMs,
     idempotency,
@@ -177,6 +181,7 @@ export function createApp(deps: AppDeps): Express {
     temporal: deps.temporal,
     taskQueue: deps.taskQueue,
     logger,
+    customerSearch: deps.customerSearch,
     // The top-up and payout answer as soon as their row is written (and the payout's money held),
     // like a checkout's reservation.
     answerTimeoutMs: reservationTimeoutMs,

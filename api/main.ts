@@ -3,8 +3,10 @@ import { createServer } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { loadConfig } from '../platform/config.js';
+import { createCustomerSearch } from '../platform/customer-search.js';
 import { createPrisma } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
+import { configuredPayloadKeys, dataConverter } from '../platform/payload-codec.js';
 import { createApp } from './app.js';
 import { createRequestStats } from './request-stats.js';
 import { createStockGate } from './stock-gate.js';
@@ -22,8 +24,10 @@ async function main(): Promise<void> {
   const SHUTDOWN_GRACE_MS = config.api.workflowAnswerTimeoutMs + 5_000;
   const logger = createLogger('api', config.logLevel);
   const prisma = createPrisma(config.databaseUrl);
+  // Made before connecting: without keys the API must not start a workflow.
+  const converter = dataConverter(config);
   const connection = await Connection.connect({ address: config.temporal.address });
-  const temporal = new Client({ connection, namespace: config.temporal.namespace });
+  const temporal = new Client({ connection, namespace: config.temporal.namespace, dataConverter: converter });
 
   const requestStats = createRequestStats(logger);
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 10 });
@@ -40,6 +44,7 @@ async function main(): Promise<void> {
     requestStats,
     taskQueue: config.temporal.taskQueue,
     logger,
+    customerSearch: createCustomerSearch(configuredPayloadKeys(config)),
     reservationTimeoutMs: RESERVATION_TIMEOUT_MS,
     updateTimeoutMs: UPDATE_TIMEOUT_MS,
     payoutDelayMs: config.payouts.delayMs,

@@ -11,6 +11,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { createLogger } from '../platform/logger.js';
+import { payloadDataConverter } from '../platform/payload-codec.js';
+import { parsePayloadKeys } from '../platform/payload-keys.js';
 import { startInfrastructure, type Infrastructure } from '../scripts/infrastructure.js';
 import { startStack, type Stack } from '../scripts/stack.js';
 import { ApiClient } from './api-client.js';
@@ -89,7 +91,9 @@ async function main(): Promise<number> {
       throw new RunError(`could not start the stack: ${err instanceof Error ? err.message : String(err)}`);
     }
     say(`stack up in ${seconds(Date.now() - t0)}: api ${stack.apiUrl}, task queue ${stack.env.TEMPORAL_TASK_QUEUE}`);
-    result = await storm(flags, rng, runId, infra, stack, new Client({ connection, namespace: infra.namespace }));
+    // The stack's payload key: this client lists and counts, and nothing talks to Temporal unencrypted.
+    const dataConverter = payloadDataConverter(parsePayloadKeys(stack.env.PAYLOAD_ENCRYPTION_KEYS ?? ''));
+    result = await storm(flags, rng, runId, infra, stack, new Client({ connection, namespace: infra.namespace, dataConverter }));
   } catch (err) {
     if (interrupted) return 2;
     say(err instanceof RunError ? err.message : `the run failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);

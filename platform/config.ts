@@ -5,6 +5,7 @@ import path from 'node:path';
 import os from 'node:os';
 import { DEFAULT_MAX_CONCURRENT_DELIVERIES, DEFAULT_MAX_WEBHOOK_ENDPOINTS, DEFAULT_REDELIVER_RATE_LIMIT } from '../domain/events.js';
 import { MAX_RECONCILIATION_OLDER_THAN_MS, WEBHOOK_DELIVERY_WINDOW_MS } from '../domain/index.js';
+import { parsePayloadKeys, PAYLOAD_KEYS_SETTING, type PayloadKey } from './payload-keys.js';
 
 export interface Config {
   /** Project root; `.data/` below it holds embedded PostgreSQL's and Temporal's files. */
@@ -115,6 +116,24 @@ export interface Config {
    * keeps it under DATA_DIR/secrets).
    */
   operator: { apiKey: string | undefined };
+  /**
+   * Keys of the payload codec (platform/payload-codec.ts), newest first: the first encrypts, all
+   * decrypt. Empty when PAYLOAD_ENCRYPTION_KEYS is unset: such a process cannot talk to Temporal
+   * (`npm start` makes a development key once and keeps it under DATA_DIR/secrets).
+   */
+  payloadEncryption: { keys: readonly PayloadKey[] };
+  /** The codec server (codec-server/): the Web UI and the CLI read encrypted payloads through it. */
+  codec: {
+    host: string;
+    port: number;
+    /** Browser origins allowed to call it (CORS): the Web UI's, by either name of the loopback host. */
+    uiOrigins: readonly string[];
+    /**
+     * The secret path segment of the endpoint the Web UI calls (`/ui/<token>`), which cannot send
+     * the operator key; undefined: no such endpoint. `npm start` makes one per run.
+     */
+    uiToken: string | undefined;
+  };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Worker processes `npm start` runs (WORKER_PROCESSES); they share the task queue. */
   workerProcesses: number;
@@ -214,6 +233,33 @@ function idempotencyKeyTtlHours(env: NodeJS.ProcessEnv): number {
   return hours;
 }
 
+/** Comma-separated browser origins (`scheme://host[:port]`, nothing more), as a browser sends them in `Origin`. */
+function origins(env: NodeJS.ProcessEnv, name: string, fallback: string[]): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  return raw.split(',').map((entry) => {
+    const value = entry.trim();
+    let url: URL | undefined;
+    try {
+      url = new URL(value);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== value) {
+      throw new Error(`${name} must be comma-separated origins such as http://127.0.0.1:8233 (no path, no trailing slash), got "${value}"`);
+    }
+    return value;
+  });
+}
+
+/** Long enough that it cannot be guessed, and only characters that need no escaping in a URL path. */
+function uiToken(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env.CODEC_UI_TOKEN;
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^[A-Za-z0-9_-]{32,128}$/.test(raw)) throw new Error('CODEC_UI_TOKEN must be 32 to 128 letters, digits, "_" or "-"');
+  return raw;
+}
+
 const PROJECT_ROOT = path.resolve(import.meta.dirname, '..');
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -234,6 +280,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const cacheHome = str(env, 'XDG_CACHE_HOME', path.join(os.homedir(), '.cache'));
   const cliVersion = str(env, 'TEMPORAL_CLI_VERSION', 'v1.5.1');
+  const uiPort = int(env, 'TEMPORAL_UI_PORT', 8233);
   const resolvedDatabaseUrl = databaseUrl || `postgresql://postgres:postgres@127.0.0.1:${postgresPort}/payments`;
   const demoApiKey = str(env, 'DEMO_API_KEY', 'sk_test_demo');
   return {
@@ -255,7 +302,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       external: temporalAddress !== '',
       namespace: str(env, 'TEMPORAL_NAMESPACE', 'default'),
       taskQueue: str(env, 'TEMPORAL_TASK_QUEUE', 'payments'),
-      uiPort: int(env, 'TEMPORAL_UI_PORT', 8233),
+      uiPort,
       cliPath: env.TEMPORAL_CLI_PATH || undefined,
       cliVersion,
       cacheDir: path.join(cacheHome, 'payment-orchestrator', `temporal-cli-${cliVersion}`),
@@ -299,6 +346,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     demo: { merchantId: 'demo', apiKey: demoApiKey },
     operator: { apiKey: operatorApiKey(env, demoApiKey) },
+    payloadEncryption: { keys: env[PAYLOAD_KEYS_SETTING] ? parsePayloadKeys(env[PAYLOAD_KEYS_SETTING]) : [] },
+    codec: {
+      host: str(env, 'CODEC_HOST', '127.0.0.1'),
+      port: int(env, 'CODEC_PORT', 8234),
+      uiOrigins: origins(env, 'CODEC_UI_ORIGINS', [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`]),
+      uiToken: uiToken(env),
+    },
     logLevel: logLevel as Config['logLevel'],
     workerProcesses,
   };

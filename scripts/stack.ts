@@ -1,5 +1,6 @@
 // The whole application as real processes, for end-to-end tests, the flash-sale benchmark and the
-// chaos suite: the card-network and bank simulators, one or more workers and the API, each spawned
+// chaos suite: the card-network and bank simulators, one or more workers, the API and the codec
+// server, each spawned
 // the way `npm start` spawns them, against a PostgreSQL and a Temporal server that already run
 // (test/global-setup.ts's, or scripts/infrastructure.ts's). Each stack has its own task queue and
 // ports, so a stack never picks up another stack's (or another test file's) workflows.
@@ -11,6 +12,7 @@ import { Connection } from '@temporalio/client';
 import { loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { getFreePort, nodeEntry, startProcess, waitUntil, type ManagedProcess } from './processes.js';
+import { formatPayloadKeys, newPayloadKey } from '../platform/payload-keys.js';
 import { newOperatorApiKey } from './dev-secrets.js';
 import { writeWorkflowBundle } from './workflow-bundle.js';
 
@@ -32,6 +34,8 @@ export interface Stack {
   apiUrl: string;
   cardNetworkUrl: string;
   bankUrl: string;
+  /** The codec server (`Authorization: Bearer <env.OPERATOR_API_KEY>`). */
+  codecUrl: string;
   /** The environment the processes run with (DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_TASK_QUEUE, ...). */
   env: Record<string, string>;
   /** How many worker processes the stack has; they are numbered from 0. */
@@ -93,10 +97,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const config = loadConfig();
   const readyTimeoutMs = options.readyTimeoutMs ?? 90_000;
   const showLogs = options.logs ?? process.env.STACK_LOGS === '1';
-  const [apiPort, cardNetworkPort, bankPort] = await Promise.all([getFreePort(), getFreePort(), getFreePort()]);
+  const [apiPort, cardNetworkPort, bankPort, codecPort] = await Promise.all([getFreePort(), getFreePort(), getFreePort(), getFreePort()]);
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const cardNetworkUrl = `http://127.0.0.1:${cardNetworkPort}`;
   const bankUrl = `http://127.0.0.1:${bankPort}`;
+  const codecUrl = `http://127.0.0.1:${codecPort}`;
   const namespace = process.env.TEMPORAL_NAMESPACE ?? config.temporal.namespace;
   const taskQueue = `e2e-${randomUUID().slice(0, 8)}`;
 
@@ -113,9 +118,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     BANK_HOST: '127.0.0.1',
     BANK_PORT: String(bankPort),
     BANK_URL: bankUrl,
+    CODEC_HOST: '127.0.0.1',
+    CODEC_PORT: String(codecPort),
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     // Each stack its own: tests read it from `env` when they act as the operator.
     OPERATOR_API_KEY: newOperatorApiKey(),
+    // The test run's key (test/global-setup.ts) when there is one, so the tests' own clients read
+    // what the stack writes; otherwise (benchmark, chaos) one of the stack's own, in `env`.
+    PAYLOAD_ENCRYPTION_KEYS: process.env.PAYLOAD_ENCRYPTION_KEYS || formatPayloadKeys([newPayloadKey('stack')]),
     ...options.env,
   };
   const processEnv = { ...process.env, ...env };
@@ -186,8 +196,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     processEnv.WORKFLOW_BUNDLE_PATH = workflowBundle;
     for (let i = 0; i < workerCount; i++) workers.push(spawnService(workerCount === 1 ? 'worker' : `worker-${i}`, 'workers/main.ts'));
     api = spawnService('api', 'api/main.ts');
-    processes.push(...workers, api);
-    await Promise.all([waitForReady(api, `api at ${apiUrl}`, () => answers200(`${apiUrl}/health`), readyTimeoutMs), ...workers.map(waitForWorker)]);
+    const codec = spawnService('codec', 'codec-server/main.ts');
+    processes.push(...workers, api, codec);
+    await Promise.all([
+      waitForReady(api, `api at ${apiUrl}`, () => answers200(`${apiUrl}/health`), readyTimeoutMs),
+      waitForReady(codec, `codec server at ${codecUrl}`, () => answers200(`${codecUrl}/health`), readyTimeoutMs),
+      ...workers.map(waitForWorker),
+    ]);
   } catch (err) {
     await stop();
     throw err;
@@ -204,6 +219,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     apiUrl,
     cardNetworkUrl,
     bankUrl,
+    codecUrl,
     env,
     workerCount,
     killWorker: async (index) => {

@@ -1,15 +1,19 @@
 // `npm start`: the whole stack in the foreground on a fresh machine. PostgreSQL (embedded unless
 // DATABASE_URL is set), migrations, the demo merchant, Temporal (a dev server unless
-// TEMPORAL_ADDRESS is set), then the card-network and bank simulators, the worker and the API as
-// supervised child processes. Ctrl-C stops them in reverse order: services, Temporal, PostgreSQL.
+// TEMPORAL_ADDRESS is set, its Web UI decoding payloads through the codec server), then the
+// card-network and bank simulators, the worker, the API and the codec server as supervised child
+// processes. Ctrl-C stops them in reverse order: services, Temporal, PostgreSQL.
 // What it starts is recorded in DATA_DIR/run/, so that after a launcher killed with SIGKILL the next
 // start stops what was left running instead of failing on taken ports.
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
+import { payloadDataConverter } from '../platform/payload-codec.js';
+import { formatPayloadKeys, newPayloadKey, parsePayloadKeys, type PayloadKey } from '../platform/payload-keys.js';
 import { applyMigrations } from './migrate.js';
 import { startEmbeddedPostgres } from './postgres.js';
 import { allAlive, launchingProcesses, LAUNCHER, ProcessRecords, type ProcessRecord } from './process-records.js';
@@ -37,6 +41,8 @@ const SERVICES = [
   { name: 'bank', entry: 'simulators/bank/main.ts' },
   { name: 'worker', entry: 'workers/main.ts' },
   { name: 'api', entry: 'api/main.ts' },
+  // The Web UI and the CLI read encrypted payloads through it.
+  { name: 'codec', entry: 'codec-server/main.ts' },
 ] as const;
 
 /** What is running, in start order; stopped in reverse. */
@@ -117,6 +123,27 @@ function dataDirForHumans(): string {
   return relative && !relative.startsWith('..') ? `${relative}/` : config.dataDir;
 }
 
+/**
+ * The payload keys: PAYLOAD_ENCRYPTION_KEYS, or a development key made on the first start and kept
+ * in DATA_DIR/secrets, so workflows written before a restart stay readable after it. To rotate it,
+ * put a new `id:base64key` in front of the file's line (see README: Payload encryption).
+ */
+async function payloadKeys(): Promise<{ keys: readonly PayloadKey[]; file: string | undefined }> {
+  if (config.payloadEncryption.keys.length > 0) return { keys: config.payloadEncryption.keys, file: undefined };
+  const { value, file } = await ensureDevSecret(config.dataDir, 'payload-encryption-keys', () => formatPayloadKeys([newPayloadKey()]));
+  try {
+    return { keys: parsePayloadKeys(value, file), file };
+  } catch (err) {
+    throw new StartError(`${(err as Error).message}; fix the file, or set PAYLOAD_ENCRYPTION_KEYS`);
+  }
+}
+
+/** A listening address as a browser on this machine reaches it. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
 function databaseName(url: string): string {
   return decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'postgres';
 }
@@ -191,6 +218,7 @@ async function main(): Promise<void> {
     { port: config.api.port, what: 'API', env: 'API_PORT' },
     { port: config.cardNetwork.port, what: 'card-network simulator', env: 'CARD_NETWORK_PORT' },
     { port: config.bank.port, what: 'bank simulator', env: 'BANK_PORT' },
+    { port: config.codec.port, what: 'codec server', env: 'CODEC_PORT' },
   ];
   if (!config.temporal.external) {
     ports.push(
@@ -203,6 +231,12 @@ async function main(): Promise<void> {
   const operatorKey = config.operator.apiKey
     ? { value: config.operator.apiKey, file: undefined }
     : await ensureDevSecret(config.dataDir, 'operator-api-key', newOperatorApiKey);
+  const payload = await payloadKeys();
+  const dataConverter = payloadDataConverter(payload.keys);
+  const codecUrl = `http://${urlHost(config.codec.host)}:${config.codec.port}`;
+  // The Web UI cannot send the operator key (the development UI has no login): it calls the codec
+  // server under a path only it is told, made afresh each start (codec-server/app.ts).
+  const uiToken = config.codec.uiToken ?? randomBytes(32).toString('base64url');
   // Before anything starts: this may build the CLI (minutes, once), and fails fast without Go.
   const cliPath = config.temporal.external ? undefined : await resolveTemporalCli(config, log);
   if (stopRequested) return;
@@ -249,6 +283,7 @@ async function main(): Promise<void> {
       cliPath,
       port: portOf(config.temporal.address),
       uiPort: config.temporal.uiPort,
+      uiCodecEndpoint: `${codecUrl}/ui/${uiToken}`,
       // On disk, so workflows in flight survive a restart of `npm start`.
       dbFile: path.join(config.dataDir, 'temporal.db'),
       namespace: config.temporal.namespace,
@@ -266,7 +301,7 @@ async function main(): Promise<void> {
   // Reconciliation runs on a Temporal Schedule; the worker started below picks its runs up.
   const scheduleConnection = await Connection.connect({ address: temporalAddress });
   try {
-    const client = new Client({ connection: scheduleConnection, namespace: config.temporal.namespace });
+    const client = new Client({ connection: scheduleConnection, namespace: config.temporal.namespace, dataConverter });
     const every = config.reconciliation.interval as Duration;
     const outcome = await ensureReconciliationSchedule(client, { taskQueue: config.temporal.taskQueue, every, olderThanMs: config.reconciliation.olderThanMs });
     log.info(`reconciliation schedule ${outcome}`, { every });
@@ -291,6 +326,8 @@ async function main(): Promise<void> {
     CARD_NETWORK_URL: config.cardNetwork.url,
     BANK_URL: config.bank.url,
     OPERATOR_API_KEY: operatorKey.value,
+    PAYLOAD_ENCRYPTION_KEYS: formatPayloadKeys(payload.keys),
+    CODEC_UI_TOKEN: uiToken,
   };
   // WORKER_PROCESSES workers poll the same task queue: Temporal spreads the tasks over them.
   const instances = SERVICES.flatMap((service): Array<{ name: string; entry: string }> =>
@@ -317,40 +354,45 @@ async function main(): Promise<void> {
   }
 
   const apiUrl = `http://${config.api.host}:${config.api.port}`;
-  const ready = await waitUntil(
-    `API at ${apiUrl}`,
-    async () => {
-      const res = await fetch(`${apiUrl}/health`, { signal: AbortSignal.timeout(2000) });
-      await res.body?.cancel();
-      return res.ok;
-    },
-    { timeoutMs: 60_000, intervalMs: 250, abortIf: () => (stopRequested ? 'stopping' : undefined) },
-  ).then(
-    () => true,
-    (err: Error) => {
-      log.warn('the API did not answer /health yet; it keeps being supervised', { error: err.message });
-      return false;
-    },
-  );
+  const answering = (what: string, url: string) =>
+    waitUntil(
+      `${what} at ${url}`,
+      async () => {
+        const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
+        await res.body?.cancel();
+        return res.ok;
+      },
+      { timeoutMs: 60_000, intervalMs: 250, abortIf: () => (stopRequested ? 'stopping' : undefined) },
+    ).then(
+      () => undefined,
+      (err: Error) => {
+        log.warn(`the ${what} did not answer /health yet; it keeps being supervised`, { error: err.message });
+        return what;
+      },
+    );
+  const notAnswering = (await Promise.all([answering('API', apiUrl), answering('codec server', codecUrl)])).filter((w) => w !== undefined);
   if (stopRequested) return;
   timings.totalMs = Date.now() - t0;
   started = true;
 
   // The default demo key is in the source anyway; a key chosen through DEMO_API_KEY is not printed.
   const keyHint = process.env.DEMO_API_KEY ? 'the value of DEMO_API_KEY' : config.demo.apiKey;
+  // Each line begins with its label, so a script can read a URL with e.g. /^Codec +(\S+)/m.
   const lines = [
     '',
-    ready ? 'Payment orchestrator is running.' : 'Payment orchestrator is starting (the API is not answering yet).',
-    `  API            ${apiUrl}`,
-    webUi ? `  Temporal UI    ${webUi}` : `  Temporal       ${temporalAddress} (TEMPORAL_ADDRESS)`,
-    `  Demo merchant  "${config.demo.merchantId}": send "Authorization: Bearer <key>" with key ${keyHint}`,
-    // The operator key is never printed: it reaches every merchant's records.
-    `  Operator key   ${operatorKey.file ? `in ${operatorKey.file}` : 'the value of OPERATOR_API_KEY'}`,
-    `  Ctrl-C stops everything; data stays in ${dataDirForHumans()}`,
+    notAnswering.length === 0 ? 'Payment orchestrator is running.' : `Payment orchestrator is starting (the ${notAnswering.join(' and the ')} ${notAnswering.length > 1 ? 'are' : 'is'} not answering yet).`,
+    `API            ${apiUrl}`,
+    webUi ? `Temporal UI    ${webUi}   (payloads decrypted through the codec server)` : `Temporal       ${temporalAddress} (TEMPORAL_ADDRESS)`,
+    `Codec          ${codecUrl}   (temporal workflow show --codec-endpoint ${codecUrl} --codec-auth "Bearer <operator key>")`,
+    `Demo merchant  "${config.demo.merchantId}": send "Authorization: Bearer <key>" with key ${keyHint}`,
+    // Neither the operator key nor a payload key is printed: they reach every merchant's records.
+    `Operator key   ${operatorKey.file ? `in ${operatorKey.file}` : 'the value of OPERATOR_API_KEY'}`,
+    `Payload keys   ${payload.file ? `in ${payload.file}` : 'the value of PAYLOAD_ENCRYPTION_KEYS'} (encrypting with "${payload.keys[0]!.id}")`,
+    `Ctrl-C stops everything; data stays in ${dataDirForHumans()}`,
     '',
   ];
   process.stdout.write(lines.join('\n') + '\n');
-  log.info('stack started', { ...timings, api: apiUrl, temporal: temporalAddress, webUi });
+  log.info('stack started', { ...timings, api: apiUrl, temporal: temporalAddress, webUi, codec: codecUrl });
 }
 
 main().then(

@@ -174,6 +174,11 @@ export interface DevServerOptions {
   port: number;
   /** Web UI port; undefined runs headless. */
   uiPort: number | undefined;
+  /**
+   * The codec server endpoint the Web UI decodes payloads through (`--ui-codec-endpoint`); without
+   * one the UI shows encrypted payloads as they are stored.
+   */
+  uiCodecEndpoint?: string;
   /** SQLite file so workflows survive a restart; undefined keeps everything in memory. */
   dbFile: string | undefined;
   namespace: string;
@@ -211,7 +216,10 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
   const args = ['server', 'start-dev', '--ip', ip, '--port', String(options.port), '--namespace', options.namespace];
   args.push('--log-level', options.logLevel ?? 'warn');
   if (options.uiPort === undefined) args.push('--headless');
-  else args.push('--ui-port', String(options.uiPort));
+  else {
+    args.push('--ui-port', String(options.uiPort));
+    if (options.uiCodecEndpoint !== undefined) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
+  }
   if (options.dbFile !== undefined) {
     await fs.mkdir(path.dirname(options.dbFile), { recursive: true });
     args.push('--db-filename', options.dbFile);

@@ -4,13 +4,11 @@
 // a crash, and every extra worker, would wait that long before polling again.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
-import { WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { bundlePaymentWorkflows } from '../workers/payment-worker.js';
 
 /** Bundles workflows/index.ts into `file` (written atomically); resolves with `file`. */
 export async function writeWorkflowBundle(file: string): Promise<string> {
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: WORKFLOWS_PATH,
+  const { code } = await bundlePaymentWorkflows({
     // webpack's summary is noise in the launcher's output.
     logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
   });

@@ -10,6 +10,7 @@ import { checkoutId, topupId } from '../domain/index.js';
 import type { PrismaClient } from '../platform/db.js';
 import { newOperatorApiKey } from '../scripts/dev-secrets.js';
 import { getFreePort } from '../scripts/processes.js';
+import { testDataConverter } from './support/payload-keys.js';
 import { call, createMerchant, openPrisma, startApi, type Res, type TestApi, type TestMerchant } from './support/api-harness.js';
 
 let prisma: PrismaClient;
@@ -22,7 +23,7 @@ beforeAll(async () => {
   prisma = openPrisma();
   merchant = await createMerchant(prisma, 'tdown');
   connection = Connection.lazy({ address: `127.0.0.1:${await getFreePort()}` });
-  api = await startApi(prisma, { temporal: new Client({ connection }), operatorApiKey: operatorKey });
+  api = await startApi(prisma, { temporal: new Client({ connection, dataConverter: testDataConverter() }), operatorApiKey: operatorKey });
 });
 
 afterAll(async () => {

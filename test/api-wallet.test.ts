@@ -39,6 +39,7 @@ import {
   type TestMerchant,
   type UpdateCall,
 } from './support/api-harness.js';
+import { testCustomerSearch } from './support/payload-keys.js';
 
 const DEMO_KEY = 'sk_test_demo';
 const RUN = randomUUID().slice(0, 8);
@@ -220,7 +221,8 @@ describe('POST /v1/topups', () => {
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
     });
     const attributes = start.options.typedSearchAttributes as Array<{ key: { name: string }; value: unknown }>;
-    expect(Object.fromEntries(attributes.map((a) => [a.key.name, a.value]))).toEqual({ MerchantId: 'demo', CustomerId: customerId, PaymentStatus: 'processing' });
+    expect(Object.fromEntries(attributes.map((a) => [a.key.name, a.value]))).toEqual({ MerchantId: 'demo', CustomerId: testCustomerSearch.value('demo', customerId), PaymentStatus: 'processing' });
+    expect(JSON.stringify(attributes)).not.toContain(customerId);
     expect(start.input).toEqual({
       topupId: id,
       merchantId: 'demo',
@@ -358,7 +360,8 @@ describe('POST /v1/payouts', () => {
     expect(start).toMatchObject({ workflowType: 'payoutWorkflowV2', update: 'payoutAccepted', updateId: `${id}:accepted` });
     expect(start.options).toMatchObject({ workflowId: id, workflowIdConflictPolicy: 'USE_EXISTING', workflowIdReusePolicy: 'REJECT_DUPLICATE' });
     const attributes = start.options.typedSearchAttributes as Array<{ key: { name: string }; value: unknown }>;
-    expect(Object.fromEntries(attributes.map((a) => [a.key.name, a.value]))).toEqual({ MerchantId: 'demo', CustomerId: customerId, PaymentStatus: 'pending' });
+    expect(Object.fromEntries(attributes.map((a) => [a.key.name, a.value]))).toEqual({ MerchantId: 'demo', CustomerId: testCustomerSearch.value('demo', customerId), PaymentStatus: 'pending' });
+    expect(JSON.stringify(attributes)).not.toContain(customerId);
     expect(start.input).toEqual({
       payoutId: id,
       merchantId: 'demo',

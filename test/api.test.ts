@@ -38,6 +38,7 @@ import {
   type UpdateBehaviour,
   type UpdateCall,
 } from './support/api-harness.js';
+import { testCustomerSearch } from './support/payload-keys.js';
 
 const DEMO_KEY = 'sk_test_demo';
 const RUN = randomUUID().slice(0, 8);
@@ -386,11 +387,13 @@ describe('POST /v1/checkouts', () => {
       },
     ]);
     const attributes = op.options.typedSearchAttributes as Array<{ key: { name: string }; value: unknown }>;
+    // Search attributes are stored and shown in plain text: the customer id only as its keyed pseudonym.
     expect(attributes.map((p) => [p.key.name, p.value])).toEqual([
       ['MerchantId', 'demo'],
-      ['CustomerId', 'cus_123'],
+      ['CustomerId', testCustomerSearch.value('demo', 'cus_123')],
       ['PaymentStatus', 'processing'],
     ]);
+    expect(JSON.stringify(attributes)).not.toContain('cus_123');
     // A plain start: no update, so the answer never waits for a worker.
     expect(api.temporal.starts[0]!.update).toBeUndefined();
     // The order, placed by the API: its row, its lines, the stock held, its event.

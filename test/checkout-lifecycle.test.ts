@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import {
   checkoutId,
@@ -19,23 +19,24 @@ import {
   type CheckoutTimeouts,
 } from '../domain/index.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
-import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
 import { checkoutWorkflow, checkoutWorkflowV2 } from '../workflows/index.js';
 import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
+import { testDataConverter } from './support/payload-keys.js';
 
 const MERCHANT = 'demo';
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
 let env: TestWorkflowEnvironment;
 let prisma: PrismaClient;
-let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
 
 beforeAll(async () => {
-  [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH })]);
+  [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundlePaymentWorkflows()]);
   prisma = createPrisma(process.env.DATABASE_URL!);
 });
 
@@ -96,6 +97,7 @@ async function withCheckout<T>(
     taskQueue,
     activities: createActivities({ prisma, cardNetwork: network, bank: new FakeBank() }),
     workflowBundle,
+    dataConverter: testDataConverter(),
   });
   return worker.runUntil(async () => {
     const handle = await env.client.workflow.start(scenario.legacy ? checkoutWorkflow : checkoutWorkflowV2, { workflowId: input.checkoutId, taskQueue, args: [input] });

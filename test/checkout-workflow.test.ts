@@ -3,25 +3,26 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { checkoutId, DEFAULT_CHECKOUT_TIMEOUTS, PaymentStatus, type CheckoutInput, type CheckoutSnapshot } from '../domain/index.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
-import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
 import { checkoutWorkflowV2 } from '../workflows/index.js';
 import { FakeBank } from './support/fake-bank.js';
 import { recordHistory } from './support/histories.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
+import { testDataConverter } from './support/payload-keys.js';
 
 const MERCHANT = 'demo';
 let env: TestWorkflowEnvironment;
 let prisma: PrismaClient;
-let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createFromExistingServer({ address: process.env.TEMPORAL_ADDRESS! });
+  env = await TestWorkflowEnvironment.createFromExistingServer({ address: process.env.TEMPORAL_ADDRESS!, client: { dataConverter: testDataConverter() } });
   prisma = createPrisma(process.env.DATABASE_URL!);
-  workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  workflowBundle = await bundlePaymentWorkflows();
 });
 
 afterAll(async () => {
@@ -62,6 +63,7 @@ async function runCheckout(network: FakeCardNetwork, sku: string, opts: { token?
     taskQueue,
     activities: createActivities({ prisma, cardNetwork: network, bank: new FakeBank() }),
     workflowBundle,
+    dataConverter: testDataConverter(),
   });
   return worker.runUntil(async () => {
     const handle = await env.client.workflow.start(checkoutWorkflowV2, {

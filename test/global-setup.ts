@@ -18,11 +18,15 @@ import { getFreePort } from '../scripts/processes.js';
 import { seedDemoMerchant } from '../scripts/seed.js';
 import { resolveTemporalCli, startTemporalDevServer, type DevServer } from '../scripts/temporal.js';
 import { ensureTimeSkippingServer } from '../scripts/time-skipping-server.js';
+import { TEST_PAYLOAD_KEYS } from './support/payload-keys.js';
 
 /** Lines of server output worth showing are only the ones before a failure: keep them quiet. */
 const quiet = () => undefined;
 
 export default async function setup(): Promise<() => Promise<void>> {
+  // Every client, worker and stack of the run encrypts with the committed test key, whatever the
+  // shell has in PAYLOAD_ENCRYPTION_KEYS: histories recorded here must replay from the repository.
+  process.env.PAYLOAD_ENCRYPTION_KEYS = TEST_PAYLOAD_KEYS;
   const config = loadConfig();
   // The harness logs only what goes wrong; TEST_LOG_LEVEL=info shows timings.
   const log = createLogger('test-setup', (process.env.TEST_LOG_LEVEL as 'info' | undefined) ?? 'warn');

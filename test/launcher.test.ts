@@ -16,6 +16,8 @@ import { processStartTime, ProcessRecords, type ProcessRecord } from '../scripts
 import { placeBinaries, placeDataDir, startEmbeddedPostgres, type SharedRoots } from '../scripts/postgres.js';
 import { getFreePort, isPortInUse, ManagedProcess, StartError, type ExitInfo } from '../scripts/processes.js';
 import { RECONCILIATION_SCHEDULE_ID } from '../scripts/reconciliation-schedule.js';
+import { resolveTemporalCli, startTemporalDevServer } from '../scripts/temporal.js';
+import { testDataConverter } from './support/payload-keys.js';
 
 const config = loadConfig();
 const log = createLogger('launcher-test', 'warn');
@@ -390,19 +392,23 @@ describe('npm start after a launcher killed with SIGKILL', () => {
 
   beforeAll(async () => {
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'launcher-test-stack-'));
-    const [api, card, bank] = await Promise.all([getFreePort(), getFreePort(), getFreePort()]);
+    const [api, card, bank, codec] = await Promise.all([getFreePort(), getFreePort(), getFreePort(), getFreePort()]);
     env = {
       ...process.env,
       DATA_DIR: dataDir,
       API_PORT: String(api),
       CARD_NETWORK_PORT: String(card),
       BANK_PORT: String(bank),
+      CODEC_PORT: String(codec),
       TEMPORAL_TASK_QUEUE: `launcher-test-${path.basename(dataDir)}`,
       LOG_LEVEL: 'warn',
     };
+    // As on a fresh machine: the launcher makes its own payload key (its workflows run on their own
+    // task queue, so the test run's key is not needed to read them).
+    delete env.PAYLOAD_ENCRYPTION_KEYS;
     const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
     try {
-      scheduleExisted = await new Client({ connection }).schedule
+      scheduleExisted = await new Client({ connection, dataConverter: testDataConverter() }).schedule
         .getHandle(RECONCILIATION_SCHEDULE_ID)
         .describe()
         .then(() => true, () => false);
@@ -418,7 +424,7 @@ describe('npm start after a launcher killed with SIGKILL', () => {
     if (!scheduleExisted) {
       const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
       try {
-        await new Client({ connection }).schedule.getHandle(RECONCILIATION_SCHEDULE_ID).delete().catch(() => undefined);
+        await new Client({ connection, dataConverter: testDataConverter() }).schedule.getHandle(RECONCILIATION_SCHEDULE_ID).delete().catch(() => undefined);
       } finally {
         await connection.close();
       }
@@ -426,7 +432,7 @@ describe('npm start after a launcher killed with SIGKILL', () => {
     await fs.rm(dataDir, { recursive: true, force: true });
   });
 
-  function launch(options: { throughShell?: boolean } = {}): { child: ChildProcess; stderr: () => string } {
+  function launch(options: { throughShell?: boolean } = {}): { child: ChildProcess; stderr: () => string; stdout: string[] } {
     const argv = [process.execPath, '--import', 'tsx', path.join(config.rootDir, 'scripts', 'start.ts')];
     // Through a shell that stays (like npm's `sh -c` between npm and tsx), to kill what started the launcher.
     const [command, args] = options.throughShell
@@ -440,17 +446,54 @@ describe('npm start after a launcher killed with SIGKILL', () => {
     launchers.push(child);
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    return { child, stderr: () => stderr };
+    const stdout: string[] = [];
+    createInterface({ input: child.stdout! }).on('line', (line) => stdout.push(line));
+    return { child, stderr: () => stderr, stdout };
   }
+
+  /** The start banner's lines (from "Payment orchestrator is running." to the Ctrl-C hint). */
+  const banner = (launched: { stdout: string[] }) =>
+    waitFor('the start banner', async () => {
+      const start = launched.stdout.findIndex((l) => l.startsWith('Payment orchestrator is running'));
+      const end = launched.stdout.findIndex((l, i) => i > start && l.startsWith('Ctrl-C stops everything'));
+      return start >= 0 && end > start ? launched.stdout.slice(start, end + 1) : undefined;
+    }, 90_000);
+
+  /** POST to the codec server named on the banner's `Codec` line. */
+  const codecCall = async (lines: string[], operation: 'encode' | 'decode', payloads: unknown[], key: string | undefined) => {
+    const url = /^Codec +(http:\/\/\S+)/.exec(lines.find((l) => l.startsWith('Codec ')) ?? '')?.[1];
+    expect(url).toBe(`http://127.0.0.1:${env.CODEC_PORT}`);
+    const res = await fetch(`${url}/${operation}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+      body: JSON.stringify({ payloads }),
+    });
+    return { status: res.status, body: (await res.json()) as { payloads: Array<{ metadata: Record<string, string>; data: string }> } };
+  };
 
   const exitCode = (child: ChildProcess) => new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const recorded = async () => new ProcessRecords(path.join(dataDir, 'run')).readAll();
 
   it('refuses a second start while the first runs, and after a SIGKILL the next start stops the leftovers and comes up', async () => {
     const first = launch();
-    await firstLine(first.child, /Payment orchestrator is running/, 90_000);
+    const firstBanner = await banner(first);
     const before = await recorded();
-    expect(before.map((r) => r.name).sort()).toEqual(['api', 'bank', 'card-network', 'launcher', 'worker']);
+    expect(before.map((r) => r.name).sort()).toEqual(['api', 'bank', 'card-network', 'codec', 'launcher', 'worker']);
+
+    // The codec server runs and answers the operator, whose key the launcher made and keeps, and
+    // the payload key it made once is kept beside it, readable by its owner only.
+    const secrets = path.join(dataDir, 'secrets');
+    const operatorKey = (await fs.readFile(path.join(secrets, 'operator-api-key'), 'utf8')).trim();
+    const keyLine = firstBanner.find((l) => l.startsWith('Payload keys '));
+    expect(keyLine).toBe(`Payload keys   in ${path.join(secrets, 'payload-encryption-keys')} (encrypting with "${/^(dev-\d{8}-[0-9a-f]{8}):/.exec(await fs.readFile(path.join(secrets, 'payload-encryption-keys'), 'utf8'))?.[1]}")`);
+    expect((await fs.stat(path.join(secrets, 'payload-encryption-keys'))).mode & 0o777).toBe(0o600);
+    expect((await fs.stat(secrets)).mode & 0o777).toBe(0o700);
+    const plain = { metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: Buffer.from('"tok_launcher_test"').toString('base64') };
+    expect((await codecCall(firstBanner, 'encode', [plain], undefined)).status).toBe(401);
+    const encoded = await codecCall(firstBanner, 'encode', [plain], operatorKey);
+    expect(encoded.status).toBe(200);
+    expect(Buffer.from(encoded.body.payloads[0]!.metadata.encoding!, 'base64').toString()).toBe('binary/encrypted');
+    expect(Buffer.from(encoded.body.payloads[0]!.data, 'base64').includes('tok_launcher_test')).toBe(false);
     expect(before.find((r) => r.name === 'launcher')?.pid).toBe(first.child.pid);
 
     // While it runs and is attended, a second start on the same DATA_DIR says so in one line.
@@ -464,11 +507,16 @@ describe('npm start after a launcher killed with SIGKILL', () => {
     await exitCode(first.child);
 
     const third = launch();
-    await firstLine(third.child, /Payment orchestrator is running/, 90_000);
+    const thirdBanner = await banner(third);
+    // The same payload key after the restart: what was written before reads back.
+    expect(thirdBanner.find((l) => l.startsWith('Payload keys '))).toBe(keyLine);
+    const decoded = await codecCall(thirdBanner, 'decode', encoded.body.payloads, operatorKey);
+    expect(decoded.status).toBe(200);
+    expect(Buffer.from(decoded.body.payloads[0]!.data, 'base64').toString()).toBe('"tok_launcher_test"');
     // Every server of the killed launcher is gone; the new ones are recorded in its place.
     for (const record of before) expect(await processStartTime(record.pid)).not.toBe(record.startTime);
     const after = await recorded();
-    expect(after.map((r) => r.name).sort()).toEqual(['api', 'bank', 'card-network', 'launcher', 'worker']);
+    expect(after.map((r) => r.name).sort()).toEqual(['api', 'bank', 'card-network', 'codec', 'launcher', 'worker']);
     expect(after.find((r) => r.name === 'launcher')?.pid).toBe(third.child.pid);
     const health = await fetch(`http://127.0.0.1:${env.API_PORT}/health`);
     expect(health.status).toBe(200);
@@ -492,6 +540,26 @@ describe('npm start after a launcher killed with SIGKILL', () => {
       await waitFor(`${record.name} to stop`, async () => ((await processStartTime(record.pid)) !== record.startTime ? true : undefined), 30_000);
     }
     expect(await isPortInUse(Number(env.API_PORT))).toBe(false);
+    expect(await isPortInUse(Number(env.CODEC_PORT))).toBe(false);
     expect(await recorded()).toEqual([] as ProcessRecord[]);
   }, 180_000);
+});
+
+describe('the Web UI npm start runs', () => {
+  it('is told the codec endpoint, so it decodes payloads through the codec server (the browser calls it directly)', async () => {
+    const cliPath = await resolveTemporalCli(config, log);
+    const [port, uiPort, codecPort] = await Promise.all([getFreePort(), getFreePort(), getFreePort()]);
+    const endpoint = `http://127.0.0.1:${codecPort}/ui/${'t'.repeat(43)}`;
+    const server = await startTemporalDevServer({ cliPath, port, uiPort, uiCodecEndpoint: endpoint, dbFile: undefined, namespace: 'default', log, onLine: () => undefined });
+    try {
+      const settings = await waitFor('the Web UI settings', async () => {
+        const res = await fetch(`${server.uiUrl}/api/v1/settings`).catch(() => undefined);
+        return res?.ok ? ((await res.json()) as { Codec?: Record<string, unknown> }) : undefined;
+      });
+      // No access token to pass and no cookie to include: the endpoint's secret path is the UI's credential.
+      expect(settings.Codec).toMatchObject({ Endpoint: endpoint, PassAccessToken: false, IncludeCredentials: false });
+    } finally {
+      await server.stop();
+    }
+  });
 });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities, type Activities } from '../activities/index.js';
 import { createCheckoutStore } from '../api/checkout-store.js';
@@ -30,7 +30,7 @@ import {
 import { hashApiKey } from '../platform/api-keys.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { checkLedger, createTransfer, walletBalance } from '../platform/ledger.js';
-import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
 import { checkoutWorkflowV2, payoutWorkflowV2, topupWorkflowV2 } from '../workflows/index.js';
 import { payoutCancelUpdate, payoutStatusQuery } from '../workflows/wallet-messages.js';
@@ -38,6 +38,7 @@ import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
+import { decodeStored, testDataConverter } from './support/payload-keys.js';
 
 const MERCHANT = `mp_${randomUUID().slice(0, 8)}`;
 const MINUTE = 60_000;
@@ -48,10 +49,10 @@ const PRICE = 5000n;
 const QUICK_MS = 3_000;
 let env: TestWorkflowEnvironment;
 let prisma: PrismaClient;
-let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
 
 beforeAll(async () => {
-  [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH })]);
+  [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundlePaymentWorkflows()]);
   prisma = createPrisma(process.env.DATABASE_URL!);
   await prisma.merchant.create({ data: { id: MERCHANT, name: 'Money paths shop', apiKeyHash: hashApiKey(`sk_${randomUUID()}`) } });
 });
@@ -178,6 +179,7 @@ async function withCheckout<T>(scenario: CheckoutScenario, body: (run: CheckoutR
     taskQueue,
     activities: { ...createActivities({ prisma, cardNetwork: network, bank: new FakeBank() }), ...scenario.override },
     workflowBundle,
+    dataConverter: testDataConverter(),
   });
   return worker.runUntil(async () => {
     const handle = await env.client.workflow.start(checkoutWorkflowV2, { workflowId: input.checkoutId, taskQueue, args: [input] });
@@ -438,17 +440,16 @@ describe('settlement and refunds in flight', () => {
       // ledger would refuse the second one as a conflict, failing the run with its refunds left
       // pending (what the chaos run with seed 274543202 met when Temporal crashed).
       const events = (await handle.fetchHistory()).events ?? [];
-      const scheduled = events
-        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'createTransfer')
-        .map((e) => (defaultPayloadConverter.fromPayload(e.activityTaskScheduledEventAttributes!.input!.payloads![0]!) as { id: string; amount: string }));
+      // Stored encrypted: decoded with the test key first.
+      const scheduled = (
+        await decodeStored(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'createTransfer').map((e) => e.activityTaskScheduledEventAttributes!.input!.payloads![0]!))
+      ).map((p) => defaultPayloadConverter.fromPayload(p) as { id: string; amount: string });
       expect(scheduled.map((t) => [t.id.slice(id.length + 1).split(':')[0], t.amount])).toEqual([
         ['ledger-refund', '3000'],
         ['settlement', '7000'],
       ]);
       // What the local activities' markers carry (their results), decoded: none names the settlement.
-      const markers = events
-        .flatMap((e) => Object.values(e.markerRecordedEventAttributes?.details ?? {}))
-        .flatMap((p) => p.payloads ?? [])
+      const markers = (await decodeStored(events.flatMap((e) => Object.values(e.markerRecordedEventAttributes?.details ?? {})).flatMap((p) => p.payloads ?? [])))
         .map((p) => Buffer.from(p.data ?? new Uint8Array()).toString('utf8'))
         .join('\n');
       expect(markers).toContain('"outcome":"reserved"');
@@ -476,6 +477,7 @@ async function withWalletWorker<T>(body: (w: WalletWorld) => Promise<T>, overrid
     taskQueue: world.taskQueue,
     activities: { ...createActivities({ prisma, cardNetwork: world.network, bank: world.bank }), ...override },
     workflowBundle,
+    dataConverter: testDataConverter(),
   });
   return worker.runUntil(body(world));
 }
@@ -734,6 +736,7 @@ describe('orders the API places itself after starting the workflow', () => {
       taskQueue,
       activities: createActivities({ prisma, cardNetwork: network, bank: new FakeBank() }),
       workflowBundle,
+      dataConverter: testDataConverter(),
     });
     return worker.runUntil(body(taskQueue));
   }

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure, Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { holdStock } from '../activities/inventory.js';
 import { createApp } from '../api/app.js';
@@ -21,11 +21,12 @@ import { createTransfer, walletBalance } from '../platform/ledger.js';
 import { createLogger } from '../platform/logger.js';
 import { createBankServer, type BankServer } from '../simulators/bank/server.js';
 import { createCardNetworkServer, type CardNetworkServer } from '../simulators/card-network/server.js';
-import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
 import { waitUntil } from '../scripts/processes.js';
 import { ensureReconciliationSchedule, RECONCILIATION_SCHEDULE_ID } from '../scripts/reconciliation-schedule.js';
 import { newOperatorApiKey } from '../scripts/dev-secrets.js';
 import { recordHistory } from './support/histories.js';
+import { testCustomerSearch, testDataConverter } from './support/payload-keys.js';
 
 const MERCHANT = 'demo';
 let prisma: PrismaClient;
@@ -33,7 +34,7 @@ let pool: pg.Pool;
 let connection: Connection;
 let nativeConnection: NativeConnection;
 let client: Client;
-let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
 let networkServer: CardNetworkServer;
 let bankServer: BankServer;
 let cardNetwork: CardNetworkClient;
@@ -53,9 +54,9 @@ beforeAll(async () => {
   [connection, nativeConnection, workflowBundle] = await Promise.all([
     Connection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
     NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
-    bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH }),
+    bundlePaymentWorkflows(),
   ]);
-  client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+  client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default', dataConverter: testDataConverter() });
 });
 
 afterAll(async () => {
@@ -75,6 +76,7 @@ async function withWorker<T>(body: (taskQueue: string) => Promise<T>): Promise<T
     taskQueue,
     activities: createActivities({ prisma, cardNetwork, bank, temporal: client }),
     workflowBundle,
+    dataConverter: testDataConverter(),
   });
   return worker.runUntil(body(taskQueue));
 }
@@ -98,7 +100,7 @@ const OPERATOR_KEY = newOperatorApiKey();
 
 /** The real API on the real Temporal, starting its reconciliations on `taskQueue`. */
 async function reconciliationsApi(taskQueue: string) {
-  const app = createApp({ prisma, pool, temporal: client, taskQueue, logger: createLogger('reconciliation-test', 'error'), operatorApiKey: OPERATOR_KEY });
+  const app = createApp({ prisma, pool, temporal: client, taskQueue, logger: createLogger('reconciliation-test', 'error'), operatorApiKey: OPERATOR_KEY, customerSearch: testCustomerSearch });
   const server: Server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/reconciliations`;

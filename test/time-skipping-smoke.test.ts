@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { PaymentStatus } from '../domain/search-attributes.js';
+import { testDataConverter } from './support/payload-keys.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
 import { timerProbe } from './workflows/timer-probe.js';
 
@@ -46,6 +47,7 @@ describe('time-skipping test server', () => {
       namespace: env.namespace ?? 'default',
       taskQueue,
       workflowBundle,
+      dataConverter: testDataConverter(),
     });
     const serverTimeBefore = await env.currentTimeMs();
     const wallStart = performance.now();

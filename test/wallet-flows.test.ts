@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/activity';
-import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
 import { createActivities, type Activities } from '../activities/index.js';
 import {
   checkoutId,
@@ -21,7 +21,7 @@ import {
 } from '../domain/index.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { accountBalance, checkLedger, createTransfer, walletBalance } from '../platform/ledger.js';
-import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
 import { refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
 import { checkoutWorkflowV2, payoutWorkflowV2, topupWorkflowV2 } from '../workflows/index.js';
 import { payoutCancelUpdate, payoutStatusQuery } from '../workflows/wallet-messages.js';
@@ -29,15 +29,16 @@ import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
+import { testDataConverter } from './support/payload-keys.js';
 
 const MERCHANT = 'demo';
 const DAY = 24 * 60 * 60_000;
 let env: TestWorkflowEnvironment;
 let prisma: PrismaClient;
-let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
 
 beforeAll(async () => {
-  [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH })]);
+  [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundlePaymentWorkflows()]);
   prisma = createPrisma(process.env.DATABASE_URL!);
 });
 
@@ -64,6 +65,7 @@ async function withWorker<T>(body: (w: World & { taskQueue: string }) => Promise
     taskQueue,
     activities: { ...createActivities({ prisma, cardNetwork: world.network, bank: world.bank }), ...override },
     workflowBundle,
+    dataConverter: testDataConverter(),
   });
   const result = await worker.runUntil(body({ ...world, taskQueue }));
   const report = await checkLedger(prisma, { accountIds: [world.wallet, ledgerAccount.merchantPending(MERCHANT, 'JPY'), ledgerAccount.merchantAvailable(MERCHANT, 'JPY')] });

@@ -13,7 +13,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { createApp } from '../api/app.js';
 import { createActivities, type Activities } from '../activities/index.js';
 import type { WebhookActivityOptions } from '../activities/webhooks.js';
@@ -33,7 +33,7 @@ import { createPrisma, type PrismaClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import { systemResolveAll } from '../platform/network-policy.js';
 import { startOutboxRelay } from '../platform/webhook-deliveries.js';
-import { createPaymentWorker, createWebhookWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { bundlePaymentWorkflows, createPaymentWorker, createWebhookWorker } from '../workers/payment-worker.js';
 import { captureUpdate, statusQuery } from '../workflows/checkout-messages.js';
 import { checkoutWorkflowV2, topupWorkflowV2 } from '../workflows/index.js';
 import { call, startApi } from './support/api-harness.js';
@@ -41,13 +41,14 @@ import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { startWebhookReceiver, waitFor, type WebhookReceiver } from './support/webhook-receiver.js';
+import { testCustomerSearch, testDataConverter } from './support/payload-keys.js';
 
 const RETRY = { initialIntervalMs: 500, maximumIntervalMs: 1000 };
 let prisma: PrismaClient;
 let connection: Connection;
 let nativeConnection: NativeConnection;
 let client: Client;
-let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
 const receivers: WebhookReceiver[] = [];
 
 beforeAll(async () => {
@@ -55,9 +56,9 @@ beforeAll(async () => {
   [connection, nativeConnection, workflowBundle] = await Promise.all([
     Connection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
     NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
-    bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH }),
+    bundlePaymentWorkflows(),
   ]);
-  client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+  client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default', dataConverter: testDataConverter() });
 });
 
 afterAll(async () => {
@@ -103,13 +104,14 @@ async function withWorker<T>(setup: WorkerSetup, body: (taskQueue: string) => Pr
   // Without deliverWebhook: a delivery scheduled on the payments queue would fail here, not pass unnoticed.
   const { deliverWebhook, ...paymentActivities } = activities;
   const [worker, webhookWorker]: Worker[] = await Promise.all([
-    createPaymentWorker({ connection: nativeConnection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default', taskQueue, activities: paymentActivities as Activities, workflowBundle }),
+    createPaymentWorker({ connection: nativeConnection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default', taskQueue, activities: paymentActivities as Activities, workflowBundle, dataConverter: testDataConverter() }),
     createWebhookWorker({
       connection: nativeConnection,
       namespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
       taskQueue,
       activities: { deliverWebhook },
       workflowBundle,
+      dataConverter: testDataConverter(),
       ...(setup.maxConcurrentDeliveries !== undefined ? { maxConcurrentDeliveries: setup.maxConcurrentDeliveries } : {}),
     }),
   ]);
@@ -369,7 +371,7 @@ describe('events and webhook-endpoints API', () => {
     const line = (msg: string, fields?: Record<string, unknown>) => void logLines.push(JSON.stringify({ msg, fields }));
     const recording: Logger = { debug: line, info: line, warn: line, error: line, child: () => recording };
     apiPool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 });
-    const app = createApp({ prisma, pool: apiPool, temporal: client, taskQueue: `webhooks-api-${randomUUID()}`, logger: recording, webhookRetry: RETRY });
+    const app = createApp({ prisma, pool: apiPool, temporal: client, taskQueue: `webhooks-api-${randomUUID()}`, logger: recording, webhookRetry: RETRY, customerSearch: testCustomerSearch });
     server = createServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

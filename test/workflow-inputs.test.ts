@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure, Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import {
   DEFAULT_CHECKOUT_TIMEOUTS,
@@ -26,7 +26,8 @@ import {
 import { createBankClient } from '../platform/bank-client.js';
 import { createCardNetworkClient } from '../platform/card-network-client.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
-import { createPaymentWorker, WORKFLOWS_PATH } from '../workers/payment-worker.js';
+import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
+import { testDataConverter } from './support/payload-keys.js';
 
 const checkout: CheckoutInput = {
   checkoutId: 'co_00000000000000000000000000000000',
@@ -115,16 +116,16 @@ describe('a workflow started by hand with an input it cannot run', () => {
   let connection: Connection;
   let nativeConnection: NativeConnection;
   let client: Client;
-  let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+  let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
 
   beforeAll(async () => {
     prisma = createPrisma(process.env.DATABASE_URL!);
     [connection, nativeConnection, workflowBundle] = await Promise.all([
       Connection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
       NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
-      bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH }),
+      bundlePaymentWorkflows(),
     ]);
-    client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+    client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default', dataConverter: testDataConverter() });
   });
 
   afterAll(async () => {
@@ -154,6 +155,7 @@ describe('a workflow started by hand with an input it cannot run', () => {
       // Never called: the run fails before its first activity.
       activities: createActivities({ prisma, cardNetwork: createCardNetworkClient({ baseUrl: nowhere }), bank: createBankClient({ baseUrl: nowhere }), temporal: client }),
       workflowBundle,
+      dataConverter: testDataConverter(),
     });
     const workflowId = 'checkoutId' in input ? input.checkoutId : 'topupId' in input ? input.topupId : 'payoutId' in input ? input.payoutId : `webhook-${input.eventId}`;
     await worker.runUntil(async () => {

@@ -1,18 +1,21 @@
 // One payment worker process. Run as many as you like against the same Temporal server and
 // database: they share the task queue, and every step is idempotent.
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type LogEntry } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type LogEntry } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { createBankClient } from '../platform/bank-client.js';
 import { createCardNetworkClient } from '../platform/card-network-client.js';
 import { loadConfig } from '../platform/config.js';
 import { createPrisma } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
+import { dataConverter as configuredDataConverter } from '../platform/payload-codec.js';
 import { startOutboxRelay } from '../platform/webhook-deliveries.js';
-import { createPaymentWorker, createWebhookWorker, WORKFLOWS_PATH } from './payment-worker.js';
+import { bundlePaymentWorkflows, createPaymentWorker, createWebhookWorker } from './payment-worker.js';
 
 const config = loadConfig();
 const log = createLogger('worker', config.logLevel);
+// Before anything connects: without keys this process must not write a payload.
+const dataConverter = configuredDataConverter(config);
 
 // The SDK's own lines and the workflows' `log` calls go through our structured logger at LOG_LEVEL,
 // as one JSON line each with the workflow's ids, instead of the SDK's multi-line console output.
@@ -35,11 +38,11 @@ const bank = createBankClient({ baseUrl: config.bank.url, timeoutMs: config.bank
 const connection = await NativeConnection.connect({ address: config.temporal.address });
 // The outbox relay starts webhook deliveries through this client; reconciliation asks it which payments still run.
 const clientConnection = await Connection.connect({ address: config.temporal.address });
-const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter });
 const webhookRetry = { initialIntervalMs: config.webhooks.retryInitialIntervalMs, maximumIntervalMs: config.webhooks.retryMaximumIntervalMs };
 // Bundled once by whoever started us (scripts/workflow-bundle.ts); otherwise bundled here, once for both workers.
 const bundlePath = process.env.WORKFLOW_BUNDLE_PATH;
-const workflowBundle = bundlePath ? { codePath: bundlePath } : await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+const workflowBundle = bundlePath ? { codePath: bundlePath } : await bundlePaymentWorkflows();
 const activities = createActivities({ prisma, cardNetwork, bank, temporal, webhooks: { allowPrivateHosts: config.webhooks.allowPrivateHosts } });
 // The payment worker keeps deliverWebhook registered: deliveries started on the payments queue
 // before deliveries had a queue of their own still finish there.
@@ -48,6 +51,7 @@ const worker = await createPaymentWorker({
   namespace: config.temporal.namespace,
   taskQueue: config.temporal.taskQueue,
   activities,
+  dataConverter,
   workflowBundle,
 });
 // Webhook deliveries on a task queue of their own (domain webhookTaskQueue): hanging endpoints hold
@@ -57,6 +61,7 @@ const webhookWorker = await createWebhookWorker({
   namespace: config.temporal.namespace,
   taskQueue: config.temporal.taskQueue,
   activities,
+  dataConverter,
   workflowBundle,
   maxConcurrentDeliveries: config.webhooks.maxConcurrentDeliveries,
 });

@@ -18,6 +18,7 @@
 import { Router, type Response } from 'express';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { PrismaClient } from '../../platform/db.js';
+import type { CustomerSearch } from '../../platform/customer-search.js';
 import type { Logger } from '../../platform/logger.js';
 import { CustomerId, MerchantId, PaymentStatus, checkoutId as buildCheckoutId, type CheckoutInput } from '../../domain/index.js';
 import { merchantIdOf } from '../auth.js';
@@ -39,6 +40,8 @@ export interface CheckoutsDeps {
   temporal: Client;
   taskQueue: string;
   logger: Logger;
+  /** The CustomerId search attribute: a keyed pseudonym (platform/customer-search.ts). */
+  customerSearch: CustomerSearch;
   /** How long a request waits for its workflow's start before answering 503 (the retry is safe). */
   reservationTimeoutMs: number;
   /** How long capture, cancel, confirm and refund wait for the workflow before answering 503. */
@@ -173,7 +176,7 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
           workflowIdReusePolicy: 'REJECT_DUPLICATE',
           typedSearchAttributes: [
             { key: MerchantId, value: merchantId },
-            { key: CustomerId, value: body.customerId },
+            { key: CustomerId, value: deps.customerSearch.value(merchantId, body.customerId) },
             { key: PaymentStatus, value: 'processing' },
           ],
         }),

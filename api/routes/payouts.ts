@@ -74,7 +74,7 @@ export function payoutsRouter(deps: WalletFlowsDeps): Router {
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       typedSearchAttributes: [
         { key: MerchantId, value: merchantId },
-        { key: CustomerId, value: body.customerId },
+        { key: CustomerId, value: deps.customerSearch.value(merchantId, body.customerId) },
         { key: PaymentStatus, value: 'pending' },
       ],
     });

@@ -5,6 +5,7 @@
 import { Router } from 'express';
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import type { PrismaClient } from '../../platform/db.js';
+import type { CustomerSearch } from '../../platform/customer-search.js';
 import type { Logger } from '../../platform/logger.js';
 import type { Topup } from '../../generated/prisma/client.js';
 import { CustomerId, MerchantId, PaymentStatus, topupId as buildTopupId, type TopupInput } from '../../domain/index.js';
@@ -23,6 +24,8 @@ export interface WalletFlowsDeps {
   temporal: Client;
   taskQueue: string;
   logger: Logger;
+  /** The CustomerId search attribute: a keyed pseudonym (platform/customer-search.ts). */
+  customerSearch: CustomerSearch;
   /** How long a creating request waits for its workflow's first answer before a 503 (retry-safe). */
   answerTimeoutMs: number;
   /** How long a cancel waits for the workflow before a 503. */
@@ -75,7 +78,7 @@ export function topupsRouter(deps: WalletFlowsDeps): Router {
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       typedSearchAttributes: [
         { key: MerchantId, value: merchantId },
-        { key: CustomerId, value: body.customerId },
+        { key: CustomerId, value: deps.customerSearch.value(merchantId, body.customerId) },
         { key: PaymentStatus, value: 'processing' },
       ],
     });

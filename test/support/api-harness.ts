@@ -17,6 +17,7 @@ import { createPrisma, type PrismaClient } from '../../platform/db.js';
 import type { Logger } from '../../platform/logger.js';
 import { FailureType, type CheckoutInput, type CheckoutStatus, type PayoutInput, type PayoutSnapshot, type PayoutStatus, type TopupInput, type TopupSnapshot } from '../../domain/index.js';
 import { payoutCancelUpdate } from '../../workflows/wallet-messages.js';
+import { testCustomerSearch } from './payload-keys.js';
 
 export function openPrisma(): PrismaClient {
   const url = process.env.DATABASE_URL;
@@ -247,7 +248,15 @@ export async function startApi(prisma: PrismaClient, overrides: Partial<AppDeps>
   const temporal = fakeTemporal(prisma);
   const logLines: string[] = [];
   const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 5 });
-  const app = createApp({ prisma, pool, temporal: temporal.client, taskQueue: 'payments-test', logger: recordingLogger(logLines), ...overrides });
+  const app = createApp({
+    prisma,
+    pool,
+    temporal: temporal.client,
+    taskQueue: 'payments-test',
+    logger: recordingLogger(logLines),
+    customerSearch: testCustomerSearch,
+    ...overrides,
+  });
   const server: Server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

@@ -6,7 +6,7 @@
 // ~0.4-1 s) that `env.teardown()` kills. Use it as:
 //
 //   const env = await createTimeSkippingEnv();
-//   const worker = await Worker.create({ connection: env.nativeConnection, namespace: env.namespace ?? 'default', taskQueue, workflowBundle });
+//   const worker = await Worker.create({ connection: env.nativeConnection, namespace: env.namespace ?? 'default', taskQueue, workflowBundle, dataConverter: testDataConverter() });
 //   await worker.runUntil(env.client.workflow.execute(myWorkflow, { taskQueue, workflowId, args }));
 //   await env.teardown();
 import type { SearchAttributeType } from '@temporalio/common';
@@ -14,6 +14,7 @@ import type { SearchAttributeKey } from '@temporalio/common/lib/search-attribute
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTES } from '../../domain/search-attributes.js';
+import { testDataConverter } from './payload-keys.js';
 
 export interface TimeSkippingEnvOptions {
   /**
@@ -55,6 +56,8 @@ async function startWithRetry(serverPath: string): Promise<TestWorkflowEnvironme
     try {
       return await TestWorkflowEnvironment.createTimeSkipping({
         server: { executable: { type: 'existing-path', path: serverPath } },
+        // env.client encrypts like every other client; workers on env.nativeConnection pass their own.
+        client: { dataConverter: testDataConverter() },
       });
     } catch (err) {
       // A JVM that lost the race against a busy CPU: the SDK has killed it already; try once more.
