@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
 import { bundlePaymentWorkflows } from '../workers/payment-worker.js';
+import * as workflows from '../workflows/index.js';
 import { HISTORIES_DIR, readManifest, sha256 } from './support/histories.js';
 import { testDataConverter } from './support/payload-keys.js';
 
@@ -25,6 +26,20 @@ describe('recorded workflow histories', () => {
       const text = await fs.readFile(path.join(HISTORIES_DIR, file), 'utf8');
       expect({ file, sha256: sha256(text) }).toEqual({ file, sha256: manifest.get(file) });
     }
+  });
+
+  it('cover every workflow type the worker serves', async () => {
+    const recorded = new Set<string>();
+    for (const file of await historyFiles()) {
+      const history = JSON.parse(await fs.readFile(path.join(HISTORIES_DIR, file), 'utf8')) as {
+        events: Array<{ workflowExecutionStartedEventAttributes?: { workflowType?: { name?: string } } }>;
+      };
+      const type = history.events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;
+      if (type) recorded.add(type);
+    }
+    expect(Object.keys(workflows)).toEqual(expect.arrayContaining(['checkoutWorkflowV2', 'topupWorkflowV2', 'payoutWorkflowV2', 'webhookDeliveryWorkflow', 'reconciliationWorkflowV2']));
+    // A type without a history has nothing guarding its running workflows against a change.
+    expect(Object.keys(workflows).filter((type) => !recorded.has(type))).toEqual([]);
   });
 
   it('replay against the current workflow code', async () => {

@@ -260,6 +260,7 @@ describe('webhook hosts at delivery time (WEBHOOK_ALLOW_PRIVATE_HOSTS unset)', (
           const outcome = await client.workflow.getHandle(webhookDeliveryId(event.id, endpointId)).result();
           expect(outcome).toEqual({ status: 'gave_up', reason: expect.stringContaining('address_not_allowed') });
         }
+        await recordHistory('address-refused-gave-up', client.workflow.getHandle(webhookDeliveryId(event.id, literal.id)));
         const shown = await call(api.url, apiKey, 'GET', `/v1/events/${event.id}`);
         expect(shown.body.deliveryAttempts.map((a: { endpointId: string }) => a).sort((x: { endpointId: string }, y: { endpointId: string }) => x.endpointId.localeCompare(y.endpointId))).toEqual(
           [literal.id, registered.body.id as string].sort().map((endpointId) => ({ endpointId, attempt: 1, statusCode: null, error: 'address_not_allowed', durationMs: expect.any(Number), createdAt: expect.any(String) })),
