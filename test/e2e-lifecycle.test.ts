@@ -2,6 +2,7 @@
 // Secure, refunds and the card network's faults, each checked against the stock counters and the
 // simulator's own records. (Timers are covered on the time-skipping server.)
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { injectCardFault } from '../simulators/card-network/test-faults.js';
 import { startStack, type Stack } from '../scripts/stack.js';
@@ -175,5 +176,68 @@ describe('checkout lifecycle over HTTP', () => {
 
     expect((await call('POST', `/v1/checkouts/${id}/capture`)).body.status).toBe('captured');
     expect(count(await operations(id), 'capture')).toBe(1);
+  });
+});
+
+describe('races over HTTP', () => {
+  /** The checkout's journal entries, as `code:amount`, from the stack's own database. */
+  async function journal(id: string): Promise<string[]> {
+    const db = new pg.Client({ connectionString: stack.env.DATABASE_URL });
+    await db.connect();
+    try {
+      const { rows } = await db.query<{ code: string; kind: string; amount: string }>(
+        'SELECT code, kind, amount::text FROM ledger_transfers WHERE reference = $1 ORDER BY created_at, id',
+        [id],
+      );
+      return rows.map((r) => `${r.code}:${r.kind}:${r.amount}`);
+    } finally {
+      await db.end();
+    }
+  }
+
+  it('two refunds sent at once that add up to more than was captured: one succeeds, the other is refused, and only one is paid back', async () => {
+    const sku = await product();
+    const id = await checkout(sku, { method: 'card', token: 'tok_visa' });
+    await until(id, 'captured');
+    const before = await journal(id);
+
+    const answers = await Promise.all(
+      ['race-refund-a', 'race-refund-b'].map((k) => call('POST', `/v1/checkouts/${id}/refunds`, { amount: yen(2500) }, { 'idempotency-key': `${id}-${k}` })),
+    );
+    expect(answers.map((a) => a.status).sort()).toEqual([201, 400]);
+    const refused = answers.find((a) => a.status === 400)!;
+    expect(refused.body.error).toMatchObject({ type: 'invalid_request_error', param: 'amount' });
+
+    const done = await call('GET', `/v1/checkouts/${id}`);
+    expect(done.body).toMatchObject({ status: 'partially_refunded', amountCaptured: yen(4000), amountRefunded: yen(2500) });
+    expect(done.body.refunds).toHaveLength(1);
+    expect((await operations(id)).filter((op) => op.type === 'refund' && op.status === 'succeeded').map((op) => op.amount)).toEqual(['2500']);
+    const added = (await journal(id)).slice(before.length);
+    expect(added).toEqual(['checkout_refund:posted:2500']);
+  });
+
+  it('capture and cancel sent at once on an authorized checkout: exactly one takes effect, and the card and stock agree with it', async () => {
+    const sku = await product();
+    const id = await checkout(sku, { method: 'card', token: 'tok_visa' }, { captureMethod: 'manual' });
+    await until(id, 'requires_capture');
+
+    const [capture, cancel] = await Promise.all([call('POST', `/v1/checkouts/${id}/capture`, {}), call('POST', `/v1/checkouts/${id}/cancel`, {})]);
+    expect([capture.status, cancel.status].sort()).toEqual([200, 409]);
+    const ops = await operations(id);
+    if (capture.status === 200) {
+      expect(capture.body.status).toBe('captured');
+      expect(cancel.body.error.checkout).toMatchObject({ id });
+      expect((await call('GET', `/v1/checkouts/${id}`)).body.status).toBe('captured');
+      expect([count(ops, 'capture'), count(ops, 'void')]).toEqual([1, 0]);
+      expect(await stock(sku)).toEqual({ available: 4, reserved: 0, sold: 1 });
+      expect(await journal(id)).toEqual(['checkout_card_capture:posted:4000']);
+    } else {
+      expect(cancel.body.status).toBe('canceled');
+      expect(capture.body.error.checkout).toMatchObject({ id });
+      expect((await call('GET', `/v1/checkouts/${id}`)).body.status).toBe('canceled');
+      expect([count(ops, 'capture'), count(ops, 'void')]).toEqual([0, 1]);
+      expect(await stock(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+      expect(await journal(id)).toEqual([]);
+    }
   });
 });

@@ -83,3 +83,42 @@ describe('wallet over HTTP', () => {
     expect(history.data[0].type).toBe('payout');
   });
 });
+
+describe('races over HTTP', () => {
+  it('a payout canceled about its scheduled time is either canceled with nothing sent, or paid once: never both, never neither', async () => {
+    // Cancels sent at, just after and well after the scheduled time, so both outcomes occur.
+    await Promise.all([0, 250, 1_000].map((lateMs) => cancelAround(lateMs)));
+  });
+
+  async function cancelAround(lateMs: number): Promise<void> {
+    const customerId = `cus_${randomUUID()}`;
+    await topUp(customerId, 3000);
+    const at = Date.now() + 2_000;
+    const payout = await call(
+      'POST',
+      '/v1/payouts',
+      { customerId, amount: yen(1000), bankAccount: { bankCode: '0001', accountNumber: '1234567' }, scheduledAt: new Date(at).toISOString() },
+      key(),
+    );
+    expect(payout.status, JSON.stringify(payout.body)).toBe(201);
+    await new Promise((r) => setTimeout(r, Math.max(0, at + lateMs - Date.now())));
+    const cancel = await call('POST', `/v1/payouts/${payout.body.id}/cancel`, {});
+    const final = await until(`/v1/payouts/${payout.body.id}`, (b) => ['paid', 'failed', 'canceled'].includes(b.status));
+    const sent = ((await (await fetch(`${stack.bankUrl}/v1/transfers?reference=${encodeURIComponent(payout.body.id)}`)).json()) as { data: Json[] }).data;
+    const wallet = (await call('GET', `/v1/wallets/${customerId}`)).body;
+    if (cancel.status === 200) {
+      // The cancel won: the payout never reached the bank and the hold went back to the wallet.
+      expect(final.status).toBe('canceled');
+      expect(cancel.body.status).toBe('canceled');
+      expect(sent).toEqual([]);
+      expect(wallet).toMatchObject({ available: yen(3000), held: yen(0) });
+    } else {
+      // The payout had left: the cancel is refused, and the bank paid once.
+      expect(cancel.status, JSON.stringify(cancel.body)).toBe(409);
+      expect(cancel.body.error.code).toMatch(/^payout_(state_invalid|closed)$/);
+      expect(final.status).toBe('paid');
+      expect(sent).toHaveLength(1);
+      expect(wallet).toMatchObject({ available: yen(2000), held: yen(0) });
+    }
+  }
+});
