@@ -57,7 +57,17 @@ interface NetOp {
 
 const big = (v: string | number | null | undefined) => BigInt(v ?? 0);
 
-export async function checkInvariants(databaseUrl: string, initialStock: ReadonlyMap<string, number>, merchantId = 'demo'): Promise<InvariantReport> {
+/**
+ * Network references that name one of our checkouts or top-ups (domain/ids.ts: `co_`/`tu_` and a
+ * hash; `checkout-`/`topup-` and the merchant before that scheme), to find charges no row accounts
+ * for. Only the given merchants' rows are loaded, so a reference that another merchant's row
+ * accounts for is left alone.
+ */
+const CHECKOUT_ID_PREFIXES = ['co_', 'checkout-'];
+const TOPUP_ID_PREFIXES = ['tu_', 'topup-'];
+
+/** `merchantIds`: the merchants the load ran as; records of others in the same tables are not looked at. */
+export async function checkInvariants(databaseUrl: string, initialStock: ReadonlyMap<string, number>, merchantIds: readonly string[] = ['demo']): Promise<InvariantReport> {
   const problems: string[] = [];
   const problem = (line: string) => {
     if (problems.length < 50) problems.push(line);
@@ -71,21 +81,21 @@ export async function checkInvariants(databaseUrl: string, initialStock: Readonl
     let oversold = 0;
     let stockMismatches = 0;
     const products = await q<{ sku: string; available: number; reserved: number; sold: number }>(
-      `SELECT sku, available, reserved, sold FROM products WHERE merchant_id = $1`,
-      [merchantId],
+      `SELECT sku, available, reserved, sold FROM products WHERE merchant_id = ANY($1)`,
+      [merchantIds],
     );
     const soldByCaptured = new Map(
       (
         await q<{ sku: string; units: string }>(
           `SELECT i.sku, sum(i.quantity)::text AS units FROM checkout_items i JOIN checkouts c ON c.id = i.checkout_id
-            WHERE c.merchant_id = $1 AND c.status = ANY($2) GROUP BY i.sku`,
-          [merchantId, [...CAPTURED]],
+            WHERE c.merchant_id = ANY($1) AND c.status = ANY($2) GROUP BY i.sku`,
+          [merchantIds, [...CAPTURED]],
         )
       ).map((r) => [r.sku, Number(r.units)]),
     );
     const reservations = await q<{ sku: string; status: string; units: string }>(
-      `SELECT sku, status, sum(quantity)::text AS units FROM stock_reservations WHERE merchant_id = $1 GROUP BY sku, status`,
-      [merchantId],
+      `SELECT sku, status, sum(quantity)::text AS units FROM stock_reservations WHERE merchant_id = ANY($1) GROUP BY sku, status`,
+      [merchantIds],
     );
     const units = (sku: string, status: string) => Number(reservations.find((r) => r.sku === sku && r.status === status)?.units ?? 0);
     let heldStock = 0;
@@ -146,11 +156,11 @@ export async function checkInvariants(databaseUrl: string, initialStock: Readonl
     // ----- Checkouts: each captured one has exactly its entries; the others have none left -----
     let ledgerMismatches = 0;
     let nonFinalRows = 0;
-    const checkouts = await q<{ id: string; status: string; amount: string; amount_captured: string; amount_refunded: string; payment_method: string; settled_at: Date | null }>(
-      `SELECT id, status, amount::text, amount_captured::text, amount_refunded::text, payment_method, settled_at FROM checkouts WHERE merchant_id = $1`,
-      [merchantId],
+    const checkouts = await q<{ id: string; merchant_id: string; status: string; amount: string; amount_captured: string; amount_refunded: string; payment_method: string; settled_at: Date | null }>(
+      `SELECT id, merchant_id, status, amount::text, amount_captured::text, amount_refunded::text, payment_method, settled_at FROM checkouts WHERE merchant_id = ANY($1)`,
+      [merchantIds],
     );
-    const refunds = await q<{ id: string; checkout_id: string; amount: string; status: string }>(`SELECT id, checkout_id, amount::text, status FROM refunds WHERE merchant_id = $1`, [merchantId]);
+    const refunds = await q<{ id: string; checkout_id: string; amount: string; status: string }>(`SELECT id, checkout_id, amount::text, status FROM refunds WHERE merchant_id = ANY($1)`, [merchantIds]);
     const refundsOf = new Map<string, typeof refunds>();
     for (const r of refunds) refundsOf.set(r.checkout_id, [...(refundsOf.get(r.checkout_id) ?? []), r]);
     nonFinalRows += refunds.filter((r) => r.status === 'pending').length;
@@ -205,7 +215,7 @@ export async function checkInvariants(databaseUrl: string, initialStock: Readonl
         // Settlement moves what was captured and not refunded before it; refunds before it came
         // out of the pending balance, later ones out of the available one.
         if (c.settled_at !== null) {
-          const pendingAccount = `merchant:${merchantId}:pending:`;
+          const pendingAccount = `merchant:${c.merchant_id}:pending:`;
           const fromPending = refundTransfers.filter((x) => x.debit.startsWith(pendingAccount)).reduce((s, x) => s + x.amount, 0n);
           const settlement = t('settlement')?.amount ?? 0n;
           if (fromPending + settlement !== amountCaptured) wrong.push(`settlement ${settlement} + refunds before it ${fromPending} != captured ${amountCaptured}`);
@@ -223,10 +233,16 @@ export async function checkInvariants(databaseUrl: string, initialStock: Readonl
         problem(`checkout ${c.id} (${c.payment_method}, ${c.status}): ${wrong.join('; ')}`);
       }
     }
+    const othersIds = new Set(
+      (
+        await q<{ id: string }>(`SELECT id FROM checkouts WHERE NOT merchant_id = ANY($1) UNION ALL SELECT id FROM topups WHERE NOT merchant_id = ANY($1)`, [merchantIds])
+      ).map((r) => r.id),
+    );
+    const isOurs = (ref: string, prefixes: readonly string[]) => prefixes.some((p) => ref.startsWith(p)) && !othersIds.has(ref);
     // Captures at the network for checkouts we have no row of (an orphan would be money taken silently).
     const checkoutIds = new Set(checkouts.map((c) => c.id));
     for (const ref of opsByRef.keys()) {
-      if (ref.startsWith('checkout-') && !checkoutIds.has(ref) && captureOps(ref).length > 0) {
+      if (isOurs(ref, CHECKOUT_ID_PREFIXES) && !checkoutIds.has(ref) && captureOps(ref).length > 0) {
         ledgerMismatches++;
         problem(`capture at the network for unknown checkout ${ref}`);
       }
@@ -234,7 +250,7 @@ export async function checkInvariants(databaseUrl: string, initialStock: Readonl
 
     // ----- Top-ups: charged => credited exactly once; credited => charged -----
     let lostTopups = 0;
-    const topups = await q<{ id: string; status: string; amount: string }>(`SELECT id, status, amount::text FROM topups WHERE merchant_id = $1`, [merchantId]);
+    const topups = await q<{ id: string; status: string; amount: string }>(`SELECT id, status, amount::text FROM topups WHERE merchant_id = ANY($1)`, [merchantIds]);
     const topupIds = new Set(topups.map((x) => x.id));
     for (const tu of topups) {
       if (tu.status === 'processing') nonFinalRows++;
@@ -256,7 +272,7 @@ export async function checkInvariants(databaseUrl: string, initialStock: Readonl
       }
     }
     for (const ref of opsByRef.keys()) {
-      if (ref.startsWith('topup-') && !topupIds.has(ref) && captureOps(ref).length > 0) {
+      if (isOurs(ref, TOPUP_ID_PREFIXES) && !topupIds.has(ref) && captureOps(ref).length > 0) {
         lostTopups++;
         problem(`card charged for unknown top-up ${ref}`);
       }
@@ -265,8 +281,8 @@ export async function checkInvariants(databaseUrl: string, initialStock: Readonl
     // ----- Payouts: paid (one bank transfer paid, hold posted) or returned (hold voided or never taken, nothing paid) -----
     let payoutsUnresolved = 0;
     const payouts = await q<{ id: string; status: string; amount: string; failure_code: string | null }>(
-      `SELECT id, status, amount::text, failure_code FROM payouts WHERE merchant_id = $1`,
-      [merchantId],
+      `SELECT id, status, amount::text, failure_code FROM payouts WHERE merchant_id = ANY($1)`,
+      [merchantIds],
     );
     const bankByRef = new Map<string, Array<{ status: string; amount: bigint }>>();
     for (const b of await q<{ reference: string; status: string; amount: string }>(`SELECT reference, status, amount::text FROM bank.transfers`)) {
