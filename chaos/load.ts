@@ -1,7 +1,8 @@
 // The chaos suite's load: a steady mix of card and wallet checkouts (some with 3-D Secure, some
-// captured by hand, some canceled), refunds, top-ups and payouts (some rejected by the bank, some
-// with a lost response, some canceled), over HTTP with the demo key, at a fixed number of requests
-// in flight. It records what it asked for and what it was told; the invariants do not trust it and
+// captured by hand, some canceled in each state a cancel can meet: processing, requires_action,
+// requires_capture), refunds, top-ups and payouts (some rejected by the bank, some with a lost
+// response, some canceled), over HTTP with one merchant's key, at a fixed number of requests in
+// flight. It records what it asked for and what it was told; the invariants do not trust it and
 // read the books instead (chaos/invariants.ts).
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,6 +26,8 @@ export interface LoadCounts {
   confirms: number;
   captures: number;
   cancels: number;
+  /** Cancels answered 200, by the status the checkout had when the cancel was sent. */
+  cancelsByState: Record<string, number>;
   /** Definite answers no correct API gives to what we sent (a 400, or 422 on a retry of the same request). */
   unexpected: Array<{ op: string; status: number; body: Json }>;
 }
@@ -33,6 +36,8 @@ export interface LoadOptions {
   api: ApiClient;
   rng: Rng;
   runId: string;
+  /** Tells this load's products and customers apart from another merchant's in the same run. */
+  label: string;
   concurrency: number;
   /** Customers whose wallets the load tops up and spends. */
   customers: number;
@@ -78,7 +83,7 @@ const MIX: ReadonlyArray<readonly [Op, number]> = [
 ];
 
 export class Load {
-  readonly counts: LoadCounts = { answers: {}, checkouts: 0, topups: 0, payouts: 0, refunds: 0, confirms: 0, captures: 0, cancels: 0, unexpected: [] };
+  readonly counts: LoadCounts = { answers: {}, checkouts: 0, topups: 0, payouts: 0, refunds: 0, confirms: 0, captures: 0, cancels: 0, cancelsByState: {}, unexpected: [] };
   readonly products: Product[] = [];
   private readonly customers: string[];
   /** Checkouts created with stock held, and when: the refund candidates. */
@@ -87,7 +92,7 @@ export class Load {
   private inFlight = 0;
 
   constructor(private readonly opts: LoadOptions) {
-    this.customers = Array.from({ length: opts.customers }, (_, i) => `cus_chaos_${opts.runId}_${i}`);
+    this.customers = Array.from({ length: opts.customers }, (_, i) => `cus_chaos_${opts.runId}_${opts.label}_${i}`);
   }
 
   /**
@@ -95,9 +100,9 @@ export class Load {
    * for every customer, so wallet checkouts and payouts have money to spend from the start.
    */
   async prepare(): Promise<void> {
-    const { api, rng, runId } = this.opts;
+    const { api, rng, runId, label } = this.opts;
     for (let i = 0; i < 6; i++) {
-      const product = { sku: `chaos-${runId}-${i}`, price: rng.pick([500, 800, 1200, 2000, 3000]), stock: rng.int(20, 40) };
+      const product = { sku: `chaos-${runId}-${label}-${i}`, price: rng.pick([500, 800, 1200, 2000, 3000]), stock: rng.int(20, 40) };
       const res = await api.post('/v1/products', { sku: product.sku, name: `Chaos product ${i}`, price: yen(product.price), stock: product.stock });
       if (res.status !== 201) throw new Error(`creating product ${product.sku} answered ${res.status}: ${JSON.stringify(res.body)}`);
       this.products.push(product);
@@ -137,7 +142,7 @@ export class Load {
       case 'cardCheckout':
         return this.cardCheckout(rng.weighted(CARD_TOKENS), rng.next() < 0.15 ? 'manual' : 'automatic');
       case 'walletCheckout':
-        return this.walletCheckout();
+        return this.walletCheckout(rng.next() < 0.25 ? 'manual' : 'automatic');
       case 'topup':
         return this.topup(rng.pick(this.customers), rng.int(2, 20) * 500, rng.weighted(TOPUP_TOKENS));
       case 'payout':
@@ -179,42 +184,57 @@ export class Load {
     const id = res.body.id as string;
     if (res.body.status === 'sold_out') return;
     this.checkouts.push({ id, at: Date.now() });
+    // The buyer gives up at once: the cancel meets the checkout while it holds stock or authorizes.
+    if (rng.next() < 0.06) return this.cancel(id, res.body.status as string);
     if (token === 'tok_threeDSecureRequired') {
-      // The customer answers the challenge, mostly successfully; some never do (actionTimeout expires them).
+      // The customer answers the challenge, mostly successfully; some never do (actionTimeout
+      // expires them), and some walk away from it (a cancel in requires_action).
       if (rng.next() < 0.15) return;
       const at = await this.waitForStatus(id, ['requires_action'], 20_000);
       if (at !== 'requires_action') return;
+      if (rng.next() < 0.35) return this.cancel(id, at);
       const confirm = await api.post(`/v1/checkouts/${id}/confirm`, { result: rng.next() < 0.8 ? 'succeeded' : 'failed' }, `confirm-${randomUUID()}`);
       if (this.record('checkout.confirm', confirm, [200, 409])) this.counts.confirms++;
     }
-    if (captureMethod === 'manual') {
-      const at = await this.waitForStatus(id, ['requires_capture'], 25_000);
-      if (at !== 'requires_capture') return;
-      const roll = rng.next();
-      if (roll < 0.15) return; // never captured: the authorization TTL expires it
-      if (roll < 0.35) {
-        const cancel = await api.post(`/v1/checkouts/${id}/cancel`, {}, `cancel-${randomUUID()}`);
-        if (this.record('checkout.cancel', cancel, [200, 409])) this.counts.cancels++;
-        return;
-      }
-      const row = await api.get(`/v1/checkouts/${id}`);
-      const total = Number((row.body.amount as { amount?: string } | undefined)?.amount ?? 0);
-      const partial = rng.next() < 0.3 && total > 1;
-      const body = partial ? { amount: yen(Math.max(1, Math.floor(total / 2))) } : {};
-      const capture = await api.post(`/v1/checkouts/${id}/capture`, body, `capture-${randomUUID()}`);
-      if (this.record('checkout.capture', capture, [200, 409])) this.counts.captures++;
-      // Refundable from its capture on, not from its creation.
-      const entry = this.checkouts.find((c) => c.id === id);
-      if (entry) entry.at = Date.now();
-    }
+    if (captureMethod === 'manual') await this.captureByHand(id);
   }
 
-  private async walletCheckout(): Promise<void> {
+  /** A manual-capture checkout: left to expire, canceled, or captured in full or in part. */
+  private async captureByHand(id: string): Promise<void> {
     const { api, rng } = this.opts;
-    const res = await api.post('/v1/checkouts', { customerId: rng.pick(this.customers), items: this.items(), payment: { method: 'wallet' } }, `co-${randomUUID()}`);
+    const at = await this.waitForStatus(id, ['requires_capture'], 25_000);
+    if (at !== 'requires_capture') return;
+    const roll = rng.next();
+    if (roll < 0.15) return; // never captured: the authorization TTL expires it
+    if (roll < 0.35) return this.cancel(id, at);
+    const row = await api.get(`/v1/checkouts/${id}`);
+    const total = Number((row.body.amount as { amount?: string } | undefined)?.amount ?? 0);
+    const partial = rng.next() < 0.3 && total > 1;
+    const body = partial ? { amount: yen(Math.max(1, Math.floor(total / 2))) } : {};
+    const capture = await api.post(`/v1/checkouts/${id}/capture`, body, `capture-${randomUUID()}`);
+    if (this.record('checkout.capture', capture, [200, 409])) this.counts.captures++;
+    // Refundable from its capture on, not from its creation.
+    const entry = this.checkouts.find((c) => c.id === id);
+    if (entry) entry.at = Date.now();
+  }
+
+  private async walletCheckout(captureMethod: 'automatic' | 'manual'): Promise<void> {
+    const { api, rng } = this.opts;
+    const res = await api.post('/v1/checkouts', { customerId: rng.pick(this.customers), items: this.items(), payment: { method: 'wallet' }, captureMethod }, `co-${randomUUID()}`);
     if (!this.record('checkout.wallet', res, [200, 201])) return;
     this.counts.checkouts++;
-    if (res.body.status !== 'sold_out') this.checkouts.push({ id: res.body.id as string, at: Date.now() });
+    if (res.body.status === 'sold_out') return;
+    const id = res.body.id as string;
+    this.checkouts.push({ id, at: Date.now() });
+    if (captureMethod === 'manual') await this.captureByHand(id);
+  }
+
+  /** Cancels a checkout; `state` is its status as last seen, for the counts. 409: it moved on first. */
+  private async cancel(id: string, state: string): Promise<void> {
+    const cancel = await this.opts.api.post(`/v1/checkouts/${id}/cancel`, {}, `cancel-${randomUUID()}`);
+    if (!this.record(`checkout.cancel.${state}`, cancel, [200, 409])) return;
+    this.counts.cancels++;
+    if (cancel.status === 200) this.counts.cancelsByState[state] = (this.counts.cancelsByState[state] ?? 0) + 1;
   }
 
   private async topup(customerId: string, amount: number, token: string): Promise<void> {

@@ -10,17 +10,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
+import { hashApiKey } from '../platform/api-keys.js';
+import { createPrisma } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
 import { payloadDataConverter } from '../platform/payload-codec.js';
 import { parsePayloadKeys } from '../platform/payload-keys.js';
 import { startInfrastructure, type Infrastructure } from '../scripts/infrastructure.js';
 import { startStack, type Stack } from '../scripts/stack.js';
-import { ApiClient } from './api-client.js';
+import { webhookTaskQueue } from '../domain/index.js';
+import { ApiClient, type Json } from './api-client.js';
 import { planFaults, runFaults, type FaultCounts } from './faults.js';
 import { FlagError, parseFlags, type ChaosFlags } from './flags.js';
 import { checkInvariants, type InvariantReport } from './invariants.js';
 import { Load } from './load.js';
 import { createRng } from './rng.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../test/support/webhook-receiver.js';
 
 const say = (line: string) => process.stderr.write(`chaos | ${line}\n`);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
@@ -83,6 +87,11 @@ async function main(): Promise<number> {
         // A request waits this long for its workflow before a retry-safe 503: shorter than the
         // default, so the load's retries find a restarted server sooner.
         API_WORKFLOW_ANSWER_TIMEOUT_MS: '15000',
+        // The merchants' webhook receivers run in this process, on loopback; a delivery that met a
+        // fault is retried within seconds, so every event is delivered before the run ends.
+        WEBHOOK_ALLOW_PRIVATE_HOSTS: '1',
+        WEBHOOK_RETRY_INITIAL_INTERVAL_MS: '500',
+        WEBHOOK_RETRY_MAX_INTERVAL_MS: '2000',
         LOG_LEVEL: flags.logs ? 'info' : 'warn',
       };
       stack = await startStack({ databaseUrl: infra.databaseUrl, temporalAddress: infra.temporalAddress, workers: flags.workers, logs: flags.logs, env: faultEnv });
@@ -108,28 +117,84 @@ async function main(): Promise<number> {
   return result.failed.length > 0 ? 1 : 0;
 }
 
+/** A merchant the load runs as, with its webhook endpoint's receiver. */
+interface ChaosMerchant {
+  id: string;
+  api: ApiClient;
+  load: Load;
+  receiver: WebhookReceiver;
+}
+
+/** A second merchant next to `demo`, written as the seed writes one: a key stored only as its hash. */
+async function createMerchant(databaseUrl: string, runId: string): Promise<{ id: string; key: string }> {
+  const merchant = { id: `chaos_${runId}`, key: `sk_test_chaos_${randomBytes(16).toString('hex')}` };
+  const prisma = createPrisma(databaseUrl, 1);
+  try {
+    await prisma.merchant.create({ data: { id: merchant.id, name: 'Chaos second shop', apiKeyHash: hashApiKey(merchant.key) } });
+  } finally {
+    await prisma.$disconnect();
+  }
+  return merchant;
+}
+
 async function storm(flags: ChaosFlags, rng: ReturnType<typeof createRng>, runId: string, infra: Infrastructure, stack: Stack, temporal: Client) {
-  const api = new ApiClient({ baseUrl: stack.apiUrl, apiKey: 'sk_test_demo', tryTimeoutMs: 25_000, giveUpAfterMs: 150_000 });
   const taskQueue = stack.env.TEMPORAL_TASK_QUEUE!;
+  const webhookQueue = webhookTaskQueue(taskQueue);
 
   // Timings short enough that every checkout finishes within the run: settled after 3 s, refundable
   // for 15 s, an unanswered 3-D Secure expires after 20 s, an uncaptured authorization after 30 s.
   const settings = { settlementDelaySeconds: 3, refundWindowSeconds: 15, actionTimeoutSeconds: 20, authorizationTtlSeconds: 30 };
-  const patched = await api.patch('/v1/settings', settings);
-  if (patched.status !== 200) throw new RunError(`PATCH /v1/settings answered ${patched.status}: ${JSON.stringify(patched.body)}`);
+  // Two merchants share the stack, the demo one with most of the load: every invariant is read per
+  // merchant's rows, and neither's records may leak into the other's.
+  const second = await createMerchant(infra.databaseUrl, runId);
+  const shares = [Math.max(1, Math.ceil(flags.concurrency * 0.6)), Math.max(1, flags.concurrency - Math.ceil(flags.concurrency * 0.6))];
+  // Receivers answer 500 now and then, so deliveries are retried besides the faults' retries.
+  const receiverRng = createRng(flags.seed + 1);
+  const merchants: ChaosMerchant[] = [];
+  for (const [i, m] of [{ id: 'demo', key: 'sk_test_demo' }, second].entries()) {
+    const api = new ApiClient({ baseUrl: stack.apiUrl, apiKey: m.key, tryTimeoutMs: 25_000, giveUpAfterMs: 150_000 });
+    const patched = await api.patch('/v1/settings', settings);
+    if (patched.status !== 200) throw new RunError(`PATCH /v1/settings (${m.id}) answered ${patched.status}: ${JSON.stringify(patched.body)}`);
+    const receiver = await startWebhookReceiver(() => (receiverRng.next() < 0.1 ? 500 : 200));
+    const endpoint = await api.post('/v1/webhook-endpoints', { url: receiver.url, events: ['*'] });
+    if (endpoint.status !== 201) throw new RunError(`POST /v1/webhook-endpoints (${m.id}) answered ${endpoint.status}: ${JSON.stringify(endpoint.body)}`);
+    receiver.secret = endpoint.body.secret as string;
+    const load = new Load({ api, rng, runId, label: String.fromCharCode(97 + i), concurrency: shares[i]!, customers: i === 0 ? 16 : 8, log: say });
+    await load.prepare();
+    merchants.push({ id: m.id, api, load, receiver });
+  }
+  try {
+    return await stormWith(flags, rng, infra, stack, temporal, merchants, taskQueue, webhookQueue);
+  } finally {
+    for (const m of merchants) await m.receiver.close();
+  }
+}
 
-  const load = new Load({ api, rng, runId, concurrency: flags.concurrency, customers: 16, log: say });
-  await load.prepare();
-  const initialStock = new Map(load.products.map((p) => [p.sku, p.stock]));
+async function stormWith(
+  flags: ChaosFlags,
+  rng: ReturnType<typeof createRng>,
+  infra: Infrastructure,
+  stack: Stack,
+  temporal: Client,
+  merchants: ChaosMerchant[],
+  taskQueue: string,
+  webhookQueue: string,
+) {
+  const initialStock = new Map(merchants.flatMap((m) => m.load.products.map((p) => [p.sku, p.stock] as const)));
+  const loads = merchants.map((m) => m.load);
+  const apis = merchants.map((m) => m.api);
 
   // ----- Load and faults together -----
   const durationMs = flags.durationS * 1000;
   const plan = planFaults(rng, durationMs, { workerKills: flags.workerKills, apiKills: flags.apiKills, serverRestarts: flags.serverRestarts, dbRestarts: flags.dbRestarts });
   say(`fault plan: ${plan.map((f) => `${f.kind}@${seconds(f.atMs)}`).join(', ') || 'none'}`);
   const startedAt = Date.now();
-  const loadDone = load.run();
+  const loadDone = Promise.all(loads.map((l) => l.run()));
+  const total = (pick: (l: Load) => number) => loads.reduce((sum, l) => sum + pick(l), 0);
   const progress = setInterval(() => {
-    say(`[${seconds(Date.now() - startedAt)}] checkouts ${load.counts.checkouts}, topups ${load.counts.topups}, payouts ${load.counts.payouts}, refunds ${load.counts.refunds}; in flight ${load.requestsInFlight}; retries ${api.stats.retries}`);
+    say(
+      `[${seconds(Date.now() - startedAt)}] checkouts ${total((l) => l.counts.checkouts)}, topups ${total((l) => l.counts.topups)}, payouts ${total((l) => l.counts.payouts)}, refunds ${total((l) => l.counts.refunds)}; in flight ${total((l) => l.requestsInFlight)}; retries ${apis.reduce((n, a) => n + a.stats.retries, 0)}`,
+    );
   }, 10_000);
   let faults: FaultCounts;
   try {
@@ -137,19 +202,20 @@ async function storm(flags: ChaosFlags, rng: ReturnType<typeof createRng>, runId
     const left = startedAt + durationMs - Date.now();
     if (left > 0) await sleep(left);
   } catch (err) {
-    load.stop();
+    for (const l of loads) l.stop();
     clearInterval(progress);
     await loadDone;
     throw new RunError(`a fault could not be carried out: ${err instanceof Error ? err.message : String(err)}`);
   } finally {
-    load.stop();
+    for (const l of loads) l.stop();
   }
-  say(`[${seconds(Date.now() - startedAt)}] load stopped; waiting for ${load.requestsInFlight} request(s) in flight`);
+  say(`[${seconds(Date.now() - startedAt)}] load stopped; waiting for ${total((l) => l.requestsInFlight)} request(s) in flight`);
   await loadDone;
   clearInterval(progress);
 
-  // ----- Quiescence: nothing Running on the stack's task queue -----
-  const running = `TaskQueue="${taskQueue}" AND ExecutionStatus="Running"`;
+  // ----- Quiescence: nothing Running on the stack's task queues (payments, webhook deliveries) -----
+  const queues = `(TaskQueue="${taskQueue}" OR TaskQueue="${webhookQueue}")`;
+  const running = `${queues} AND ExecutionStatus="Running"`;
   const quiesceStart = Date.now();
   const deadline = quiesceStart + flags.quiesceTimeoutS * 1000;
   let stillRunning = -1;
@@ -181,19 +247,94 @@ async function storm(flags: ChaosFlags, rng: ReturnType<typeof createRng>, runId
   } else {
     say(`quiescent after ${seconds(Date.now() - quiesceStart)}`);
   }
-  const closedAbnormally = await countClosed(temporal, taskQueue);
+  const closedAbnormally = await countClosed(temporal, queues);
 
   // ----- Processes that died instead of riding out the storm -----
   const dead = Object.entries(stack.pids()).filter(([, pid]) => pid === undefined).map(([name]) => name);
 
-  const report = await checkInvariants(infra.databaseUrl, initialStock);
-  return summarize(flags, load, api, faults, report, Math.max(stillRunning, 0) + (stillRunning < 0 ? 1 : 0), closedAbnormally, dead);
+  const report = await checkInvariants(infra.databaseUrl, initialStock, merchants.map((m) => m.id));
+  const webhooks = await checkWebhooks(infra.databaseUrl, merchants);
+  const reconciliation = await reconcile(stack);
+  return summarize(flags, loads, apis, faults, report, webhooks, reconciliation, Math.max(stillRunning, 0) + (stillRunning < 0 ? 1 : 0), closedAbnormally, dead);
+}
+
+interface WebhookReport {
+  events: number;
+  /** Events no verified delivery answered 200 for (at least once is the promise; duplicates may happen). */
+  undelivered: number;
+  /** Deliveries whose signature failed, or of an event id no row of the receiving merchant has. */
+  foreign: number;
+  duplicates: number;
+  problems: string[];
+}
+
+/** Every event of each merchant reached its endpoint, signed with its secret, and nothing else did. */
+async function checkWebhooks(databaseUrl: string, merchants: ChaosMerchant[]): Promise<WebhookReport> {
+  const report: WebhookReport = { events: 0, undelivered: 0, foreign: 0, duplicates: 0, problems: [] };
+  const prisma = createPrisma(databaseUrl, 1);
+  try {
+    for (const m of merchants) {
+      const events = await prisma.event.findMany({ where: { merchantId: m.id }, select: { id: true, type: true } });
+      report.events += events.length;
+      const ok = new Map<string, number>();
+      for (const d of m.receiver.deliveries) {
+        if (d.verified && d.answered === 200) ok.set(d.id, (ok.get(d.id) ?? 0) + 1);
+      }
+      const ids = new Set(events.map((e) => e.id));
+      for (const e of events) {
+        const n = ok.get(e.id) ?? 0;
+        if (n === 0) {
+          report.undelivered++;
+          if (report.problems.length < 10) report.problems.push(`event ${e.id} (${e.type}) of ${m.id} never delivered`);
+        }
+        if (n > 1) report.duplicates += n - 1;
+      }
+      for (const d of m.receiver.deliveries) {
+        if (!d.verified || !ids.has(d.id)) {
+          report.foreign++;
+          if (report.problems.length < 10) report.problems.push(`${m.id}'s endpoint got ${d.verified ? 'an event not its own' : 'an unsigned delivery'}: ${d.id} (${d.type})`);
+        }
+      }
+    }
+  } finally {
+    await prisma.$disconnect();
+  }
+  return report;
+}
+
+interface ReconciliationReport {
+  status: string;
+  /** Items the platform-wide run found: after a storm whose invariants hold, there is nothing to repair or report. */
+  items: number;
+  problems: string[];
+}
+
+/** A platform-wide reconciliation over everything the storm wrote, run once it is quiescent. */
+async function reconcile(stack: Stack): Promise<ReconciliationReport> {
+  const operator = new ApiClient({ baseUrl: stack.apiUrl, apiKey: stack.env.OPERATOR_API_KEY!, tryTimeoutMs: 25_000, giveUpAfterMs: 60_000 });
+  const started = await operator.post('/v1/reconciliations', { olderThanMs: 0 });
+  if (started.status !== 202) return { status: `not started (${started.status})`, items: 0, problems: [`POST /v1/reconciliations answered ${started.status}: ${JSON.stringify(started.body)}`] };
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const run = await operator.get(`/v1/reconciliations/${started.body.id as string}`);
+    const status = run.body.status as string | undefined;
+    if (status === 'completed' || status === 'failed' || Date.now() > deadline) {
+      const items = (run.body.items as Json[] | undefined) ?? [];
+      say(`reconciliation ${started.body.id as string}: ${status ?? run.status}, ${items.length} item(s)`);
+      return {
+        status: status ?? `unknown (${run.status})`,
+        items: items.length,
+        problems: items.slice(0, 10).map((i) => `reconciliation item: ${i.kind as string} ${i.resourceId as string} ${i.action as string} ${JSON.stringify(i.details)}`),
+      };
+    }
+    await sleep(1_000);
+  }
 }
 
 /** Workflow runs that ended Failed, Terminated or TimedOut: a payment flow that gave up is a finding. */
-async function countClosed(temporal: Client, taskQueue: string): Promise<number> {
+async function countClosed(temporal: Client, queues: string): Promise<number> {
   try {
-    const { count } = await temporal.workflow.count(`TaskQueue="${taskQueue}" AND ExecutionStatus IN ("Failed", "Terminated", "TimedOut")`);
+    const { count } = await temporal.workflow.count(`${queues} AND ExecutionStatus IN ("Failed", "Terminated", "TimedOut")`);
     return count;
   } catch (err) {
     say(`counting failed workflows failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -203,15 +344,31 @@ async function countClosed(temporal: Client, taskQueue: string): Promise<number>
 
 function summarize(
   flags: ChaosFlags,
-  load: Load,
-  api: ApiClient,
+  loads: Load[],
+  apis: ApiClient[],
   faults: FaultCounts,
   report: InvariantReport,
+  webhooks: WebhookReport,
+  reconciliation: ReconciliationReport,
   runningWorkflows: number,
   failedWorkflows: number,
   dead: string[],
 ): { summary: Record<string, unknown>; failed: string[] } {
   const nonTerminal = runningWorkflows + report.nonFinalRows;
+  const unexpected = loads.flatMap((l) => l.counts.unexpected);
+  const answers: Record<string, number> = {};
+  const cancelsByState: Record<string, number> = {};
+  for (const l of loads) {
+    for (const [k, v] of Object.entries(l.counts.answers)) answers[k] = (answers[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(l.counts.cancelsByState)) cancelsByState[k] = (cancelsByState[k] ?? 0) + v;
+  }
+  const stats = { requests: 0, retries: 0, abandoned: 0, retryCauses: {} as Record<string, number> };
+  for (const a of apis) {
+    stats.requests += a.stats.requests;
+    stats.retries += a.stats.retries;
+    stats.abandoned += a.stats.abandoned;
+    for (const [k, v] of Object.entries(a.stats.retryCauses)) stats.retryCauses[k] = (stats.retryCauses[k] ?? 0) + v;
+  }
   const checks: Record<string, number | string> = {
     oversold: report.oversold,
     doubleCaptures: report.doubleCaptures,
@@ -225,7 +382,11 @@ function summarize(
     payoutsUnresolved: report.payoutsUnresolved,
     failedWorkflows,
     deadProcesses: dead.length,
-    unexpectedAnswers: load.counts.unexpected.length,
+    unexpectedAnswers: unexpected.length,
+    webhooksUndelivered: webhooks.undelivered,
+    webhooksForeign: webhooks.foreign,
+    reconciliationItems: reconciliation.items,
+    reconciliationNotCompleted: reconciliation.status === 'completed' ? 0 : reconciliation.status,
   };
   const failed = Object.entries(checks)
     .filter(([, v]) => v !== 0 && v !== '0')
@@ -234,12 +395,14 @@ function summarize(
   say('--- summary ---');
   say(`rows: ${report.seen.checkouts} checkouts (${report.seen.capturedCheckouts} captured), ${report.seen.topups} top-ups, ${report.seen.payouts} payouts, ${report.seen.refunds} refunds; ${report.seen.transfers} ledger transfers`);
   say(`faults: ${faults.workerKills} worker kills, ${faults.apiKills} API kills, ${faults.serverRestarts} Temporal restarts, ${faults.dbRestarts} PostgreSQL restarts`);
-  say(`requests: ${api.stats.requests}, retried ${api.stats.retries} times (${Object.entries(api.stats.retryCauses).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'}), given up ${api.stats.abandoned}`);
-  say(`answers: ${Object.entries(load.counts.answers).sort().map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+  say(`requests: ${stats.requests}, retried ${stats.retries} times (${Object.entries(stats.retryCauses).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'}), given up ${stats.abandoned}`);
+  say(`answers: ${Object.entries(answers).sort().map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+  say(`cancels that took effect, by the status they met: ${Object.entries(cancelsByState).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'}`);
+  say(`webhooks: ${webhooks.events} events, ${webhooks.undelivered} undelivered, ${webhooks.duplicates} delivered more than once, ${webhooks.foreign} foreign or unsigned`);
   say(`workflows: ${runningWorkflows} still running, ${failedWorkflows} failed/terminated/timed out`);
   if (dead.length > 0) say(`processes dead at the end: ${dead.join(', ')}`);
-  for (const u of load.counts.unexpected.slice(0, 10)) say(`unexpected answer: ${u.op} ${u.status} ${JSON.stringify(u.body)}`);
-  for (const p of report.problems) say(`problem: ${p}`);
+  for (const u of unexpected.slice(0, 10)) say(`unexpected answer: ${u.op} ${u.status} ${JSON.stringify(u.body)}`);
+  for (const p of [...report.problems, ...webhooks.problems, ...reconciliation.problems]) say(`problem: ${p}`);
   for (const [k, v] of Object.entries(checks)) say(`${String(v) === '0' ? 'ok  ' : 'FAIL'} ${k} = ${v}`);
 
   const summary = {
@@ -253,8 +416,12 @@ function summarize(
     dbRestarts: faults.dbRestarts,
     // The checks, in the order printed above: each must be 0.
     ...checks,
-    abandonedRequests: api.stats.abandoned,
-    requestRetries: api.stats.retries,
+    merchants: loads.length,
+    cancelsByState,
+    webhookEvents: webhooks.events,
+    webhookDuplicates: webhooks.duplicates,
+    abandonedRequests: stats.abandoned,
+    requestRetries: stats.retries,
     seed: flags.seed,
     durationS: flags.durationS,
   };

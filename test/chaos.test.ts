@@ -33,7 +33,7 @@ function runChaos(args: string[]): Promise<{ code: number | null; stdout: string
 
 describe('chaos (short)', () => {
   it(
-    'keeps every invariant through a worker SIGKILL, an API SIGKILL, a Temporal crash, a PostgreSQL restart and faulty simulators',
+    'keeps every invariant, every webhook delivered and nothing for reconciliation, through a worker SIGKILL, an API SIGKILL, a Temporal crash, a PostgreSQL restart and faulty simulators',
     async () => {
       const { code, stdout, stderr } = await runChaos(['--short', '--quiesce-timeout-s', '60']);
       const last = stdout.trim().split('\n').pop() ?? '';
@@ -63,7 +63,15 @@ describe('chaos (short)', () => {
         failedWorkflows: 0,
         deadProcesses: 0,
         unexpectedAnswers: 0,
+        // Two merchants' loads, each with a webhook endpoint every event must reach, and a
+        // platform-wide reconciliation afterwards that finds nothing to repair or report.
+        merchants: 2,
+        webhooksUndelivered: 0,
+        webhooksForeign: 0,
+        reconciliationItems: 0,
+        reconciliationNotCompleted: 0,
       });
+      expect(summary.webhookEvents).toBeGreaterThan(0);
     },
     // ~30 s of load plus start-up, quiescence (the last refund windows close) and checks.
     240_000,
