@@ -146,6 +146,24 @@ describe('checkout workflow', () => {
     expect(await stockOf(sku)).toEqual({ available: 3, reserved: 0, sold: 2 });
   });
 
+  it('finds a decline whose response was lost by its key: fails once, releases the stock, authorizes once', async () => {
+    const network = new FakeCardNetwork();
+    network.loseFirstResponseOf.add('authorize');
+    const sku = await product(5);
+    const { id, result, row } = await runCheckout(network, sku, { token: 'tok_chargeDeclined', record: 'decline-response-lost' });
+
+    expect(result.status).toBe('failed');
+    expect(result.failure?.code).toBe('card_declined');
+    expect(row).toMatchObject({ status: 'failed', failureCode: 'card_declined' });
+    // The lookup, not a second authorize, told it the network had declined.
+    expect(network.calls.authorize).toBe(1);
+    expect(network.lookups).toEqual([`${id}:authorize`]);
+    expect(network.calls).toMatchObject({ capture: 0, void: 0 });
+    expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+    expect((await prisma.stockReservation.findMany({ where: { checkoutId: id } })).map((h) => h.status)).toEqual(['released']);
+    expect(await prisma.ledgerTransfer.count({ where: { reference: id } })).toBe(0);
+  });
+
   it('voids the authorization and returns the stock when the capture is rejected', async () => {
     const network = new FakeCardNetwork();
     network.reject.add('capture');

@@ -84,6 +84,20 @@ describe('wallet over HTTP', () => {
   });
 });
 
+describe('the bank loses its answer', () => {
+  it('a payout to the account whose first answer is lost is paid once, and the wallet debited once', async () => {
+    const customerId = `cus_${randomUUID()}`;
+    await topUp(customerId, 3000);
+    // simulators/bank: 9999999 pays, then loses its first response.
+    const payout = await call('POST', '/v1/payouts', { customerId, amount: yen(1000), bankAccount: { bankCode: '0001', accountNumber: '9999999' } }, key());
+    expect(payout.status, JSON.stringify(payout.body)).toBe(201);
+    expect((await until(`/v1/payouts/${payout.body.id}`, (b) => ['paid', 'failed'].includes(b.status))).status).toBe('paid');
+    const sent = ((await (await fetch(`${stack.bankUrl}/v1/transfers?reference=${encodeURIComponent(payout.body.id)}`)).json()) as { data: Json[] }).data;
+    expect(sent.map((t) => [t.status, t.amount])).toEqual([['paid', '1000']]);
+    expect((await call('GET', `/v1/wallets/${customerId}`)).body).toMatchObject({ available: yen(2000), held: yen(0) });
+  });
+});
+
 describe('races over HTTP', () => {
   it('a payout canceled about its scheduled time is either canceled with nothing sent, or paid once: never both, never neither', async () => {
     // Cancels sent at, just after and well after the scheduled time, so both outcomes occur.

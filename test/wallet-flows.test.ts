@@ -205,6 +205,10 @@ describe('payout', () => {
 
       expect(result.status).toBe('paid');
       expect(bank.transfers.filter((t) => t.reference === input.payoutId)).toHaveLength(1);
+      // Found by looking its key up: one call reached the bank (a blind retry would be replayed
+      // by the bank and look the same from the transfers alone).
+      expect(bank.calls).toBe(1);
+      expect(bank.lookups).toEqual([`${input.payoutId}:transfer`]);
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 2000n, held: 0n });
     });
   });
