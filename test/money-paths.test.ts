@@ -746,8 +746,9 @@ describe('orders the API places itself after starting the workflow', () => {
     await withPlainWorker(network, async (taskQueue) => {
       const sku = await product(5);
       const { input, handle, newCheckout } = await startPlacedByApi(taskQueue, sku);
-      // The API is slow: its placement lands after the workflow's first look (2 s) ended.
-      await new Promise((r) => setTimeout(r, 2_500));
+      // The API is slow: its placement lands after the workflow's first look found nothing and it
+      // started waiting to look again (a timer in its history).
+      await until('the first look to find nothing', async () => ((await handle.fetchHistory()).events ?? []).some((e) => e.timerStartedEventAttributes) ? true : undefined);
       expect(await store().place(newCheckout)).toMatchObject({ outcome: 'reserved' });
       expect(await handle.result()).toMatchObject({ status: 'settled', amountCaptured: '10000' });
       expect(ops(network, input.checkoutId, 'capture')).toHaveLength(1);
