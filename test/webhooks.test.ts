@@ -210,7 +210,9 @@ describe('events and deliveries', () => {
     await withWorker({ allowPrivateHosts: true }, async (taskQueue) => {
       await client.workflow.execute(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] });
       await waitFor('a 200', () => (receiver.deliveries.some((d) => d.answered === 200) ? true : undefined));
-      await new Promise((r) => setTimeout(r, 1500));
+      // The delivery's run has closed, so no later attempt can add to what the receiver saw.
+      const sent = await prisma.event.findUniqueOrThrow({ where: { resourceId_type: { resourceId: input.topupId, type: 'topup.succeeded' } } });
+      await client.workflow.getHandle(webhookDeliveryId(sent.id, endpoint.id)).result();
     });
 
     const event = await prisma.event.findUniqueOrThrow({ where: { resourceId_type: { resourceId: input.topupId, type: 'topup.succeeded' } } });
