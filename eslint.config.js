@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 const NODE_BUILTINS = ['assert', 'buffer', 'child_process', 'crypto', 'dns', 'events', 'fs', 'fs/promises', 'http', 'https', 'net', 'os', 'path', 'process', 'stream', 'timers', 'url', 'util', 'worker_threads', 'zlib'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'generated/', '.data/', 'coverage/', 'eslint.config.js'] },
+  { ignores: ['node_modules/', 'generated/', '.data/', 'coverage/', 'reports/', '.stryker-tmp/', 'eslint.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -44,7 +44,18 @@ export function isTimestamp(value: unknown): value is string {
   const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6] ?? '0'].map(Number) as [number, number, number, number, number, number];
   const date = new Date(Date.UTC(2000, month - 1, day));
   date.setUTCFullYear(year);
-  return month >= 1 && month <= 12 && date.getUTCMonth() === month - 1 && date.getUTCDate() === day && hour <= 23 && minute <= 59 && second <= 59;
+  // A day past its month's end (February 30th) moves both the month and the day, so either of the
+  // last two checks refuses it alone; Date.parse above has refused a month outside 1-12 already.
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: each of these checks repeats another (see above): no input tells their mutants apart
+  const dayExists = month >= 1 && month <= 12 && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+  return (
+    dayExists &&
+    hour <= 23 && // Date.parse takes 24:00 (the next midnight)
+    // Stryker disable next-line ConditionalExpression: Date.parse has refused minute 60 and second 60 already
+    minute <= 59 &&
+    // Stryker disable next-line ConditionalExpression: Date.parse has refused minute 60 and second 60 already
+    second <= 59
+  );
 }
 
 /** The first problem `checks` report, in order. */

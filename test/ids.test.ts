@@ -3,7 +3,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkoutId, isIdempotencyKey, isMerchantId, payoutId, refundId, stepKey, topupId } from '../domain/index.js';
+import { IDEMPOTENCY_KEY_MAX_LENGTH, cancellationRefundId, checkoutId, isIdempotencyKey, isMerchantId, payoutId, refundId, stepKey, topupId } from '../domain/index.js';
 import { sha256Hex } from '../domain/sha256.js';
 
 describe('SHA-256 in plain TypeScript', () => {
@@ -59,5 +59,34 @@ describe('what ids and keys may contain', () => {
   it('merchant ids: 1 to 64 letters, digits, "_" or "-" (they name ledger accounts split on ":")', () => {
     for (const ok of ['demo', 'demo-rt', 'm_1', 'A'.repeat(64)]) expect(isMerchantId(ok), ok).toBe(true);
     for (const bad of ['', 'a:b', 'a b', 'a\nb', 'é', 'x'.repeat(65)]) expect(isMerchantId(bad), bad).toBe(false);
+  });
+});
+
+describe('derived ids and step keys', () => {
+  it('an operator cancellation refunds under an id no merchant request can name', () => {
+    const checkout = checkoutId('demo', 'k');
+    expect(cancellationRefundId(checkout)).toBe(refundId(checkout, 'operator cancellation'));
+    expect(isIdempotencyKey('operator cancellation')).toBe(false);
+  });
+
+  it('step keys are <business id>:<step>[:<sub id>]', () => {
+    expect(stepKey('co_1', 'capture')).toBe('co_1:capture');
+    expect(stepKey('co_1', 'refund', 're_1')).toBe('co_1:refund:re_1');
+    expect(IDEMPOTENCY_KEY_MAX_LENGTH).toBe(255);
+  });
+
+  it('ids are the documented hash of kind, merchant and key, so API and workflow derive the same one', () => {
+    const expected = (prefix: string, kind: string) => `${prefix}_${createHash('sha256').update(`${kind}\nm1\nk1`).digest('hex').slice(0, 32)}`;
+    expect(checkoutId('m1', 'k1')).toBe(expected('co', 'checkout'));
+    expect(topupId('m1', 'k1')).toBe(expected('tu', 'topup'));
+    expect(payoutId('m1', 'k1')).toBe(expected('po', 'payout'));
+  });
+});
+
+describe('SHA-256 at the UTF-8 encoding boundaries', () => {
+  it('encodes the first and last code point of each UTF-8 length as node:crypto does', () => {
+    for (const text of ['\u007f', '\u0080', '\u07ff', '\u0800', '\uffff', '\u{10000}', '\u{10ffff}', 'a\u0080\u0800\u{10000}z']) {
+      expect(sha256Hex(text), JSON.stringify(text)).toBe(createHash('sha256').update(text, 'utf8').digest('hex'));
+    }
   });
 });

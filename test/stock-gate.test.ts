@@ -79,3 +79,37 @@ describe('sold-out marks', () => {
     expect(gate.knownSoldOut('m1', [{ sku: 'tee', quantity: 1 }])).toBe(false);
   });
 });
+
+describe('releasing claims', () => {
+  it('takes back exactly the units claimed, once, whatever is still in flight', () => {
+    const gate = createStockGate();
+    const first = gate.tryClaim('m1', [{ sku: 'tee', quantity: 1 }], stock({ tee: 5 }))!;
+    gate.tryClaim('m1', [{ sku: 'tee', quantity: 1 }], stock({ tee: 5 }));
+    first();
+    first(); // a second call must not release the other claim's unit
+    // One unit is still claimed: a request for one more does not fit in one available.
+    expect(gate.tryClaim('m1', [{ sku: 'tee', quantity: 1 }], stock({ tee: 1 }))).toBeUndefined();
+    expect(gate.tryClaim('m1', [{ sku: 'tee', quantity: 1 }], stock({ tee: 2 }))).toBeTypeOf('function');
+  });
+
+  it('releases without anyone waiting, and wakes every request waiting on the SKU', async () => {
+    const gate = createStockGate();
+    expect(() => gate.tryClaim('m1', [{ sku: 'cap', quantity: 1 }], stock({ cap: 1 }))!()).not.toThrow();
+    const release = gate.tryClaim('m1', [{ sku: 'tee', quantity: 1 }], stock({ tee: 1 }))!;
+    const woke: string[] = [];
+    const waits = ['a', 'b'].map((name) => gate.waitForChange('m1', [{ sku: 'tee', quantity: 1 }], 60_000).then(() => woke.push(name)));
+    release();
+    await Promise.all(waits);
+    expect(woke.sort()).toEqual(['a', 'b']);
+  });
+
+  it('keeps a sold-out mark for exactly 10 seconds', () => {
+    let now = 1_000_000;
+    const gate = createStockGate(() => now);
+    gate.markSoldOut('m1', 'tee', 1);
+    now += 10_000;
+    expect(gate.knownSoldOut('m1', [{ sku: 'tee', quantity: 1 }])).toBe(true);
+    now += 1;
+    expect(gate.knownSoldOut('m1', [{ sku: 'tee', quantity: 1 }])).toBe(false);
+  });
+});
