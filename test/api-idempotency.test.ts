@@ -5,7 +5,7 @@
 // merchant scoping, stored business refusals and unstored 5xx. Top-ups and payouts are the routes
 // exercised; every money-moving POST goes through the same middleware.
 //
-// The vitest globalSetup provides DATABASE_URL (migrated, seeded with merchant `demo` / `sk_test_demo`).
+// The vitest globalSetup provides DATABASE_URL (migrated); requests go as a merchant of this file's own.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { AppDeps } from '../api/app.js';
@@ -16,10 +16,11 @@ import type { Logger } from '../platform/logger.js';
 import type { PayoutInput, PayoutSnapshot } from '../domain/index.js';
 import { call, createMerchant, header, openPrisma, recordPayout, recordTopup, startApi, type Res, type TestApi, type TestMerchant } from './support/api-harness.js';
 
-const DEMO_KEY = 'sk_test_demo';
 const HOUR_MS = 60 * 60 * 1000;
 
 let prisma: PrismaClient;
+/** Who the requests come from unless a test says otherwise. */
+let merchant: TestMerchant;
 let other: TestMerchant;
 const apis: TestApi[] = [];
 
@@ -56,7 +57,7 @@ async function start(overrides: Partial<AppDeps> = {}): Promise<TestApi> {
 let api: TestApi;
 
 function post(urlPath: string, body: unknown, idempotencyKey: string, opts: { key?: string; base?: string } = {}): Promise<Res> {
-  return call(opts.base ?? api.url, opts.key ?? DEMO_KEY, 'POST', urlPath, body, { 'idempotency-key': idempotencyKey });
+  return call(opts.base ?? api.url, opts.key ?? merchant.key, 'POST', urlPath, body, { 'idempotency-key': idempotencyKey });
 }
 
 function expectError(res: Res, status: number, type: string, code: string): void {
@@ -78,13 +79,13 @@ const payoutBody = (customerId: string) => ({
   amount: { amount: '3000', currency: 'JPY' },
   bankAccount: { bankCode: '0001', accountNumber: '7654321' },
 });
-const keyRow = (key: string, merchantId = 'demo') => prisma.idempotencyRequest.findUnique({ where: { merchantId_key: { merchantId, key } } });
+const keyRow = (key: string, merchantId = merchant.id) => prisma.idempotencyRequest.findUnique({ where: { merchantId_key: { merchantId, key } } });
 
 // ---------------------------------------------------------------------------------------------
 
 beforeAll(async () => {
   prisma = openPrisma();
-  other = await createMerchant(prisma, 'idem_other');
+  [merchant, other] = await Promise.all([createMerchant(prisma, 'idem'), createMerchant(prisma, 'idem_other')]);
   api = await start();
 }, 120_000);
 
@@ -141,7 +142,7 @@ describe('Idempotency-Key', () => {
     expect(answers.map((a) => a.status)).toEqual(Array(20).fill(201));
     for (const a of answers) expect(a.body).toEqual(answers[0]!.body);
     expect(answers.filter((a) => replayed(a) === 'true')).toHaveLength(19);
-    expect(await prisma.topup.count({ where: { merchantId: 'demo', idempotencyKey: key } })).toBe(1);
+    expect(await prisma.topup.count({ where: { merchantId: merchant.id, idempotencyKey: key } })).toBe(1);
     expect(await keyRow(key)).toMatchObject({ status: 'completed', responseStatus: 201 });
   });
 
@@ -204,7 +205,7 @@ describe('Idempotency-Key', () => {
     const longAgo = new Date(Date.now() - HOUR_MS);
     // A request that claimed the key and died: its lease ran out long ago.
     await prisma.idempotencyRequest.create({
-      data: { merchantId: 'demo', key, method: 'POST', path: '/v1/topups', requestHash: hash, status: 'in_progress', lockedUntil: longAgo, createdAt: longAgo, expiresAt: new Date(Date.now() + HOUR_MS) },
+      data: { merchantId: merchant.id, key, method: 'POST', path: '/v1/topups', requestHash: hash, status: 'in_progress', lockedUntil: longAgo, createdAt: longAgo, expiresAt: new Date(Date.now() + HOUR_MS) },
     });
     expectError(await post('/v1/topups', topupBody(body.customerId, '1'), key), 422, 'invalid_request_error', 'idempotency_key_reused');
     expect(api.temporal.starts).toHaveLength(0);
@@ -223,7 +224,7 @@ describe('Idempotency-Key', () => {
     const past = new Date(Date.now() - HOUR_MS);
     await prisma.idempotencyRequest.create({
       data: {
-        merchantId: 'demo', key, method: 'POST', path: '/v1/payouts', requestHash: 'f'.repeat(64), status: 'completed',
+        merchantId: merchant.id, key, method: 'POST', path: '/v1/payouts', requestHash: 'f'.repeat(64), status: 'completed',
         responseStatus: 409, responseBody: { error: { code: 'insufficient_funds' } }, createdAt: new Date(past.getTime() - 24 * HOUR_MS), expiresAt: past,
       },
     });

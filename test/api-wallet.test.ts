@@ -4,7 +4,7 @@
 // the ledger hold) the real one writes before it answers, so the API's reads see what they would in
 // production. The workflows themselves are covered by test/wallet-flows.test.ts.
 //
-// The vitest globalSetup provides DATABASE_URL (migrated, seeded with merchant `demo` / `sk_test_demo`).
+// The vitest globalSetup provides DATABASE_URL (migrated); requests go as a merchant of this file's own.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
@@ -41,13 +41,14 @@ import {
 } from './support/api-harness.js';
 import { testCustomerSearch } from './support/payload-keys.js';
 
-const DEMO_KEY = 'sk_test_demo';
 const RUN = randomUUID().slice(0, 8);
 const CARD_TOKEN = `tok_visa_secret_${RUN}`;
 const ACCOUNT_NUMBER = '7654321';
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 let prisma: PrismaClient;
+/** Who the requests come from unless a test says otherwise. */
+let merchant: TestMerchant;
 let other: TestMerchant;
 const apis: TestApi[] = [];
 /** Every API's log lines, slow ones' too: no secret may reach any of them. */
@@ -107,7 +108,7 @@ async function startWalletApi(overrides: Partial<AppDeps> = {}): Promise<TestApi
 let api: TestApi;
 
 function call(method: string, urlPath: string, opts: { body?: unknown; key?: string | null; headers?: Record<string, string>; base?: string } = {}): Promise<Res> {
-  return send(opts.base ?? api.url, opts.key === undefined ? DEMO_KEY : opts.key, method, urlPath, opts.body, opts.headers);
+  return send(opts.base ?? api.url, opts.key === undefined ? merchant.key : opts.key, method, urlPath, opts.body, opts.headers);
 }
 
 function expectError(res: Res, status: number, type: string, code?: string, param?: string): void {
@@ -158,15 +159,15 @@ async function transfer(
   return id;
 }
 
-const wallet = (customerId: string, currency = 'JPY', merchantId = 'demo') => ledgerAccount.wallet(merchantId, customerId, currency);
+const wallet = (customerId: string, currency = 'JPY', merchantId = merchant.id) => ledgerAccount.wallet(merchantId, customerId, currency);
 
 /** A wallet holding `amount` from a top-up, as topupWorkflowV2 leaves it. */
-async function fund(customerId: string, amount: string, currency = 'JPY', merchantId = 'demo'): Promise<string> {
+async function fund(customerId: string, amount: string, currency = 'JPY', merchantId = merchant.id): Promise<string> {
   return transfer('posted', 'topup', ledgerAccount.cardClearing(currency), wallet(customerId, currency, merchantId), amount, `topup-test-${randomUUID()}`, currency);
 }
 
 async function balanceOf(customerId: string, opts: { key?: string; currency?: string } = {}) {
-  const res = await call('GET', `/v1/wallets/${encodeURIComponent(customerId)}${opts.currency ? `?currency=${opts.currency}` : ''}`, { key: opts.key ?? DEMO_KEY });
+  const res = await call('GET', `/v1/wallets/${encodeURIComponent(customerId)}${opts.currency ? `?currency=${opts.currency}` : ''}`, { key: opts.key ?? merchant.key });
   expect(res.status, res.text).toBe(200);
   return res.body as { customerId: string; available: { amount: string; currency: string }; held: { amount: string; currency: string } };
 }
@@ -175,7 +176,7 @@ async function balanceOf(customerId: string, opts: { key?: string; currency?: st
 
 beforeAll(async () => {
   prisma = openPrisma();
-  other = await createMerchant(prisma, 'wallet_other');
+  [merchant, other] = await Promise.all([createMerchant(prisma, 'wallet_api'), createMerchant(prisma, 'wallet_other')]);
   api = await startWalletApi();
 }, 120_000);
 
@@ -208,7 +209,7 @@ describe('POST /v1/topups', () => {
     const key = uniqueKey();
     const res = await post('/v1/topups', topupBody(customerId), key);
     expect(res.status, res.text).toBe(201);
-    const id = topupId('demo', key);
+    const id = topupId(merchant.id, key);
     expect(res.body).toEqual({ id, customerId, amount: jpy('5000'), status: 'processing', createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
 
     expect(api.temporal.starts).toHaveLength(1);
@@ -221,11 +222,11 @@ describe('POST /v1/topups', () => {
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
     });
     const attributes = start.options.typedSearchAttributes as Array<{ key: { name: string }; value: unknown }>;
-    expect(Object.fromEntries(attributes.map((a) => [a.key.name, a.value]))).toEqual({ MerchantId: 'demo', CustomerId: testCustomerSearch.value('demo', customerId), PaymentStatus: 'processing' });
+    expect(Object.fromEntries(attributes.map((a) => [a.key.name, a.value]))).toEqual({ MerchantId: merchant.id, CustomerId: testCustomerSearch.value(merchant.id, customerId), PaymentStatus: 'processing' });
     expect(JSON.stringify(attributes)).not.toContain(customerId);
     expect(start.input).toEqual({
       topupId: id,
-      merchantId: 'demo',
+      merchantId: merchant.id,
       customerId,
       idempotencyKey: key,
       amount: jpy('5000'),
@@ -249,7 +250,7 @@ describe('POST /v1/topups', () => {
     expectError(otherCard, 422, 'invalid_request_error', 'idempotency_key_reused', 'Idempotency-Key');
 
     // Past the key's lifetime, the top-up row is the second line of defence: 200, as it is now.
-    await prisma.idempotencyRequest.update({ where: { merchantId_key: { merchantId: 'demo', key } }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await prisma.idempotencyRequest.update({ where: { merchantId_key: { merchantId: merchant.id, key } }, data: { expiresAt: new Date(Date.now() - 1000) } });
     const late = await post('/v1/topups', topupBody(customerId, { payment: { method: 'card', token: 'tok_other' } }), key);
     expect(late.status, late.text).toBe(200);
     expect(late.body).toEqual({ ...first.body, status: 'failed', failure: { code: 'card_declined', message: 'card declined: insufficient_funds' } });
@@ -278,7 +279,7 @@ describe('POST /v1/topups', () => {
     };
     const res = await post('/v1/topups', topupBody(uniqueCustomer()), key);
     expect(res.status, res.text).toBe(200);
-    expect(res.body.id).toBe(topupId('demo', key));
+    expect(res.body.id).toBe(topupId(merchant.id, key));
   });
 
   it('answers 409 when the run closed without a row, and 503 with Retry-After when it does not answer', async () => {
@@ -293,7 +294,7 @@ describe('POST /v1/topups', () => {
     const res = await post('/v1/topups', topupBody(uniqueCustomer()), key, { base: slow.url });
     expectError(res, 503, 'api_error', 'topup_pending');
     expect(header(res, 'retry-after')).toBe('1');
-    expect(await prisma.topup.count({ where: { merchantId: 'demo', idempotencyKey: key } })).toBe(0);
+    expect(await prisma.topup.count({ where: { merchantId: merchant.id, idempotencyKey: key } })).toBe(0);
   });
 
   it('requires a well-formed Idempotency-Key', async () => {
@@ -329,7 +330,7 @@ describe('GET /v1/topups/:id', () => {
     expect(got.status, got.text).toBe(200);
     expect(got.body).toEqual(created.body);
     expectError(await call('GET', `/v1/topups/${created.body.id}`, { key: other.key }), 404, 'not_found', 'resource_missing');
-    expectError(await call('GET', `/v1/topups/topup-demo-${uniqueKey()}`), 404, 'not_found', 'resource_missing');
+    expectError(await call('GET', `/v1/topups/topup-${merchant.id}-${uniqueKey()}`), 404, 'not_found', 'resource_missing');
     expectError(await call('GET', `/v1/topups/${'x'.repeat(400)}`), 404, 'not_found');
   });
 });
@@ -342,7 +343,7 @@ describe('POST /v1/payouts', () => {
     const before = Date.now();
     const res = await post('/v1/payouts', payoutBody(customerId), key);
     expect(res.status, res.text).toBe(201);
-    const id = payoutId('demo', key);
+    const id = payoutId(merchant.id, key);
     expect(res.body).toEqual({
       id,
       customerId,
@@ -360,11 +361,11 @@ describe('POST /v1/payouts', () => {
     expect(start).toMatchObject({ workflowType: 'payoutWorkflowV2', update: 'payoutAccepted', updateId: `${id}:accepted` });
     expect(start.options).toMatchObject({ workflowId: id, workflowIdConflictPolicy: 'USE_EXISTING', workflowIdReusePolicy: 'REJECT_DUPLICATE' });
     const attributes = start.options.typedSearchAttributes as Array<{ key: { name: string }; value: unknown }>;
-    expect(Object.fromEntries(attributes.map((a) => [a.key.name, a.value]))).toEqual({ MerchantId: 'demo', CustomerId: testCustomerSearch.value('demo', customerId), PaymentStatus: 'pending' });
+    expect(Object.fromEntries(attributes.map((a) => [a.key.name, a.value]))).toEqual({ MerchantId: merchant.id, CustomerId: testCustomerSearch.value(merchant.id, customerId), PaymentStatus: 'pending' });
     expect(JSON.stringify(attributes)).not.toContain(customerId);
     expect(start.input).toEqual({
       payoutId: id,
-      merchantId: 'demo',
+      merchantId: merchant.id,
       customerId,
       idempotencyKey: key,
       amount: jpy('3000'),
@@ -423,7 +424,7 @@ describe('POST /v1/payouts', () => {
     expectError(again, 409, 'conflict', 'insufficient_funds', 'amount');
     expect(api.temporal.starts).toHaveLength(1);
     // The refused payout is recorded, and GET shows why.
-    const got = await call('GET', `/v1/payouts/${payoutId('demo', key)}`);
+    const got = await call('GET', `/v1/payouts/${payoutId(merchant.id, key)}`);
     expect(got.status).toBe(200);
     expect(got.body).toMatchObject({ status: 'failed', failure: { code: 'insufficient_funds' } });
     // A different request under the key is still a key reuse, not a second funds check.
@@ -442,7 +443,7 @@ describe('POST /v1/payouts', () => {
     const replay = await post('/v1/payouts', payoutBody(customerId), key);
     expect(replay.status, replay.text).toBe(201);
     expect(replay.body).toEqual(first.body);
-    await prisma.idempotencyRequest.update({ where: { merchantId_key: { merchantId: 'demo', key } }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await prisma.idempotencyRequest.update({ where: { merchantId_key: { merchantId: merchant.id, key } }, data: { expiresAt: new Date(Date.now() - 1000) } });
     const again = await post('/v1/payouts', payoutBody(customerId), key);
     expect(again.status, again.text).toBe(200);
     expect(again.body).toMatchObject({ id: first.body.id, status: 'failed', failure: { code: 'insufficient_funds', message: 'bank' } });
@@ -483,7 +484,7 @@ describe('POST /v1/payouts', () => {
     expect((await post('/v1/payouts', body, key)).status).toBe(201);
     expect((await post('/v1/payouts', body, key)).status).toBe(201); // replayed
     // And so does the payout row, once the key's record has expired.
-    await prisma.idempotencyRequest.update({ where: { merchantId_key: { merchantId: 'demo', key } }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await prisma.idempotencyRequest.update({ where: { merchantId_key: { merchantId: merchant.id, key } }, data: { expiresAt: new Date(Date.now() - 1000) } });
     expect((await post('/v1/payouts', body, key)).status).toBe(200);
   });
 
@@ -519,7 +520,7 @@ describe('POST /v1/payouts', () => {
     expect(got.status).toBe(200);
     expect(got.body).toEqual(created.body);
     expectError(await call('GET', `/v1/payouts/${created.body.id}`, { key: other.key }), 404, 'not_found', 'resource_missing');
-    expectError(await call('GET', `/v1/payouts/payout-demo-${uniqueKey()}`), 404, 'not_found');
+    expectError(await call('GET', `/v1/payouts/payout-${merchant.id}-${uniqueKey()}`), 404, 'not_found');
   });
 
   it('logs neither the card token nor the bank account number', async () => {
@@ -658,14 +659,14 @@ describe('GET /v1/wallets/:customerId/transactions', () => {
   /** A wallet with one movement of each kind, oldest first, as the flows leave them. */
   async function walletWithHistory(customerId: string) {
     const bank = ledgerAccount.bankClearing('JPY');
-    const merchant = ledgerAccount.merchantPending('demo', 'JPY');
+    const pending = ledgerAccount.merchantPending(merchant.id, 'JPY');
     const topup = await transfer('posted', 'topup', ledgerAccount.cardClearing('JPY'), wallet(customerId), '10000', 'topup-1');
     const canceledPayout = await transfer('pending', 'payout', wallet(customerId), bank, '3000', 'payout-1');
     await voidPending(prisma, { id: `${canceledPayout}:void`, pendingId: canceledPayout });
-    const walletPayment = await transfer('pending', 'checkout_wallet_payment', wallet(customerId), merchant, '2000', 'checkout-1');
+    const walletPayment = await transfer('pending', 'checkout_wallet_payment', wallet(customerId), pending, '2000', 'checkout-1');
     await postPending(prisma, { id: `${walletPayment}:capture`, pendingId: walletPayment, amount: '1500' });
     const heldPayout = await transfer('pending', 'payout', wallet(customerId), bank, '1000', 'payout-2');
-    const refund = await transfer('posted', 'checkout_refund', merchant, wallet(customerId), '500', 'checkout-1');
+    const refund = await transfer('posted', 'checkout_refund', pending, wallet(customerId), '500', 'checkout-1');
     return { topup, canceledPayout, walletPayment, heldPayout, refund };
   }
 
@@ -771,7 +772,7 @@ describe('POST /v1/checkouts with a wallet payment', () => {
     const key = uniqueKey();
     const res = await post('/v1/checkouts', { customerId, items: [{ sku, quantity: 1 }], payment: { method: 'wallet' } }, key);
     expect(res.status, res.text).toBe(201);
-    expect(res.body.id).toBe(checkoutId('demo', key));
+    expect(res.body.id).toBe(checkoutId(merchant.id, key));
     expect(api.temporal.starts[0]!.input).toMatchObject({ customerId });
     expect((api.temporal.starts[0]!.input as CheckoutInput).payment).toEqual({ method: 'wallet' });
     expect((await prisma.checkout.findUniqueOrThrow({ where: { id: res.body.id } })).paymentMethod).toBe('wallet');

@@ -27,8 +27,9 @@ import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
 import { testDataConverter } from './support/payload-keys.js';
+import { createMerchant, type TestMerchant } from './support/merchants.js';
 
-const MERCHANT = 'demo';
+let merchant: TestMerchant;
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
 let env: TestWorkflowEnvironment;
@@ -38,6 +39,7 @@ let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
 beforeAll(async () => {
   [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundlePaymentWorkflows()]);
   prisma = createPrisma(process.env.DATABASE_URL!);
+  merchant = await createMerchant(prisma, 'lifecycle');
 });
 
 afterAll(async () => {
@@ -47,12 +49,12 @@ afterAll(async () => {
 
 async function product(stock: number) {
   const sku = `sku-${randomUUID()}`;
-  await prisma.product.create({ data: { merchantId: MERCHANT, sku, name: 'Concert ticket', priceAmount: 5000n, currency: 'JPY', available: stock } });
+  await prisma.product.create({ data: { merchantId: merchant.id, sku, name: 'Concert ticket', priceAmount: 5000n, currency: 'JPY', available: stock } });
   return sku;
 }
 
 async function stockOf(sku: string) {
-  const p = await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: MERCHANT, sku } } });
+  const p = await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: merchant.id, sku } } });
   return { available: p.available, reserved: p.reserved, sold: p.sold };
 }
 
@@ -82,8 +84,8 @@ async function withCheckout<T>(
   const taskQueue = `lifecycle-${randomUUID()}`;
   const key = randomUUID();
   const input: CheckoutInput = {
-    checkoutId: checkoutId(MERCHANT, key),
-    merchantId: MERCHANT,
+    checkoutId: checkoutId(merchant.id, key),
+    merchantId: merchant.id,
     customerId: 'cus_lifecycle',
     idempotencyKey: key,
     items: [{ sku, quantity: 2 }],

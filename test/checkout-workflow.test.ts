@@ -13,8 +13,9 @@ import { FakeBank } from './support/fake-bank.js';
 import { recordHistory } from './support/histories.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { testDataConverter } from './support/payload-keys.js';
+import { createMerchant, type TestMerchant } from './support/merchants.js';
 
-const MERCHANT = 'demo';
+let merchant: TestMerchant;
 let env: TestWorkflowEnvironment;
 let prisma: PrismaClient;
 let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
@@ -22,6 +23,7 @@ let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
 beforeAll(async () => {
   env = await TestWorkflowEnvironment.createFromExistingServer({ address: process.env.TEMPORAL_ADDRESS!, client: { dataConverter: testDataConverter() } });
   prisma = createPrisma(process.env.DATABASE_URL!);
+  merchant = await createMerchant(prisma, 'checkout_wf');
   workflowBundle = await bundlePaymentWorkflows();
 });
 
@@ -32,12 +34,12 @@ afterAll(async () => {
 
 async function product(stock: number, price = 1500n) {
   const sku = `sku-${randomUUID()}`;
-  await prisma.product.create({ data: { merchantId: MERCHANT, sku, name: 'Limited sneaker', priceAmount: price, currency: 'JPY', available: stock } });
+  await prisma.product.create({ data: { merchantId: merchant.id, sku, name: 'Limited sneaker', priceAmount: price, currency: 'JPY', available: stock } });
   return sku;
 }
 
 async function stockOf(sku: string) {
-  const p = await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: MERCHANT, sku } } });
+  const p = await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: merchant.id, sku } } });
   return { available: p.available, reserved: p.reserved, sold: p.sold };
 }
 
@@ -46,8 +48,8 @@ async function runCheckout(network: FakeCardNetwork, sku: string, opts: { token?
   const taskQueue = `test-${randomUUID()}`;
   const key = randomUUID();
   const input: CheckoutInput = {
-    checkoutId: checkoutId(MERCHANT, key),
-    merchantId: MERCHANT,
+    checkoutId: checkoutId(merchant.id, key),
+    merchantId: merchant.id,
     customerId: 'cus_1',
     idempotencyKey: key,
     items: [{ sku, quantity: opts.quantity ?? 2 }],

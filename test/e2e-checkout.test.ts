@@ -3,11 +3,15 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../scripts/stack.js';
+import { createMerchant, type TestMerchant } from './support/merchants.js';
 
-const AUTH = { authorization: 'Bearer sk_test_demo', 'content-type': 'application/json' };
+let merchant: TestMerchant;
+/** Requests as this file's own merchant (made in beforeAll, in the database the stack shares). */
+const auth = () => ({ authorization: `Bearer ${merchant.key}`, 'content-type': 'application/json' });
 let stack: Stack;
 
 beforeAll(async () => {
+  merchant = await createMerchant(process.env.DATABASE_URL!, 'e2e_checkout');
   stack = await startStack({ env: { CARD_NETWORK_LATENCY_MS: '1500' } });
 });
 
@@ -19,7 +23,7 @@ afterAll(async () => {
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { ...AUTH, ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { ...auth(), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as Json };
 }
 

@@ -6,12 +6,16 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../scripts/stack.js';
+import { createMerchant, type TestMerchant } from './support/merchants.js';
 
-const HEADERS = { authorization: 'Bearer sk_test_demo', 'content-type': 'application/json' };
+let merchant: TestMerchant;
+/** Requests as this file's own merchant (made in beforeAll, in the database the stack shares). */
+const auth = () => ({ authorization: `Bearer ${merchant.key}`, 'content-type': 'application/json' });
 let stack: Stack;
 let db: pg.Pool;
 
 beforeAll(async () => {
+  merchant = await createMerchant(process.env.DATABASE_URL!, 'e2e_late_auth');
   // The network answers in 2.5 s, the hold lasts 1 s, and the network acts on a request at most
   // 4 s after it arrived (so the workflow knows when "nothing under this key" is final).
   stack = await startStack({ env: { CARD_NETWORK_LATENCY_MS: '2500', CARD_NETWORK_MAX_PROCESSING_MS: '4000' } });
@@ -26,7 +30,7 @@ afterAll(async () => {
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { ...HEADERS, ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { ...auth(), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as Json };
 }
 

@@ -6,11 +6,15 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { injectCardFault } from '../simulators/card-network/test-faults.js';
 import { startStack, type Stack } from '../scripts/stack.js';
+import { createMerchant, type TestMerchant } from './support/merchants.js';
 
-const HEADERS = { authorization: 'Bearer sk_test_demo', 'content-type': 'application/json' };
+let merchant: TestMerchant;
+/** Requests as this file's own merchant (made in beforeAll, in the database the stack shares). */
+const auth = () => ({ authorization: `Bearer ${merchant.key}`, 'content-type': 'application/json' });
 let stack: Stack;
 
 beforeAll(async () => {
+  merchant = await createMerchant(process.env.DATABASE_URL!, 'e2e_lifecycle');
   stack = await startStack({ env: { CARD_NETWORK_LATENCY_MS: '20' } });
 });
 
@@ -21,7 +25,7 @@ afterAll(async () => {
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { ...HEADERS, ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { ...auth(), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as Json };
 }
 

@@ -16,8 +16,11 @@ import { startStack, type Stack } from '../scripts/stack.js';
 import { resolveTemporalCli } from '../scripts/temporal.js';
 import { isSdkBookkeeping, isSearchAttribute, payloadsIn, plaintextIn } from './support/history-payloads.js';
 import { testCustomerSearch } from './support/payload-keys.js';
+import { createMerchant, type TestMerchant } from './support/merchants.js';
 
-const AUTH = { authorization: 'Bearer sk_test_demo', 'content-type': 'application/json' };
+let merchant: TestMerchant;
+/** Requests as this file's own merchant (made in beforeAll, in the database the stack shares). */
+const auth = () => ({ authorization: `Bearer ${merchant.key}`, 'content-type': 'application/json' });
 const customerId = `cus_enc_${randomUUID().slice(0, 8)}`;
 // Seven digits, not one of the bank simulator's special accounts (0000000, 9999999).
 const accountNumber = String(randomInt(1_000_001, 9_999_998));
@@ -27,6 +30,7 @@ let connection: Connection;
 let raw: Client;
 
 beforeAll(async () => {
+  merchant = await createMerchant(process.env.DATABASE_URL!, 'e2e_encryption');
   [stack, connection] = await Promise.all([startStack(), Connection.connect({ address: process.env.TEMPORAL_ADDRESS! })]);
   raw = new Client({ connection, namespace: stack.env.TEMPORAL_NAMESPACE! });
 });
@@ -40,7 +44,7 @@ afterAll(async () => {
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { ...AUTH, ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { ...auth(), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as Json };
 }
 
@@ -103,7 +107,7 @@ describe('payloads in Temporal', () => {
       expect({ flow, encodings: [...new Set(data.map((p) => p.metadata.encoding))] }).toEqual({ flow, encodings: ['binary/encrypted'] });
       // Search attributes stay plain and filterable; the customer only as a pseudonym.
       const attributes = Object.fromEntries(payloads.filter(isSearchAttribute).map((p) => [p.path.split('.').at(-1), p.data.toString()]));
-      expect(attributes).toMatchObject({ MerchantId: '"demo"', CustomerId: `"${testCustomerSearch.value('demo', customerId)}"` });
+      expect(attributes).toMatchObject({ MerchantId: `"${merchant.id}"`, CustomerId: `"${testCustomerSearch.value(merchant.id, customerId)}"` });
       // The SDK's own marker data names patches and local activities, nothing of the payment.
       for (const p of payloads.filter(isSdkBookkeeping)) {
         const value = JSON.parse(p.data.toString()) as Record<string, unknown>;

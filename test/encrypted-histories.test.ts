@@ -21,8 +21,9 @@ import { FakeCardNetwork } from './support/fake-card-network.js';
 import { isSdkBookkeeping, isSearchAttribute, payloadsIn, plaintextIn } from './support/history-payloads.js';
 import { HISTORIES_DIR, readManifest, recordHistory } from './support/histories.js';
 import { testDataConverter } from './support/payload-keys.js';
+import { createMerchant, type TestMerchant } from './support/merchants.js';
 
-const MERCHANT = 'demo';
+let merchant: TestMerchant;
 // What the recorded files were written with: fixed, so their test knows what must not be in them.
 const CUSTOMER = 'cus_recorded_7f3a9c';
 const TOKEN = 'tok_visa';
@@ -39,6 +40,7 @@ beforeAll(async () => {
     bundlePaymentWorkflows(),
   ]);
   prisma = createPrisma(process.env.DATABASE_URL!);
+  merchant = await createMerchant(prisma, 'encrypted');
 });
 
 afterAll(async () => {
@@ -54,7 +56,7 @@ describe('flows run with the payload codec', () => {
     const bank = new FakeBank();
     const taskQueue = `encrypted-${randomUUID()}`;
     const sku = `sku-${randomUUID()}`;
-    await prisma.product.create({ data: { merchantId: MERCHANT, sku, name: 'Limited sneaker', priceAmount: 1500n, currency: 'JPY', available: 3 } });
+    await prisma.product.create({ data: { merchantId: merchant.id, sku, name: 'Limited sneaker', priceAmount: 1500n, currency: 'JPY', available: 3 } });
     const worker = await createPaymentWorker({
       connection: env.nativeConnection,
       namespace: env.namespace ?? 'default',
@@ -63,14 +65,14 @@ describe('flows run with the payload codec', () => {
       workflowBundle,
       dataConverter: testDataConverter(),
     });
-    const wallet = ledgerAccount.wallet(MERCHANT, CUSTOMER, 'JPY');
+    const wallet = ledgerAccount.wallet(merchant.id, CUSTOMER, 'JPY');
     const before = await walletBalance(prisma, wallet);
     let checkoutRef = '';
     await worker.runUntil(async () => {
       const key = randomUUID();
       const checkout: CheckoutInput = {
-        checkoutId: checkoutId(MERCHANT, key),
-        merchantId: MERCHANT,
+        checkoutId: checkoutId(merchant.id, key),
+        merchantId: merchant.id,
         customerId: CUSTOMER,
         idempotencyKey: key,
         items: [{ sku, quantity: 1 }],
@@ -85,15 +87,15 @@ describe('flows run with the payload codec', () => {
       await recordHistory('encrypted-card-captured-settled', checkoutHandle);
 
       const topupKey = randomUUID();
-      const topup: TopupInput = { topupId: topupId(MERCHANT, topupKey), merchantId: MERCHANT, customerId: CUSTOMER, idempotencyKey: topupKey, amount: yen(5000), payment: { method: 'card', token: TOKEN } };
+      const topup: TopupInput = { topupId: topupId(merchant.id, topupKey), merchantId: merchant.id, customerId: CUSTOMER, idempotencyKey: topupKey, amount: yen(5000), payment: { method: 'card', token: TOKEN } };
       const topupHandle = await env.client.workflow.start(topupWorkflowV2, { workflowId: topup.topupId, taskQueue, args: [topup] });
       expect(await topupHandle.result()).toMatchObject({ status: 'succeeded' });
       await recordHistory('encrypted-topup-succeeded', topupHandle);
 
       const payoutKey = randomUUID();
       const payout: PayoutInput = {
-        payoutId: payoutId(MERCHANT, payoutKey),
-        merchantId: MERCHANT,
+        payoutId: payoutId(merchant.id, payoutKey),
+        merchantId: merchant.id,
         customerId: CUSTOMER,
         idempotencyKey: payoutKey,
         amount: yen(1000),

@@ -3,13 +3,17 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../scripts/stack.js';
+import { createMerchant, type TestMerchant } from './support/merchants.js';
 
-const HEADERS = { authorization: 'Bearer sk_test_demo', 'content-type': 'application/json' };
+let merchant: TestMerchant;
+/** Requests as this file's own merchant (made in beforeAll, in the database the stack shares). */
+const auth = () => ({ authorization: `Bearer ${merchant.key}`, 'content-type': 'application/json' });
 const BUYERS = 200;
 const UNITS = 50;
 let stack: Stack;
 
 beforeAll(async () => {
+  merchant = await createMerchant(process.env.DATABASE_URL!, 'flash_sale');
   stack = await startStack({ env: { CARD_NETWORK_LATENCY_MS: '200' } });
 });
 
@@ -18,12 +22,12 @@ afterAll(async () => {
 });
 
 async function post(path: string, body: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${stack.apiUrl}${path}`, { method: 'POST', headers: { ...HEADERS, ...headers }, body: JSON.stringify(body) });
+  const res = await fetch(`${stack.apiUrl}${path}`, { method: 'POST', headers: { ...auth(), ...headers }, body: JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as { id: string; status: string } };
 }
 
 async function get<T>(path: string): Promise<T> {
-  const res = await fetch(`${stack.apiUrl}${path}`, { headers: HEADERS });
+  const res = await fetch(`${stack.apiUrl}${path}`, { headers: auth() });
   return (await res.json()) as T;
 }
 

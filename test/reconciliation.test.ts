@@ -13,7 +13,6 @@ import { createActivities } from '../activities/index.js';
 import { holdStock } from '../activities/inventory.js';
 import { createApp } from '../api/app.js';
 import { WorkflowFailureType, ledgerAccount, reconciliationId, type ReconciliationInput, type ReconciliationResult } from '../domain/index.js';
-import { hashApiKey } from '../platform/api-keys.js';
 import { createBankClient, type BankClient } from '../platform/bank-client.js';
 import { CardNetworkRejectedError, createCardNetworkClient, type CardNetworkClient } from '../platform/card-network-client.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
@@ -26,9 +25,10 @@ import { waitUntil } from '../scripts/processes.js';
 import { ensureReconciliationSchedule, RECONCILIATION_SCHEDULE_ID } from '../scripts/reconciliation-schedule.js';
 import { newOperatorApiKey } from '../scripts/dev-secrets.js';
 import { recordHistory } from './support/histories.js';
+import { createMerchant, type TestMerchant } from './support/merchants.js';
 import { testCustomerSearch, testDataConverter } from './support/payload-keys.js';
 
-const MERCHANT = 'demo';
+let merchant: TestMerchant;
 let prisma: PrismaClient;
 let pool: pg.Pool;
 let connection: Connection;
@@ -45,6 +45,7 @@ let since: string;
 beforeAll(async () => {
   since = new Date().toISOString();
   prisma = createPrisma(process.env.DATABASE_URL!);
+  merchant = await createMerchant(prisma, 'reconciliation');
   pool = new pg.Pool({ connectionString: process.env.DATABASE_URL!, max: 10 });
   networkServer = createCardNetworkServer({ pool });
   bankServer = createBankServer({ pool });
@@ -112,7 +113,7 @@ async function reconciliationsApi(taskQueue: string) {
 async function failedCheckout(amount = 3000n) {
   const key = randomUUID();
   return prisma.checkout.create({
-    data: { id: `checkout-${MERCHANT}-${key}`, merchantId: MERCHANT, customerId: 'cus_recon', idempotencyKey: key, status: 'failed', amount, currency: 'JPY', paymentMethod: 'card' },
+    data: { id: `checkout-${merchant.id}-${key}`, merchantId: merchant.id, customerId: 'cus_recon', idempotencyKey: key, status: 'failed', amount, currency: 'JPY', paymentMethod: 'card' },
   });
 }
 
@@ -130,23 +131,23 @@ describe('reconciliation', () => {
 
     // (2) Stock held by a checkout that failed.
     const sku = `recon-${randomUUID().slice(0, 8)}`;
-    await prisma.product.create({ data: { merchantId: MERCHANT, sku, name: 'Recon sneaker', priceAmount: 1000n, currency: 'JPY', available: 5 } });
+    await prisma.product.create({ data: { merchantId: merchant.id, sku, name: 'Recon sneaker', priceAmount: 1000n, currency: 'JPY', available: 5 } });
     const stuck = await failedCheckout(2000n);
-    await prisma.$transaction((tx) => holdStock(tx, { checkoutId: stuck.id, merchantId: MERCHANT, items: [{ sku, quantity: 2 }] }));
+    await prisma.$transaction((tx) => holdStock(tx, { checkoutId: stuck.id, merchantId: merchant.id, items: [{ sku, quantity: 2 }] }));
 
     // (3) A top-up captured at the network whose wallet credit never happened.
     const topupKey = randomUUID();
-    const topupId = `topup-${MERCHANT}-${topupKey}`;
+    const topupId = `topup-${merchant.id}-${topupKey}`;
     const customerId = `cus_${randomUUID()}`;
-    await prisma.topup.create({ data: { id: topupId, merchantId: MERCHANT, customerId, idempotencyKey: topupKey, amount: 5000n, currency: 'JPY', status: 'processing' } });
+    await prisma.topup.create({ data: { id: topupId, merchantId: merchant.id, customerId, idempotencyKey: topupKey, amount: 5000n, currency: 'JPY', status: 'processing' } });
     const topupAuth = await cardNetwork.authorize({ idempotencyKey: `${topupId}:authorize`, amount: 5000n, currency: 'JPY', token: 'tok_visa', reference: topupId });
     await cardNetwork.capture({ idempotencyKey: `${topupId}:capture`, authorizationId: topupAuth.authorizationId });
 
     // (4) A payout marked paid that the ledger never posted: reported, not repaired.
     const payoutKey = randomUUID();
-    const payoutId = `payout-${MERCHANT}-${payoutKey}`;
+    const payoutId = `payout-${merchant.id}-${payoutKey}`;
     await prisma.payout.create({
-      data: { id: payoutId, merchantId: MERCHANT, customerId, idempotencyKey: payoutKey, amount: 1000n, currency: 'JPY', bankCode: '0001', accountNumber: '1234567', scheduledAt: new Date(), status: 'paid' },
+      data: { id: payoutId, merchantId: merchant.id, customerId, idempotencyKey: payoutKey, amount: 1000n, currency: 'JPY', bankCode: '0001', accountNumber: '1234567', scheduledAt: new Date(), status: 'paid' },
     });
 
     const [first, second] = await withWorker(async (taskQueue) => [await reconcile(taskQueue), await reconcile(taskQueue)] as const);
@@ -154,7 +155,7 @@ describe('reconciliation', () => {
     expect(first.status).toBe('completed');
     const items = await prisma.reconciliationItem.findMany({ where: { reconciliationId: first.reconciliationId } });
     const find = (kind: string, resourceId: string) => items.find((i) => i.kind === kind && i.resourceId === resourceId);
-    expect(find('authorization_not_voided', auth.authorizationId)).toMatchObject({ action: 'repaired', merchantId: MERCHANT });
+    expect(find('authorization_not_voided', auth.authorizationId)).toMatchObject({ action: 'repaired', merchantId: merchant.id });
     expect(find('reservation_not_released', stuck.id)).toMatchObject({ action: 'repaired', details: { released: 2 } });
     expect(find('topup_not_credited', topupId)).toMatchObject({ action: 'repaired' });
     expect(find('payout_paid_not_posted', payoutId)).toMatchObject({ action: 'reported' });
@@ -166,21 +167,21 @@ describe('reconciliation', () => {
     // The repairs happened where they matter.
     expect(await authorizationState(auth.authorizationId)).toBe('voided');
     expect(await cardNetwork.lookup(`recon:${auth.authorizationId}:void`)).toMatchObject({ type: 'void', status: 'succeeded' });
-    expect(await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: MERCHANT, sku } } })).toMatchObject({ available: 5, reserved: 0 });
+    expect(await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: merchant.id, sku } } })).toMatchObject({ available: 5, reserved: 0 });
     expect(await prisma.topup.findUniqueOrThrow({ where: { id: topupId } })).toMatchObject({ status: 'succeeded' });
 
     // The second run repairs nothing again: the wallet holds the top-up exactly once.
     expect(second.status).toBe('completed');
     expect(second.counts.repaired).toBe(0);
     expect(second.counts.byKind).toMatchObject({ payout_paid_not_posted: 1 });
-    expect(await walletBalance(prisma, ledgerAccount.wallet(MERCHANT, customerId, 'JPY'))).toEqual({ available: 5000n, held: 0n });
+    expect(await walletBalance(prisma, ledgerAccount.wallet(merchant.id, customerId, 'JPY'))).toEqual({ available: 5000n, held: 0n });
     expect(await prisma.ledgerTransfer.count({ where: { reference: topupId } })).toBe(1);
   });
 
   it('leaves a checkout whose workflow is still running alone, and records younger than olderThanMs too', async () => {
     const key = randomUUID();
-    const id = `checkout-${MERCHANT}-${key}`;
-    await prisma.checkout.create({ data: { id, merchantId: MERCHANT, customerId: 'cus_recon', idempotencyKey: key, status: 'requires_capture', amount: 1000n, currency: 'JPY', paymentMethod: 'card' } });
+    const id = `checkout-${merchant.id}-${key}`;
+    await prisma.checkout.create({ data: { id, merchantId: merchant.id, customerId: 'cus_recon', idempotencyKey: key, status: 'requires_capture', amount: 1000n, currency: 'JPY', paymentMethod: 'card' } });
     const auth = await cardNetwork.authorize({ idempotencyKey: `${id}:authorize`, amount: 1000n, currency: 'JPY', token: 'tok_visa', reference: id });
     await withWorker(async (taskQueue) => {
       // Stands in for the checkout's live workflow: any workflow running under the checkout's id.
@@ -201,13 +202,13 @@ describe('reconciliation', () => {
 
   it('reports refunds on one side only, each once per run, and repairs none of them', async () => {
     const key = randomUUID();
-    const checkoutId = `checkout-${MERCHANT}-${key}`;
+    const checkoutId = `checkout-${merchant.id}-${key}`;
     await prisma.checkout.create({
-      data: { id: checkoutId, merchantId: MERCHANT, customerId: 'cus_recon', idempotencyKey: key, status: 'partially_refunded', amount: 3000n, amountCaptured: 3000n, amountRefunded: 1000n, currency: 'JPY', paymentMethod: 'card' },
+      data: { id: checkoutId, merchantId: merchant.id, customerId: 'cus_recon', idempotencyKey: key, status: 'partially_refunded', amount: 3000n, amountCaptured: 3000n, amountRefunded: 1000n, currency: 'JPY', paymentMethod: 'card' },
     });
     const auth = await cardNetwork.authorize({ idempotencyKey: `${checkoutId}:authorize`, amount: 3000n, currency: 'JPY', token: 'tok_visa', reference: checkoutId });
     await cardNetwork.capture({ idempotencyKey: `${checkoutId}:capture`, authorizationId: auth.authorizationId });
-    const refundRow = (status: string) => ({ id: `re_${randomUUID().replaceAll('-', '')}`, checkoutId, merchantId: MERCHANT, amount: 1000n, currency: 'JPY', status });
+    const refundRow = (status: string) => ({ id: `re_${randomUUID().replaceAll('-', '')}`, checkoutId, merchantId: merchant.id, amount: 1000n, currency: 'JPY', status });
 
     // (a) Our books say refunded; neither the network nor the ledger has it.
     const booked = await prisma.refund.create({ data: refundRow('succeeded') });
@@ -231,7 +232,7 @@ describe('reconciliation', () => {
           ['refund_without_network_refund', booked.id, 'reported'],
         ].sort(),
       );
-      expect(mine.find((i) => i.resourceId === orphan.id)).toMatchObject({ merchantId: MERCHANT, details: { idempotencyKey: orphanKey, refundStatus: null, checkoutId } });
+      expect(mine.find((i) => i.resourceId === orphan.id)).toMatchObject({ merchantId: merchant.id, details: { idempotencyKey: orphanKey, refundStatus: null, checkoutId } });
       expect(mine.find((i) => i.resourceId === booked.id)).toMatchObject({ details: { networkRefund: false, ledgerTransferId: null } });
       expect(run.counts.byKind).toMatchObject({ refund_without_network_refund: 1, network_refund_without_refund: 1, refund_stuck_pending: 1 });
       expect(run.counts.repaired).toBe(0);
@@ -248,18 +249,16 @@ describe('reconciliation', () => {
   });
 
   it("starts a merchant's own run and the operator's platform-wide one through the API, and shows each merchant only its own items", async () => {
-    const otherKey = `sk_test_${randomUUID()}`;
-    const other = `rc_${randomUUID().slice(0, 8)}`;
-    await prisma.merchant.create({ data: { id: other, name: 'Other shop', apiKeyHash: hashApiKey(otherKey) } });
+    const { id: other, key: otherKey } = await createMerchant(prisma, 'rc_other');
     const payoutKey = randomUUID();
     const payoutId = `payout-${other}-${payoutKey}`;
     await prisma.payout.create({
       data: { id: payoutId, merchantId: other, customerId: 'cus_other', idempotencyKey: payoutKey, amount: 700n, currency: 'JPY', bankCode: '0001', accountNumber: '1234567', scheduledAt: new Date(), status: 'paid' },
     });
-    // Something of the demo merchant's for the platform-wide run to find.
-    const demoPayoutKey = randomUUID();
+    // Something of this file's merchant's for the platform-wide run to find.
+    const ownPayoutKey = randomUUID();
     await prisma.payout.create({
-      data: { id: `payout-${MERCHANT}-${demoPayoutKey}`, merchantId: MERCHANT, customerId: 'cus_demo', idempotencyKey: demoPayoutKey, amount: 700n, currency: 'JPY', bankCode: '0001', accountNumber: '1234567', scheduledAt: new Date(), status: 'paid' },
+      data: { id: `payout-${merchant.id}-${ownPayoutKey}`, merchantId: merchant.id, customerId: 'cus_own', idempotencyKey: ownPayoutKey, amount: 700n, currency: 'JPY', bankCode: '0001', accountNumber: '1234567', scheduledAt: new Date(), status: 'paid' },
     });
     await withWorker(async (taskQueue) => {
       const { base, call, close } = await reconciliationsApi(taskQueue);
@@ -285,7 +284,7 @@ describe('reconciliation', () => {
         await client.workflow.getHandle(platformId).result();
         const operator = (await (await call(OPERATOR_KEY, `${base}/${platformId}`)).json()) as { scope: string; items: Array<{ merchantId: string }> };
         expect(operator.scope).toBe('platform');
-        expect(operator.items.some((i) => i.merchantId === MERCHANT)).toBe(true);
+        expect(operator.items.some((i) => i.merchantId === merchant.id)).toBe(true);
         expect(operator.items.some((i) => i.merchantId === other)).toBe(true);
         const theirs = (await (await call(otherKey, `${base}/${platformId}`)).json()) as { items: Array<{ merchantId: string }> };
         expect(theirs.items.map((i) => i.merchantId)).toEqual([other]);
@@ -317,16 +316,16 @@ describe('reconciliation', () => {
 async function orphan(sku?: string) {
   const checkout = await failedCheckout(1000n);
   const auth = await cardNetwork.authorize({ idempotencyKey: `${checkout.id}:authorize`, amount: 1000n, currency: 'JPY', token: 'tok_visa', reference: checkout.id });
-  if (sku) await prisma.$transaction((tx) => holdStock(tx, { checkoutId: checkout.id, merchantId: MERCHANT, items: [{ sku, quantity: 1 }] }));
+  if (sku) await prisma.$transaction((tx) => holdStock(tx, { checkoutId: checkout.id, merchantId: merchant.id, items: [{ sku, quantity: 1 }] }));
   return { checkoutId: checkout.id, authorizationId: auth.authorizationId };
 }
 
 /** A captured card checkout that agrees with the network: nothing to find. */
 async function capturedCheckout(): Promise<string> {
   const key = randomUUID();
-  const id = `checkout-${MERCHANT}-${key}`;
+  const id = `checkout-${merchant.id}-${key}`;
   await prisma.checkout.create({
-    data: { id, merchantId: MERCHANT, customerId: 'cus_recon', idempotencyKey: key, status: 'captured', amount: 1000n, amountCaptured: 1000n, currency: 'JPY', paymentMethod: 'card' },
+    data: { id, merchantId: merchant.id, customerId: 'cus_recon', idempotencyKey: key, status: 'captured', amount: 1000n, amountCaptured: 1000n, currency: 'JPY', paymentMethod: 'card' },
   });
   const auth = await cardNetwork.authorize({ idempotencyKey: `${id}:authorize`, amount: 1000n, currency: 'JPY', token: 'tok_visa', reference: id });
   await cardNetwork.capture({ idempotencyKey: `${id}:capture`, authorizationId: auth.authorizationId });
@@ -336,8 +335,8 @@ async function capturedCheckout(): Promise<string> {
 /** A top-up captured at the network whose wallet credit never happened. */
 async function uncreditedTopup(customerId: string): Promise<string> {
   const key = randomUUID();
-  const id = `topup-${MERCHANT}-${key}`;
-  await prisma.topup.create({ data: { id, merchantId: MERCHANT, customerId, idempotencyKey: key, amount: 5000n, currency: 'JPY', status: 'processing' } });
+  const id = `topup-${merchant.id}-${key}`;
+  await prisma.topup.create({ data: { id, merchantId: merchant.id, customerId, idempotencyKey: key, amount: 5000n, currency: 'JPY', status: 'processing' } });
   const auth = await cardNetwork.authorize({ idempotencyKey: `${id}:authorize`, amount: 5000n, currency: 'JPY', token: 'tok_visa', reference: id });
   await cardNetwork.capture({ idempotencyKey: `${id}:capture`, authorizationId: auth.authorizationId });
   return id;
@@ -345,7 +344,7 @@ async function uncreditedTopup(customerId: string): Promise<string> {
 
 /** A capture at the network for a checkout we have no row of. */
 async function unknownCapture(): Promise<string> {
-  const reference = `checkout-${MERCHANT}-${randomUUID()}`;
+  const reference = `checkout-${merchant.id}-${randomUUID()}`;
   const auth = await cardNetwork.authorize({ idempotencyKey: `${reference}:authorize`, amount: 700n, currency: 'JPY', token: 'tok_visa', reference });
   await cardNetwork.capture({ idempotencyKey: `${reference}:capture`, authorizationId: auth.authorizationId });
   return auth.authorizationId;
@@ -353,7 +352,7 @@ async function unknownCapture(): Promise<string> {
 
 async function product(available: number): Promise<string> {
   const sku = `recon-${randomUUID().slice(0, 8)}`;
-  await prisma.product.create({ data: { merchantId: MERCHANT, sku, name: 'Recon sneaker', priceAmount: 1000n, currency: 'JPY', available } });
+  await prisma.product.create({ data: { merchantId: merchant.id, sku, name: 'Recon sneaker', priceAmount: 1000n, currency: 'JPY', available } });
   return sku;
 }
 
@@ -385,7 +384,7 @@ describe('the network and bank reports', () => {
     const bankFrom = new Date();
     const transfers = [];
     for (let i = 0; i < 3; i++) {
-      const reference = `payout-${MERCHANT}-${randomUUID()}`;
+      const reference = `payout-${merchant.id}-${randomUUID()}`;
       transfers.push((await bank.transfer({ idempotencyKey: `${reference}:transfer`, amount: 100n, currency: 'JPY', bankCode: '0001', accountNumber: '1234567', reference })).id);
     }
     const statement = { status: 'paid' as const, createdAfter: bankFrom, createdBefore: new Date(), limit: 2 };
@@ -432,8 +431,8 @@ describe('reconciliation reads its whole window page by page', () => {
       expect(await authorizationState(o.authorizationId)).toBe('voided');
       expect((await cardNetwork.listOperations(o.checkoutId)).filter((op) => op.type === 'void')).toHaveLength(1);
     }
-    expect(await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: MERCHANT, sku } } })).toMatchObject({ available: 10, reserved: 0 });
-    expect(await walletBalance(prisma, ledgerAccount.wallet(MERCHANT, customerId, 'JPY'))).toEqual({ available: 20_000n, held: 0n });
+    expect(await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: merchant.id, sku } } })).toMatchObject({ available: 10, reserved: 0 });
+    expect(await walletBalance(prisma, ledgerAccount.wallet(merchant.id, customerId, 'JPY'))).toEqual({ available: 20_000n, held: 0n });
     for (const topupId of topups) expect(await prisma.ledgerTransfer.count({ where: { reference: topupId } })).toBe(1);
 
     expect(second.result.status).toBe('completed');
@@ -451,8 +450,8 @@ describe('reconciliation reads its whole window page by page', () => {
       // requests would leave, in a fraction of the time.
       const sold = await capturedCheckout();
       const topupKey = randomUUID();
-      const topupId = `topup-${MERCHANT}-${topupKey}`;
-      await prisma.topup.create({ data: { id: topupId, merchantId: MERCHANT, customerId: 'cus_recon', idempotencyKey: topupKey, amount: 1000n, currency: 'JPY', status: 'succeeded' } });
+      const topupId = `topup-${merchant.id}-${topupKey}`;
+      await prisma.topup.create({ data: { id: topupId, merchantId: merchant.id, customerId: 'cus_recon', idempotencyKey: topupKey, amount: 1000n, currency: 'JPY', status: 'succeeded' } });
       const fillSql = `INSERT INTO card_network.authorizations (id, state, amount, currency, captured_amount, reference, created_at)
         SELECT $1 || lpad(g::text, 4, '0'), $2, 1000, 'JPY', $3, $4, clock_timestamp() FROM generate_series(1, 1000) g`;
       try {
@@ -481,11 +480,11 @@ describe('reconciliation of payouts whose workflow is gone', () => {
   /** A payout row left `status` with its hold still pending on the wallet, as a workflow that stopped leaves it. */
   async function strandedPayout(id: string, customerId: string, amount: bigint, status: 'pending' | 'processing', accountNumber = '1234567') {
     await prisma.payout.create({
-      data: { id, merchantId: MERCHANT, customerId, idempotencyKey: randomUUID(), amount, currency: 'JPY', bankCode: '0001', accountNumber, scheduledAt: new Date(), status },
+      data: { id, merchantId: merchant.id, customerId, idempotencyKey: randomUUID(), amount, currency: 'JPY', bankCode: '0001', accountNumber, scheduledAt: new Date(), status },
     });
     await createTransfer(prisma, {
       id: `${id}:hold`,
-      debitAccountId: ledgerAccount.wallet(MERCHANT, customerId, 'JPY'),
+      debitAccountId: ledgerAccount.wallet(merchant.id, customerId, 'JPY'),
       creditAccountId: ledgerAccount.bankClearing('JPY'),
       amount: amount.toString(),
       currency: 'JPY',
@@ -502,11 +501,11 @@ describe('reconciliation of payouts whose workflow is gone', () => {
   it('posts the hold of one the bank paid and voids the hold of one the bank never paid, by the bank\'s answer under its key, once; one still running is left alone', async () => {
     const from = new Date().toISOString();
     const customerId = `cus_${randomUUID()}`;
-    const wallet = ledgerAccount.wallet(MERCHANT, customerId, 'JPY');
+    const wallet = ledgerAccount.wallet(merchant.id, customerId, 'JPY');
     await createTransfer(prisma, { id: `fund-${randomUUID()}`, debitAccountId: ledgerAccount.cardClearing('JPY'), creditAccountId: wallet, amount: '10000', currency: 'JPY', kind: 'posted', code: 'topup' });
 
     // Paid at the bank, then the workflow stopped before posting (an id of the old format).
-    const paid = await strandedPayout(`payout-${MERCHANT}-${randomUUID()}`, customerId, 1000n, 'processing');
+    const paid = await strandedPayout(`payout-${merchant.id}-${randomUUID()}`, customerId, 1000n, 'processing');
     const paidAtBank = await sendToBank(paid);
     expect(paidAtBank.status).toBe('paid');
     // Never sent: its workflow closed while it waited (an opaque id).
@@ -570,14 +569,14 @@ describe('reconciliation of top-ups whose workflow is gone', () => {
   it('gives a top-up left processing the status its books show: succeeded once credited, failed when the card kept nothing', async () => {
     const from = new Date().toISOString();
     const customerId = `cus_${randomUUID()}`;
-    const row = (id: string) => prisma.topup.create({ data: { id, merchantId: MERCHANT, customerId, idempotencyKey: randomUUID(), amount: 4000n, currency: 'JPY', status: 'processing' } });
+    const row = (id: string) => prisma.topup.create({ data: { id, merchantId: merchant.id, customerId, idempotencyKey: randomUUID(), amount: 4000n, currency: 'JPY', status: 'processing' } });
     // Credited, then the workflow stopped before it wrote `succeeded`.
     const credited = `tu_${randomUUID().replaceAll('-', '')}`;
     await row(credited);
     await createTransfer(prisma, {
       id: `${credited}:credit`,
       debitAccountId: ledgerAccount.cardClearing('JPY'),
-      creditAccountId: ledgerAccount.wallet(MERCHANT, customerId, 'JPY'),
+      creditAccountId: ledgerAccount.wallet(merchant.id, customerId, 'JPY'),
       amount: '4000',
       currency: 'JPY',
       kind: 'posted',
@@ -592,7 +591,7 @@ describe('reconciliation of top-ups whose workflow is gone', () => {
     expect(await resourcesOf(first.reconciliationId, 'topup_status_not_final')).toEqual([credited, uncharged].sort());
     expect(await prisma.topup.findUniqueOrThrow({ where: { id: credited } })).toMatchObject({ status: 'succeeded' });
     expect(await prisma.topup.findUniqueOrThrow({ where: { id: uncharged } })).toMatchObject({ status: 'failed', failureCode: 'not_completed' });
-    expect(await walletBalance(prisma, ledgerAccount.wallet(MERCHANT, customerId, 'JPY'))).toEqual({ available: 4000n, held: 0n });
+    expect(await walletBalance(prisma, ledgerAccount.wallet(merchant.id, customerId, 'JPY'))).toEqual({ available: 4000n, held: 0n });
     expect((await prisma.event.findMany({ where: { resourceId: { in: [credited, uncharged] } }, select: { resourceId: true, type: true } })).map((e) => `${e.resourceId} ${e.type}`).sort()).toEqual(
       [`${credited} topup.succeeded`, `${uncharged} topup.failed`].sort(),
     );
@@ -606,14 +605,14 @@ describe('reconciliation of checkouts whose workflow is gone before capture', ()
     const sku = await product(2);
     const key = randomUUID();
     const id = `co_${randomUUID().replaceAll('-', '')}`;
-    await prisma.checkout.create({ data: { id, merchantId: MERCHANT, customerId: 'cus_recon', idempotencyKey: key, status: 'requires_capture', amount: 1000n, currency: 'JPY', paymentMethod: 'card', captureMethod: 'manual' } });
-    await prisma.$transaction((tx) => holdStock(tx, { checkoutId: id, merchantId: MERCHANT, items: [{ sku, quantity: 1 }] }));
+    await prisma.checkout.create({ data: { id, merchantId: merchant.id, customerId: 'cus_recon', idempotencyKey: key, status: 'requires_capture', amount: 1000n, currency: 'JPY', paymentMethod: 'card', captureMethod: 'manual' } });
+    await prisma.$transaction((tx) => holdStock(tx, { checkoutId: id, merchantId: merchant.id, items: [{ sku, quantity: 1 }] }));
     const auth = await cardNetwork.authorize({ idempotencyKey: `${id}:authorize`, amount: 1000n, currency: 'JPY', token: 'tok_visa', reference: id });
 
     const [first, second] = await withWorker(async (taskQueue) => [await reconcile(taskQueue, { since: from, olderThanMs: 0 }), await reconcile(taskQueue, { since: from, olderThanMs: 0 })] as const);
     expect(await resourcesOf(first.reconciliationId, 'checkout_status_not_final')).toEqual([id]);
     expect(await prisma.checkout.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'failed', failureCode: 'not_completed' });
-    expect(await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: MERCHANT, sku } } })).toMatchObject({ available: 2, reserved: 0, sold: 0 });
+    expect(await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: merchant.id, sku } } })).toMatchObject({ available: 2, reserved: 0, sold: 0 });
     expect(await authorizationState(auth.authorizationId)).toBe('voided');
     expect((await prisma.event.findMany({ where: { resourceId: id }, select: { type: true } })).map((e) => e.type)).toEqual(['checkout.failed']);
     expect(second.counts.repaired).toBe(0);
@@ -623,25 +622,24 @@ describe('reconciliation of checkouts whose workflow is gone before capture', ()
 describe("one merchant's reconciliation", () => {
   /** A merchant of its own with its API key, a product, and a checkout that failed with its authorization open and a unit held. */
   async function merchantWithOrphan(prefix: string) {
-    const merchant = { id: `${prefix}_${randomUUID().slice(0, 8)}`, key: `sk_test_${randomUUID()}` };
-    await prisma.merchant.create({ data: { id: merchant.id, name: `${prefix} shop`, apiKeyHash: hashApiKey(merchant.key) } });
+    const shop = await createMerchant(prisma, prefix);
     const sku = `recon-${randomUUID().slice(0, 8)}`;
-    await prisma.product.create({ data: { merchantId: merchant.id, sku, name: 'Recon sneaker', priceAmount: 1000n, currency: 'JPY', available: 3 } });
+    await prisma.product.create({ data: { merchantId: shop.id, sku, name: 'Recon sneaker', priceAmount: 1000n, currency: 'JPY', available: 3 } });
     const key = randomUUID();
     const checkout = await prisma.checkout.create({
-      data: { id: `co_${randomUUID().replaceAll('-', '')}`, merchantId: merchant.id, customerId: 'cus_recon', idempotencyKey: key, status: 'failed', amount: 1000n, currency: 'JPY', paymentMethod: 'card' },
+      data: { id: `co_${randomUUID().replaceAll('-', '')}`, merchantId: shop.id, customerId: 'cus_recon', idempotencyKey: key, status: 'failed', amount: 1000n, currency: 'JPY', paymentMethod: 'card' },
     });
-    await prisma.$transaction((tx) => holdStock(tx, { checkoutId: checkout.id, merchantId: merchant.id, items: [{ sku, quantity: 1 }] }));
+    await prisma.$transaction((tx) => holdStock(tx, { checkoutId: checkout.id, merchantId: shop.id, items: [{ sku, quantity: 1 }] }));
     const auth = await cardNetwork.authorize({ idempotencyKey: `${checkout.id}:authorize`, amount: 1000n, currency: 'JPY', token: 'tok_visa', reference: checkout.id });
     // And a top-up captured at the network whose wallet credit never happened.
     const topupKey = randomUUID();
     const topup = `tu_${randomUUID().replaceAll('-', '')}`;
-    await prisma.topup.create({ data: { id: topup, merchantId: merchant.id, customerId: 'cus_recon', idempotencyKey: topupKey, amount: 2000n, currency: 'JPY', status: 'processing' } });
+    await prisma.topup.create({ data: { id: topup, merchantId: shop.id, customerId: 'cus_recon', idempotencyKey: topupKey, amount: 2000n, currency: 'JPY', status: 'processing' } });
     const topupAuth = await cardNetwork.authorize({ idempotencyKey: `${topup}:authorize`, amount: 2000n, currency: 'JPY', token: 'tok_visa', reference: topup });
     await cardNetwork.capture({ idempotencyKey: `${topup}:capture`, authorizationId: topupAuth.authorizationId });
-    const stock = () => prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: merchant.id, sku } }, select: { available: true, reserved: true } });
-    const credited = async () => (await walletBalance(prisma, ledgerAccount.wallet(merchant.id, 'cus_recon', 'JPY'))).available;
-    return { ...merchant, checkoutId: checkout.id, authorizationId: auth.authorizationId, topup, stock, credited };
+    const stock = () => prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: shop.id, sku } }, select: { available: true, reserved: true } });
+    const credited = async () => (await walletBalance(prisma, ledgerAccount.wallet(shop.id, 'cus_recon', 'JPY'))).available;
+    return { ...shop, checkoutId: checkout.id, authorizationId: auth.authorizationId, topup, stock, credited };
   }
 
   it("repairs only the merchant's own records: the other merchant's authorization stays open, its stock held and its top-up uncredited, until the operator's platform-wide run repairs them", async () => {
@@ -793,7 +791,8 @@ describe('a reconciliation started by hand with an input it cannot use', () => {
     ['reconciliationWorkflowV2', { merchantId: 'not a merchant' }, 'merchantId'],
     ['reconciliationWorkflowV2', null, 'input'],
     ['reconciliationWorkflow', { olderThanMs: 1e20 }, 'olderThanMs'],
-    ['reconciliationWorkflow', { merchantId: MERCHANT }, 'merchantId'],
+    // Any well-formed merchant id, even the seeded merchant's: the first type refuses a merchant scope.
+    ['reconciliationWorkflow', { merchantId: 'demo' }, 'merchantId'],
   ] as const)('%s with %j fails at once with InvalidReconciliationInput naming %s, and writes nothing', async (type, input, param) => {
     await withWorker(async (taskQueue) => {
       const handle = await client.workflow.start(type, { workflowId: reconciliationId(randomUUID()), taskQueue, args: [input] });

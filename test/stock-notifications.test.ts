@@ -7,12 +7,14 @@ import { listenForReturnedStock } from '../api/stock-notifications.js';
 import { createInventoryActivities, holdStock } from '../activities/inventory.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
+import { createMerchant, type TestMerchant } from './support/merchants.js';
 
 let prisma: PrismaClient;
-const MERCHANT = 'demo';
+let merchant: TestMerchant;
 
-beforeAll(() => {
+beforeAll(async () => {
   prisma = createPrisma(process.env.DATABASE_URL!);
+  merchant = await createMerchant(prisma, 'stock_notices');
 });
 
 afterAll(async () => {
@@ -32,7 +34,7 @@ describe('returned stock', () => {
     const sku = `ret-${randomUUID().slice(0, 8)}`;
     const other = `ret-${randomUUID().slice(0, 8)}`;
     await prisma.product.createMany({
-      data: [sku, other].map((s) => ({ merchantId: MERCHANT, sku: s, name: 'Cap', priceAmount: 900n, currency: 'JPY', available: 1 })),
+      data: [sku, other].map((s) => ({ merchantId: merchant.id, sku: s, name: 'Cap', priceAmount: 900n, currency: 'JPY', available: 1 })),
     });
     const gates = [createStockGate(), createStockGate()];
     const listeners = gates.map((gate) => listenForReturnedStock(process.env.DATABASE_URL!, gate, createLogger('test', 'error')));
@@ -40,17 +42,17 @@ describe('returned stock', () => {
       // The listeners forget every mark when they (re)connect: wait for that before marking.
       await new Promise((r) => setTimeout(r, 500));
       for (const gate of gates) {
-        gate.markSoldOut(MERCHANT, sku, 1);
-        gate.markSoldOut(MERCHANT, other, 1);
+        gate.markSoldOut(merchant.id, sku, 1);
+        gate.markSoldOut(merchant.id, other, 1);
       }
       const checkoutId = `co_${randomUUID().replaceAll('-', '')}`;
-      await prisma.checkout.create({ data: { id: checkoutId, merchantId: MERCHANT, customerId: 'cus_ret', idempotencyKey: randomUUID(), status: 'failed', amount: 900n, currency: 'JPY', paymentMethod: 'card' } });
-      await prisma.$transaction((tx) => holdStock(tx, { checkoutId, merchantId: MERCHANT, items: [{ sku, quantity: 1 }] }));
+      await prisma.checkout.create({ data: { id: checkoutId, merchantId: merchant.id, customerId: 'cus_ret', idempotencyKey: randomUUID(), status: 'failed', amount: 900n, currency: 'JPY', paymentMethod: 'card' } });
+      await prisma.$transaction((tx) => holdStock(tx, { checkoutId, merchantId: merchant.id, items: [{ sku, quantity: 1 }] }));
 
       expect(await createInventoryActivities(prisma).releaseStock({ checkoutId })).toEqual({ released: 1 });
-      for (const gate of gates) await until('the notice', () => !gate.knownSoldOut(MERCHANT, [{ sku, quantity: 1 }]));
+      for (const gate of gates) await until('the notice', () => !gate.knownSoldOut(merchant.id, [{ sku, quantity: 1 }]));
       // Only the SKU that came back.
-      for (const gate of gates) expect(gate.knownSoldOut(MERCHANT, [{ sku: other, quantity: 1 }])).toBe(true);
+      for (const gate of gates) expect(gate.knownSoldOut(merchant.id, [{ sku: other, quantity: 1 }])).toBe(true);
     } finally {
       await Promise.all(listeners.map((l) => l.stop()));
     }

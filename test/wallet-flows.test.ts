@@ -30,8 +30,9 @@ import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
 import { testDataConverter } from './support/payload-keys.js';
+import { createMerchant, type TestMerchant } from './support/merchants.js';
 
-const MERCHANT = 'demo';
+let merchant: TestMerchant;
 const DAY = 24 * 60 * 60_000;
 let env: TestWorkflowEnvironment;
 let prisma: PrismaClient;
@@ -40,6 +41,7 @@ let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
 beforeAll(async () => {
   [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundlePaymentWorkflows()]);
   prisma = createPrisma(process.env.DATABASE_URL!);
+  merchant = await createMerchant(prisma, 'wallet_flows');
 });
 
 afterAll(async () => {
@@ -57,7 +59,7 @@ interface World {
 /** Runs `body` with a worker on its own task queue; `override` replaces activities (fault injection). */
 async function withWorker<T>(body: (w: World & { taskQueue: string }) => Promise<T>, override: Partial<Activities> = {}): Promise<T> {
   const world: World = { network: new FakeCardNetwork(), bank: new FakeBank(), customerId: `cus_${randomUUID()}`, wallet: '' };
-  world.wallet = ledgerAccount.wallet(MERCHANT, world.customerId, 'JPY');
+  world.wallet = ledgerAccount.wallet(merchant.id, world.customerId, 'JPY');
   const taskQueue = `wallet-${randomUUID()}`;
   const worker: Worker = await createPaymentWorker({
     connection: env.nativeConnection,
@@ -68,7 +70,7 @@ async function withWorker<T>(body: (w: World & { taskQueue: string }) => Promise
     dataConverter: testDataConverter(),
   });
   const result = await worker.runUntil(body({ ...world, taskQueue }));
-  const report = await checkLedger(prisma, { accountIds: [world.wallet, ledgerAccount.merchantPending(MERCHANT, 'JPY'), ledgerAccount.merchantAvailable(MERCHANT, 'JPY')] });
+  const report = await checkLedger(prisma, { accountIds: [world.wallet, ledgerAccount.merchantPending(merchant.id, 'JPY'), ledgerAccount.merchantAvailable(merchant.id, 'JPY')] });
   expect(report).toMatchObject({ ok: true, mismatches: [], imbalancedCurrencies: [], overdrawn: [] });
   return result;
 }
@@ -92,14 +94,14 @@ const record = (name: string, workflowId: string) => recordHistory(name, env.cli
 
 function topupInput(customerId: string, amount: number, token = 'tok_visa'): TopupInput {
   const key = randomUUID();
-  return { topupId: topupId(MERCHANT, key), merchantId: MERCHANT, customerId, idempotencyKey: key, amount: yen(amount), payment: { method: 'card', token } };
+  return { topupId: topupId(merchant.id, key), merchantId: merchant.id, customerId, idempotencyKey: key, amount: yen(amount), payment: { method: 'card', token } };
 }
 
 function payoutInput(customerId: string, amount: number, accountNumber: string, scheduledAt: number): PayoutInput {
   const key = randomUUID();
   return {
-    payoutId: payoutId(MERCHANT, key),
-    merchantId: MERCHANT,
+    payoutId: payoutId(merchant.id, key),
+    merchantId: merchant.id,
     customerId,
     idempotencyKey: key,
     amount: yen(amount),
@@ -234,11 +236,11 @@ describe('payout', () => {
 describe('wallet payment in checkout', () => {
   async function walletCheckout(taskQueue: string, customerId: string, quantity: number, timeouts = DEFAULT_CHECKOUT_TIMEOUTS) {
     const sku = `sku-${randomUUID()}`;
-    await prisma.product.create({ data: { merchantId: MERCHANT, sku, name: 'Coffee beans', priceAmount: 100n, currency: 'JPY', available: 10 } });
+    await prisma.product.create({ data: { merchantId: merchant.id, sku, name: 'Coffee beans', priceAmount: 100n, currency: 'JPY', available: 10 } });
     const key = randomUUID();
     const input: CheckoutInput = {
-      checkoutId: checkoutId(MERCHANT, key),
-      merchantId: MERCHANT,
+      checkoutId: checkoutId(merchant.id, key),
+      merchantId: merchant.id,
       customerId,
       idempotencyKey: key,
       items: [{ sku, quantity }],
@@ -253,23 +255,23 @@ describe('wallet payment in checkout', () => {
   it('takes the payment from the wallet, credits the merchant, settles and refunds through the ledger', async () => {
     await withWorker(async ({ customerId, wallet, taskQueue }) => {
       await fund(wallet, 1000n);
-      const pendingBefore = await accountBalance(prisma, ledgerAccount.merchantPending(MERCHANT, 'JPY'));
-      const availableBefore = await accountBalance(prisma, ledgerAccount.merchantAvailable(MERCHANT, 'JPY'));
+      const pendingBefore = await accountBalance(prisma, ledgerAccount.merchantPending(merchant.id, 'JPY'));
+      const availableBefore = await accountBalance(prisma, ledgerAccount.merchantAvailable(merchant.id, 'JPY'));
       const { handle } = await walletCheckout(taskQueue, customerId, 3, { ...DEFAULT_CHECKOUT_TIMEOUTS, settlementDelayMs: DAY, refundWindowMs: 30 * DAY });
       for (let i = 0; i < 200 && (await handle.query(statusQuery)).status !== 'captured'; i++) await new Promise((r) => setTimeout(r, 50));
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 700n, held: 0n });
-      const pendingAfter = await accountBalance(prisma, ledgerAccount.merchantPending(MERCHANT, 'JPY'));
+      const pendingAfter = await accountBalance(prisma, ledgerAccount.merchantPending(merchant.id, 'JPY'));
       expect(pendingAfter.creditsPosted - pendingBefore.creditsPosted).toBe(300n);
 
       await env.sleep(DAY + 60_000);
       for (let i = 0; i < 200 && (await handle.query(statusQuery)).status !== 'settled'; i++) await new Promise((r) => setTimeout(r, 50));
-      const availableAfter = await accountBalance(prisma, ledgerAccount.merchantAvailable(MERCHANT, 'JPY'));
+      const availableAfter = await accountBalance(prisma, ledgerAccount.merchantAvailable(merchant.id, 'JPY'));
       expect(availableAfter.creditsPosted - availableBefore.creditsPosted).toBe(300n);
 
       const refund = await handle.executeUpdate(refundUpdate, { args: [{ refundId: 're_wallet', amount: '100' }] });
       expect(refund.status).toBe('succeeded');
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 800n, held: 0n });
-      const availableRefunded = await accountBalance(prisma, ledgerAccount.merchantAvailable(MERCHANT, 'JPY'));
+      const availableRefunded = await accountBalance(prisma, ledgerAccount.merchantAvailable(merchant.id, 'JPY'));
       expect(availableRefunded.debitsPosted - availableAfter.debitsPosted).toBe(100n);
       await handle.terminate('test finished');
       await record('wallet-checkout-captured-in-one-commit', handle.workflowId);
@@ -284,7 +286,7 @@ describe('wallet payment in checkout', () => {
 
       expect(result).toMatchObject({ status: 'failed', failure: { code: 'insufficient_funds' } });
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 250n, held: 0n });
-      const product = await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: MERCHANT, sku } } });
+      const product = await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: merchant.id, sku } } });
       expect({ available: product.available, reserved: product.reserved, sold: product.sold }).toEqual({ available: 10, reserved: 0, sold: 0 });
     });
   });

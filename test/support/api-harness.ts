@@ -5,14 +5,12 @@
 // send what fetch refuses to (raw header bytes, raw paths, arbitrary bodies).
 //
 // The vitest globalSetup provides DATABASE_URL (migrated, seeded with merchant `demo`).
-import { randomUUID } from 'node:crypto';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { ApplicationFailure, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WithStartWorkflowOperation } from '@temporalio/client';
 import type { Workflow } from '@temporalio/common';
 import { createApp, type AppDeps } from '../../api/app.js';
-import { hashApiKey } from '../../platform/api-keys.js';
 import { createPrisma, type PrismaClient } from '../../platform/db.js';
 import type { Logger } from '../../platform/logger.js';
 import { FailureType, type CheckoutInput, type CheckoutStatus, type PayoutInput, type PayoutSnapshot, type PayoutStatus, type TopupInput, type TopupSnapshot } from '../../domain/index.js';
@@ -25,18 +23,7 @@ export function openPrisma(): PrismaClient {
   return createPrisma(url, 5);
 }
 
-export interface TestMerchant {
-  id: string;
-  key: string;
-}
-
-/** A merchant of its own, stored the way scripts/seed.ts stores one: only the key's hash. */
-export async function createMerchant(prisma: PrismaClient, prefix: string): Promise<TestMerchant> {
-  const suffix = randomUUID().slice(0, 8);
-  const merchant = { id: `${prefix}_${suffix}`, key: `sk_test_${prefix}_${randomUUID()}` };
-  await prisma.merchant.create({ data: { id: merchant.id, name: `${prefix} shop`, apiKeyHash: hashApiKey(merchant.key) } });
-  return merchant;
-}
+export { createMerchant, type TestMerchant } from './merchants.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fake Temporal
