@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../scripts/stack.js';
+import { expectBooksOf } from './support/books.js';
 import { createMerchant, type TestMerchant } from './support/merchants.js';
 
 let merchant: TestMerchant;
@@ -110,5 +111,11 @@ describe('checkout over HTTP', () => {
     expect(ops.filter((o) => o.type === 'authorization')).toHaveLength(1);
     expect(ops.filter((o) => o.type === 'capture')).toHaveLength(1);
     expect((await api('GET', `/v1/products/${sku}`)).body.stock).toEqual({ available: 2, reserved: 0, sold: 1 });
+  });
+});
+
+describe('the books', () => {
+  it('of this file\'s merchant match every row, the network and the bank after all of the above', async () => {
+    await expectBooksOf(merchant.id);
   });
 });

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { injectCardFault } from '../simulators/card-network/test-faults.js';
 import { startStack, type Stack } from '../scripts/stack.js';
+import { expectBooksOf } from './support/books.js';
 import { createMerchant, type TestMerchant } from './support/merchants.js';
 
 let merchant: TestMerchant;
@@ -243,5 +244,11 @@ describe('races over HTTP', () => {
       expect(await stock(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
       expect(await journal(id)).toEqual([]);
     }
+  });
+});
+
+describe('the books', () => {
+  it('of this file\'s merchant match every row, the network and the bank after all of the above', async () => {
+    await expectBooksOf(merchant.id);
   });
 });

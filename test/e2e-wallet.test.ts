@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../scripts/stack.js';
+import { expectBooksOf } from './support/books.js';
 import { createMerchant, type TestMerchant } from './support/merchants.js';
 
 let merchant: TestMerchant;
@@ -139,4 +140,10 @@ describe('races over HTTP', () => {
       expect(wallet).toMatchObject({ available: yen(2000), held: yen(0) });
     }
   }
+});
+
+describe('the books', () => {
+  it('of this file\'s merchant match every row, the network and the bank after all of the above', async () => {
+    await expectBooksOf(merchant.id);
+  });
 });
