@@ -334,12 +334,36 @@ async function reconcile(stack: Stack): Promise<ReconciliationReport> {
 /** Workflow runs that ended Failed, Terminated or TimedOut: a payment flow that gave up is a finding. */
 async function countClosed(temporal: Client, queues: string): Promise<number> {
   try {
-    const { count } = await temporal.workflow.count(`${queues} AND ExecutionStatus IN ("Failed", "Terminated", "TimedOut")`);
+    const query = `${queues} AND ExecutionStatus IN ("Failed", "Terminated", "TimedOut")`;
+    const { count } = await temporal.workflow.count(query);
+    // Which ones, and why: the failure is the finding.
+    let shown = 0;
+    for await (const wf of temporal.workflow.list({ query })) {
+      if (shown++ >= 5) break;
+      const why = await temporal.workflow
+        .getHandle(wf.workflowId, wf.runId)
+        .result()
+        .then(
+          () => 'no failure',
+          (err: unknown) => describeFailure(err),
+        );
+      say(`closed abnormally: ${wf.type} ${wf.workflowId} ${wf.status.name}: ${why}`);
+    }
     return count;
   } catch (err) {
     say(`counting failed workflows failed: ${err instanceof Error ? err.message : String(err)}`);
     return -1;
   }
+}
+
+/** A workflow's failure and its causes, one line. */
+function describeFailure(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const type = (e as { type?: unknown }).type;
+    parts.push(`${e.name}${typeof type === 'string' ? `(${type})` : ''}: ${e.message}`);
+  }
+  return parts.join(' <- ');
 }
 
 function summarize(

@@ -6,7 +6,9 @@ import { expect } from 'vitest';
 import { checkInvariants } from '../../chaos/invariants.js';
 
 export async function expectBooksOf(merchantId: string): Promise<void> {
-  const report = await checkInvariants(process.env.DATABASE_URL!, new Map(), [merchantId]);
+  // Other files (reconciliation's) leave network and bank records that no row accounts for on
+  // purpose; they are nobody's, so not this merchant's to answer for.
+  const report = await checkInvariants(process.env.DATABASE_URL!, new Map(), [merchantId], { unknownReferences: false });
   const { ledgerMismatches, doubleCaptures, lostTopups, payoutsUnresolved } = report;
   expect({ ledgerMismatches, doubleCaptures, lostTopups, payoutsUnresolved }, report.problems.join('\n')).toEqual({
     ledgerMismatches: 0,
