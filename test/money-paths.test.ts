@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
@@ -317,6 +318,36 @@ describe('a cancel reaches a checkout whatever step it waits in', () => {
       expect(await row(id)).toMatchObject({ status: 'canceled', failureCode: 'canceled' });
       expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
       await recordHistory('merchant-cancel-while-authorizing', handle);
+    });
+  });
+
+  it('merchant cancel that interrupts an authorize attempt failing with a network error: canceled, not failed', async () => {
+    // The chaos run found it: the call in flight when the cancel came reached the workflow as the
+    // network's 503 (an ActivityFailure whose cause is that error, not a CancelledFailure), and the
+    // checkout closed failed, its run Failed, the cancel answered 409. Here the attempt ends that
+    // way for certain: once the cancel reaches it, it fails with the network's error, for good.
+    const network = new FakeCardNetwork(QUICK_MS);
+    let attempts = 0;
+    const override = {
+      async authorizePayment(): Promise<never> {
+        attempts++;
+        const signal = Context.current().cancellationSignal;
+        while (!signal.aborted) {
+          Context.current().heartbeat();
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        throw ApplicationFailure.create({ type: 'CardNetworkUnavailableError', message: 'temporarily_unavailable: the network is temporarily unavailable', nonRetryable: true });
+      },
+    };
+    await withCheckout({ network, override }, async ({ id, sku, handle }) => {
+      await reach(handle, 'processing');
+      await until('the authorize attempt', () => (attempts > 0 ? true : undefined));
+      expect(await handle.executeUpdate(cancelUpdate)).toMatchObject({ status: 'canceled' });
+      expect(await handle.result()).toMatchObject({ status: 'canceled' });
+      expect(await row(id)).toMatchObject({ status: 'canceled', failureCode: 'canceled' });
+      expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
+      expect(ops(network, id, 'authorization')).toEqual([]);
+      await recordHistory('merchant-cancel-interrupts-failing-authorize', handle);
     });
   });
 
