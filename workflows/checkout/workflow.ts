@@ -11,7 +11,7 @@
 //
 // No lock is held across a card call: stock is held by a short conditional update and released by
 // its undo. Every deadline is a workflow timer over durations given as input.
-import { CancellationScope, CancelledFailure, isCancellation, log, patched, proxyLocalActivities, sleep } from '@temporalio/workflow';
+import { ActivityFailure, CancellationScope, CancelledFailure, isCancellation, log, patched, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import { FailureType, ORDER_NOT_PLACED, checkoutInputProblem, type CheckoutInput, type CheckoutSnapshot } from '../../domain/index.js';
 import { localDatabaseWrite } from '../activity-profiles.js';
@@ -73,7 +73,8 @@ function beginCapture(order: CheckoutState): void {
  * what the network decided, and the checkout ends failed. Guarded, as runs before it closed failed.
  */
 function interruptedByCancel(order: CheckoutState, err: unknown): boolean {
-  if (err instanceof Stop || isBusinessFailure(err)) return false;
+  // Only a call's failure: a bug in workflow code still fails the run, for ops to see.
+  if (!(err instanceof ActivityFailure) || isBusinessFailure(err)) return false;
   if (!order.cancelRequested && !CancellationScope.current().consideredCancelled) return false;
   return patched('cancel-outcome-over-interrupted-call');
 }
