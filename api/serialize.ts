@@ -1,5 +1,5 @@
-// Rows -> wire shapes. BigInt columns leave as decimal strings (convention 10); nothing here sees a
-// float.
+// Rows -> wire shapes. BigInt columns leave as decimal strings, since JSON numbers lose precision
+// past 2^53 and money must never pass through a float; nothing here sees a float.
 import type { Checkout, CheckoutItem, Merchant, PaymentAttempt, Payout, Product, Refund, Topup } from '../generated/prisma/client.js';
 import {
   money,

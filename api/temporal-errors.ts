@@ -1,7 +1,7 @@
 // How failures of update-with-start (checkouts, top-ups, payouts) and of the checkout's and the
 // payout's updates reach a client. Only typed outcomes are matched:
 // error classes the Temporal client documents, gRPC status codes and ApplicationFailure types,
-// never messages (convention 8).
+// never messages, which the SDK and the server may reword in any release.
 import {
   ApplicationFailure,
   WorkflowExecutionAlreadyStartedError,

@@ -1,5 +1,6 @@
 // `npm run bench:flash-sale`: one SKU, many more buyers than units, through each design in turn on
-// the same PostgreSQL and the same card simulator (issue 6, part 1). Prints a table and, as the very
+// the same PostgreSQL and the same card simulator, so the designs differ only in how they hold
+// stock and call the card. Prints a table and, as the very
 // last line of stdout, one JSON object with every figure; everything else goes to stderr, so
 // `... | tail -n 1 | jq` always works. bench/README.md explains the flags and the numbers.
 import { randomUUID } from 'node:crypto';
