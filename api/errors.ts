@@ -134,10 +134,14 @@ const GRPC_UNAVAILABLE = 14;
  * repeat, so it is a 503 too.
  */
 export function isTemporalUnavailable(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; typeof e === 'object' && e !== null && depth <= 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (isGrpcServiceError(e) && (e.code === GRPC_UNAVAILABLE || e.code === GRPC_DEADLINE_EXCEEDED)) return true;
-  }
-  return false;
+  return causes(err).some((e) => isGrpcServiceError(e) && (e.code === GRPC_UNAVAILABLE || e.code === GRPC_DEADLINE_EXCEEDED));
+}
+
+/** An error and its causes, outermost first: Temporal's client errors keep what happened in `cause`. */
+export function causes(err: unknown): unknown[] {
+  const chain: unknown[] = [];
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) chain.push(e);
+  return chain;
 }
 
 /**
@@ -179,8 +183,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     const log = (res.locals.logger as Logger | undefined) ?? logger;
-    if (isDatabaseUnavailable(err) || isTemporalUnavailable(err)) {
-      log.warn(isDatabaseUnavailable(err) ? 'database unavailable' : 'temporal unavailable', { method: req.method, path: req.path, error: describeError(err) });
+    const unavailable = isDatabaseUnavailable(err) ? 'database' : isTemporalUnavailable(err) ? 'temporal' : undefined;
+    if (unavailable) {
+      log.warn(`${unavailable} unavailable`, { method: req.method, path: req.path, error: describeError(err) });
       sendError(
         res,
         new ApiError(503, 'api_error', 'service_unavailable', 'The service is temporarily unavailable. Retry the request; with the same Idempotency-Key it is safe.', undefined, {

@@ -12,7 +12,7 @@ import {
 } from '@temporalio/client';
 import { FailureType } from '../domain/index.js';
 import type { Logger } from '../platform/logger.js';
-import { ApiError, checkoutConflict, conflict, invalidRequest, isTemporalUnavailable } from './errors.js';
+import { ApiError, causes, checkoutConflict, conflict, invalidRequest, isTemporalUnavailable } from './errors.js';
 
 /** gRPC status codes; @grpc/grpc-js is not a direct dependency, so its enum is not imported. */
 const GRPC_NOT_FOUND = 5;
@@ -22,12 +22,6 @@ const GRPC_ALREADY_EXISTS = 6;
  * handler finished (e.g. the refund window ended under it). Temporal's name, not ours.
  */
 const ACCEPTED_UPDATE_COMPLETED_WORKFLOW = 'AcceptedUpdateCompletedWorkflow';
-
-function causes(err: unknown): unknown[] {
-  const chain: unknown[] = [];
-  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) chain.push(e);
-  return chain;
-}
 
 /** The first ApplicationFailure with a type in the error's cause chain. */
 export function applicationFailureOf(err: unknown): ApplicationFailure | undefined {

@@ -10,7 +10,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
-import { hashApiKey } from '../platform/api-keys.js';
 import { createPrisma } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
 import { payloadDataConverter } from '../platform/payload-codec.js';
@@ -24,6 +23,7 @@ import { FlagError, parseFlags, type ChaosFlags } from './flags.js';
 import { checkInvariants, type InvariantReport } from './invariants.js';
 import { Load } from './load.js';
 import { createRng } from './rng.js';
+import { createMerchant } from '../test/support/merchants.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../test/support/webhook-receiver.js';
 
 const say = (line: string) => process.stderr.write(`chaos | ${line}\n`);
@@ -125,18 +125,6 @@ interface ChaosMerchant {
   receiver: WebhookReceiver;
 }
 
-/** A second merchant next to `demo`, written as the seed writes one: a key stored only as its hash. */
-async function createMerchant(databaseUrl: string, runId: string): Promise<{ id: string; key: string }> {
-  const merchant = { id: `chaos_${runId}`, key: `sk_test_chaos_${randomBytes(16).toString('hex')}` };
-  const prisma = createPrisma(databaseUrl, 1);
-  try {
-    await prisma.merchant.create({ data: { id: merchant.id, name: 'Chaos second shop', apiKeyHash: hashApiKey(merchant.key) } });
-  } finally {
-    await prisma.$disconnect();
-  }
-  return merchant;
-}
-
 async function storm(flags: ChaosFlags, rng: ReturnType<typeof createRng>, runId: string, infra: Infrastructure, stack: Stack, temporal: Client) {
   const taskQueue = stack.env.TEMPORAL_TASK_QUEUE!;
   const webhookQueue = webhookTaskQueue(taskQueue);
@@ -146,7 +134,8 @@ async function storm(flags: ChaosFlags, rng: ReturnType<typeof createRng>, runId
   const settings = { settlementDelaySeconds: 3, refundWindowSeconds: 15, actionTimeoutSeconds: 20, authorizationTtlSeconds: 30 };
   // Two merchants share the stack, the demo one with most of the load: every invariant is read per
   // merchant's rows, and neither's records may leak into the other's.
-  const second = await createMerchant(infra.databaseUrl, runId);
+  // Written as the seed writes `demo`: a key stored only as its hash.
+  const second = await createMerchant(infra.databaseUrl, `chaos_${runId}`);
   const shares = [Math.max(1, Math.ceil(flags.concurrency * 0.6)), Math.max(1, flags.concurrency - Math.ceil(flags.concurrency * 0.6))];
   // Receivers answer 500 now and then, so deliveries are retried besides the faults' retries.
   const receiverRng = createRng(flags.seed + 1);
