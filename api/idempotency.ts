@@ -12,6 +12,11 @@
 //   `idempotency_request_in_progress` with `Retry-After`;
 // - same key, other parameters or another route -> 422 `idempotency_key_reused`.
 //
+// A route checks the same rule once more against the resource its key created (`keyReused` below),
+// because the key's record may have expired while the resource lives on. That refusal is about the
+// key's owner, not an answer of this request: it is never stored, or the owner's own retry would be
+// replayed the refusal instead of its resource.
+//
 // Every answer below 500 is stored, business refusals included (a 409 insufficient_funds stays a 409
 // for that key). A 5xx is not: the row is deleted so that a retry runs again, which is safe because
 // the resources keep their own second line of defence (workflow ids and update ids derived from the
@@ -38,6 +43,7 @@ import { bodyOf } from './json.js';
 import { idempotencyKeyOf } from './validation.js';
 
 export const REPLAYED_HEADER = 'Idempotent-Replayed';
+const KEY_REUSED = 'idempotency_key_reused';
 /** How often a request waiting for another one with its key looks at the row again. */
 const POLL_INTERVAL_MS = 50;
 /** Past the handler's own timeout, a request still holding its key is presumed dead after this long. */
@@ -195,7 +201,7 @@ export function createIdempotency(settings: IdempotencySettings): Idempotency {
         if (Date.now() >= deadline) throw inProgress();
         continue;
       }
-      if (row.method !== method || row.path !== path || row.request_hash !== c.hash) throw keyReused(row);
+      if (row.method !== method || row.path !== path || row.request_hash !== c.hash) throw keyReused(`a different request (${row.method} ${row.path} with other parameters)`, 'request');
       if (row.status === 'completed') {
         log.debug('idempotent replay', { path, status: row.response_status });
         res.setHeader(REPLAYED_HEADER, 'true');
@@ -224,7 +230,7 @@ export function createIdempotency(settings: IdempotencySettings): Idempotency {
       if (settled) return send(body);
       settled = true;
       const status = res.statusCode;
-      const done = status >= 500 ? release(c, lease).then(() => true) : complete(c, lease, status, body);
+      const done = status >= 500 || refusesTheKey(status, body) ? release(c, lease).then(() => true) : complete(c, lease, status, body);
       void done
         .then((held) => {
           if (!held) log.warn('idempotency key was taken over before the answer was stored', { path: c.path, status });
@@ -246,6 +252,11 @@ export function createIdempotency(settings: IdempotencySettings): Idempotency {
       });
     });
   }
+}
+
+/** The route found the key's resource made by other parameters: the answer belongs to no request. */
+function refusesTheKey(status: number, body: unknown): boolean {
+  return status === 422 && (body as { error?: { code?: unknown } } | null)?.error?.code === KEY_REUSED;
 }
 
 interface Claim {
@@ -270,12 +281,16 @@ export function canonicalJson(value: unknown): string {
   });
 }
 
-function keyReused(row: Row): ApiError {
+/**
+ * 422 `idempotency_key_reused`: the key already belongs to `usedFor` (e.g. "a different payout").
+ * The layer answers it for a stored request, and routes for a resource created under the key.
+ */
+export function keyReused(usedFor: string, resource: string): ApiError {
   return new ApiError(
     422,
     'invalid_request_error',
-    'idempotency_key_reused',
-    `This Idempotency-Key was already used for a different request (${row.method} ${row.path} with other parameters). Use a new key for a new request.`,
+    KEY_REUSED,
+    `This Idempotency-Key was already used for ${usedFor}. Use a new key for a new ${resource}.`,
     'Idempotency-Key',
   );
 }

@@ -288,4 +288,24 @@ describe('Idempotency-Key', () => {
     expect(await keyRow(key)).toBeNull();
     expect((await post('/v1/topups', topupBody(customerId), key)).status).toBe(201);
   });
+
+  it('after its record expired, a key reused with other parameters is refused without being claimed: the first request still gets its resource', async () => {
+    const key = uniqueKey();
+    const body = topupBody(uniqueCustomer());
+    const first = await post('/v1/topups', body, key);
+    expect(first.status, first.text).toBe(201);
+    // A day later the key's record has expired; the top-up it created stays, under the same key.
+    await prisma.idempotencyRequest.update({ where: { merchantId_key: { merchantId: merchant.id, key } }, data: { expiresAt: new Date(Date.now() - 1000) } });
+
+    expectError(await post('/v1/topups', topupBody(uniqueCustomer(), '7000'), key), 422, 'invalid_request_error', 'idempotency_key_reused');
+    // The refusal speaks for the key's owner, not for this request: nothing is stored under the key.
+    expect(await keyRow(key)).toBeNull();
+
+    // The route finds the top-up the key made and answers it (200: nothing new was created).
+    const retry = await post('/v1/topups', body, key);
+    expect(retry.status, retry.text).toBe(200);
+    expect(retry.body).toEqual(first.body);
+    expect(api.temporal.starts).toHaveLength(1);
+    expect(await keyRow(key)).toMatchObject({ status: 'completed', responseStatus: 200, responseBody: first.body });
+  });
 });

@@ -16,7 +16,7 @@ import type { Logger } from '../../platform/logger.js';
 import { merchantIdOf } from '../auth.js';
 import { ApiError, checkoutConflict, invalidRequest, notFound } from '../errors.js';
 import { bodyOf, requireJson } from '../json.js';
-import type { IdempotentRoute } from '../idempotency.js';
+import { keyReused, type IdempotentRoute } from '../idempotency.js';
 import { checkoutResource, refundFromSnapshot, refundResource, type CheckoutRow } from '../serialize.js';
 import { updateError } from '../temporal-errors.js';
 import { cancelBody, captureBody, confirmBody, idempotencyKeyOf, parseBody, refundBody } from '../validation.js';
@@ -176,13 +176,7 @@ function inCheckoutCurrency(amount: Money, row: CheckoutRow): Money {
 function assertSameRefund(storedAmount: string, requested: string | undefined): void {
   // Without an amount the request meant "whatever is left", which the first request decided.
   if (requested === undefined || requested === storedAmount) return;
-  throw new ApiError(
-    422,
-    'invalid_request_error',
-    'idempotency_key_reused',
-    `This Idempotency-Key was already used for a refund of ${storedAmount}. Use a new key for a new refund.`,
-    'Idempotency-Key',
-  );
+  throw keyReused(`a refund of ${storedAmount}`, 'refund');
 }
 
 /** 409 for an action the checkout answered without doing it: the code names what happened instead. */

@@ -23,8 +23,8 @@ import type { Logger } from '../../platform/logger.js';
 import { CustomerId, MerchantId, PaymentStatus, checkoutId as buildCheckoutId, type CheckoutInput } from '../../domain/index.js';
 import { merchantIdOf } from '../auth.js';
 import type { CheckoutStore, NewCheckout, Placement } from '../checkout-store.js';
-import { ApiError, invalidRequest, notFound } from '../errors.js';
-import type { Idempotency } from '../idempotency.js';
+import { invalidRequest, notFound } from '../errors.js';
+import { keyReused, type Idempotency } from '../idempotency.js';
 import type { StockGate } from '../stock-gate.js';
 import { requireJson } from '../json.js';
 import { checkoutResource, type CheckoutRow } from '../serialize.js';
@@ -280,12 +280,6 @@ function assertSameRequest(row: CheckoutRow, body: CreateCheckoutBody): void {
     body.items.every((i) => stored.get(i.sku) === i.quantity);
   if (!same) {
     // The request is well-formed but cannot be processed under this key.
-    throw new ApiError(
-      422,
-      'invalid_request_error',
-      'idempotency_key_reused',
-      'This Idempotency-Key was already used with different parameters. Use a new key for a new checkout.',
-      'Idempotency-Key',
-    );
+    throw keyReused('another checkout with different parameters', 'checkout');
   }
 }

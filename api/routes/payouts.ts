@@ -10,7 +10,8 @@ import { CustomerId, MerchantId, PaymentStatus, payoutId as buildPayoutId, type 
 import { payoutAcceptedUpdate, payoutCancelUpdate } from '../../workflows/wallet-messages.js';
 import type { payoutWorkflowV2 } from '../../workflows/payout.js';
 import { merchantIdOf } from '../auth.js';
-import { ApiError, conflict, invalidRequest, notFound } from '../errors.js';
+import { conflict, invalidRequest, notFound } from '../errors.js';
+import { keyReused } from '../idempotency.js';
 import { bodyOf, requireJson } from '../json.js';
 import { payoutResource } from '../serialize.js';
 import { payoutUpdateError } from '../temporal-errors.js';
@@ -205,12 +206,6 @@ function assertSamePayout(row: Payout, body: CreatePayoutBody): void {
     row.bankCode === body.bankAccount.bankCode &&
     row.accountNumber === body.bankAccount.accountNumber;
   if (!same) {
-    throw new ApiError(
-      422,
-      'invalid_request_error',
-      'idempotency_key_reused',
-      'This Idempotency-Key was already used for a different payout. Use a new key for a new payout.',
-      'Idempotency-Key',
-    );
+    throw keyReused('a different payout', 'payout');
   }
 }

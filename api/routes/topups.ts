@@ -12,8 +12,8 @@ import { CustomerId, MerchantId, PaymentStatus, topupId as buildTopupId, type To
 import { topupAcceptedUpdate } from '../../workflows/wallet-messages.js';
 import type { topupWorkflowV2 } from '../../workflows/topup.js';
 import { merchantIdOf } from '../auth.js';
-import { ApiError, notFound } from '../errors.js';
-import type { Idempotency } from '../idempotency.js';
+import { notFound } from '../errors.js';
+import { keyReused, type Idempotency } from '../idempotency.js';
 import { requireJson } from '../json.js';
 import { topupResource } from '../serialize.js';
 import { createTopupBody, idempotencyKeyOf, parseBody, type CreateTopupBody } from '../validation.js';
@@ -118,12 +118,6 @@ export function topupsRouter(deps: WalletFlowsDeps): Router {
 function assertSameTopup(row: Topup, body: CreateTopupBody): void {
   const same = row.customerId === body.customerId && row.amount.toString() === body.amount.amount && row.currency === body.amount.currency;
   if (!same) {
-    throw new ApiError(
-      422,
-      'invalid_request_error',
-      'idempotency_key_reused',
-      'This Idempotency-Key was already used for a different topup. Use a new key for a new topup.',
-      'Idempotency-Key',
-    );
+    throw keyReused('a different topup', 'topup');
   }
 }
