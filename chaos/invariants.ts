@@ -73,6 +73,28 @@ export interface InvariantOptions {
    * false where other tests leave such records on purpose (the shared test database).
    */
   unknownReferences?: boolean;
+  /**
+   * The network's and the bank's records when they are not the simulators' (a workflow test's
+   * in-process fakes); by default they are read from the simulators' schemas.
+   */
+  outside?: OutsideRecords;
+}
+
+/** The card network's and the bank's own records, in the simulators' table shapes. */
+export interface OutsideRecords {
+  /** Every operation, in the order the network made them. */
+  cardOperations: Array<{ idempotency_key: string; type: string; status: string; amount: string; reference: string; authorization_id: string }>;
+  /** `state`: requires_action, authorized, captured, voided, declined, expired. */
+  authorizations: Array<{ id: string; state: string; captured_amount: string; refunded_amount: string; reference: string }>;
+  bankTransfers: Array<{ reference: string; status: string; amount: string }>;
+}
+
+async function readSimulators(q: <T extends pg.QueryResultRow>(sql: string) => Promise<T[]>): Promise<OutsideRecords> {
+  return {
+    cardOperations: await q(`SELECT idempotency_key, type, status, amount::text, reference, authorization_id FROM card_network.operations ORDER BY seq`),
+    authorizations: await q(`SELECT id, state, captured_amount::text, refunded_amount::text, reference FROM card_network.authorizations`),
+    bankTransfers: await q(`SELECT reference, status, amount::text FROM bank.transfers`),
+  };
 }
 
 /** `merchantIds`: the merchants the load ran as; records of others in the same tables are not looked at. */
@@ -80,7 +102,7 @@ export async function checkInvariants(
   databaseUrl: string,
   initialStock: ReadonlyMap<string, number>,
   merchantIds: readonly string[] = ['demo'],
-  { unknownReferences = true }: InvariantOptions = {},
+  { unknownReferences = true, outside }: InvariantOptions = {},
 ): Promise<InvariantReport> {
   const problems: string[] = [];
   const problem = (line: string) => {
@@ -90,6 +112,7 @@ export async function checkInvariants(
   await db.connect();
   try {
     const q = async <T extends pg.QueryResultRow>(sql: string, params: unknown[] = []) => (await db.query<T>(sql, params)).rows;
+    const records = outside ?? (await readSimulators(q));
 
     // ----- Stock -----
     let oversold = 0;
@@ -137,16 +160,12 @@ export async function checkInvariants(
     }
     const opsByRef = new Map<string, NetOp[]>();
     const opsByKey = new Map<string, NetOp>();
-    for (const o of await q<{ idempotency_key: string; type: string; status: string; amount: string; reference: string; authorization_id: string }>(
-      `SELECT idempotency_key, type, status, amount::text, reference, authorization_id FROM card_network.operations ORDER BY seq`,
-    )) {
+    for (const o of records.cardOperations) {
       const op = { key: o.idempotency_key, type: o.type, status: o.status, amount: big(o.amount), reference: o.reference, authorizationId: o.authorization_id };
       opsByKey.set(op.key, op);
       opsByRef.set(op.reference, [...(opsByRef.get(op.reference) ?? []), op]);
     }
-    const auths = await q<{ id: string; state: string; captured_amount: string; refunded_amount: string; reference: string }>(
-      `SELECT id, state, captured_amount::text, refunded_amount::text, reference FROM card_network.authorizations`,
-    );
+    const auths = records.authorizations;
     const authsByRef = new Map<string, typeof auths>();
     for (const a of auths) authsByRef.set(a.reference, [...(authsByRef.get(a.reference) ?? []), a]);
     const captureOps = (ref: string) => (opsByRef.get(ref) ?? []).filter((o) => o.type === 'capture' && o.status === 'succeeded');
@@ -307,7 +326,7 @@ export async function checkInvariants(
       [merchantIds],
     );
     const bankByRef = new Map<string, Array<{ status: string; amount: bigint }>>();
-    for (const b of await q<{ reference: string; status: string; amount: string }>(`SELECT reference, status, amount::text FROM bank.transfers`)) {
+    for (const b of records.bankTransfers) {
       bankByRef.set(b.reference, [...(bankByRef.get(b.reference) ?? []), { status: b.status, amount: big(b.amount) }]);
     }
     for (const p of payouts) {

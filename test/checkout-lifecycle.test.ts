@@ -22,6 +22,7 @@ import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
 import { checkoutWorkflow, checkoutWorkflowV2 } from '../workflows/index.js';
+import { expectBooksOf } from './support/books.js';
 import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
@@ -347,4 +348,10 @@ describe('after capture', () => {
       expect(network.operations.filter((op) => op.reference === id && op.type === 'refund').map((op) => op.amount).sort()).toEqual(['4000', '6000']);
     });
   });
+});
+
+// After every scenario above: each checkout, top-up and payout of this file's merchant has exactly
+// its ledger transfers, and they agree with what the fake network and bank recorded.
+it('leaves books that agree with the network and the bank', async () => {
+  await expectBooksOf(merchant.id, { fakes: true });
 });

@@ -9,6 +9,7 @@ import { checkoutId, DEFAULT_CHECKOUT_TIMEOUTS, PaymentStatus, type CheckoutInpu
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
 import { checkoutWorkflowV2 } from '../workflows/index.js';
+import { expectBooksOf } from './support/books.js';
 import { FakeBank } from './support/fake-bank.js';
 import { recordHistory } from './support/histories.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
@@ -177,4 +178,10 @@ describe('checkout workflow', () => {
     expect(network.count(id, 'void')).toBe(1);
     expect(await stockOf(sku)).toEqual({ available: 5, reserved: 0, sold: 0 });
   });
+});
+
+// After every scenario above: each checkout, top-up and payout of this file's merchant has exactly
+// its ledger transfers, and they agree with what the fake network and bank recorded.
+it('leaves books that agree with the network and the bank', async () => {
+  await expectBooksOf(merchant.id, { fakes: true });
 });

@@ -30,12 +30,14 @@ import {
 } from '../domain/index.js';
 import { hashApiKey } from '../platform/api-keys.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
-import { checkLedger, createTransfer, walletBalance } from '../platform/ledger.js';
+import { checkLedger, walletBalance } from '../platform/ledger.js';
 import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
 import { checkoutWorkflowV2, payoutWorkflowV2, topupWorkflowV2 } from '../workflows/index.js';
 import { payoutCancelUpdate, payoutStatusQuery } from '../workflows/wallet-messages.js';
+import { expectBooksOf } from './support/books.js';
 import { FakeBank } from './support/fake-bank.js';
+import { fundWallet } from './support/wallets.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
@@ -85,10 +87,9 @@ async function ledgerOf(reference: string) {
   return rows.map((t) => ({ step: t.id.slice(reference.length + 1), debit: t.debitAccountId, credit: t.creditAccountId, amount: t.amount, kind: t.kind }));
 }
 
-async function fund(wallet: string, amount: bigint) {
-  await createTransfer(prisma, { id: `seed-${randomUUID()}`, debitAccountId: ledgerAccount.cardClearing('JPY'), creditAccountId: wallet, amount: amount.toString(), currency: 'JPY', kind: 'posted', code: 'topup' });
-}
 
+/** Money in the customer's wallet, from a top-up the books can account for. */
+const fund = (customerId: string, amount: bigint) => fundWallet(prisma, MERCHANT, customerId, amount);
 const pending = ledgerAccount.merchantPending(MERCHANT, 'JPY');
 const available = ledgerAccount.merchantAvailable(MERCHANT, 'JPY');
 const clearing = ledgerAccount.cardClearing('JPY');
@@ -162,7 +163,7 @@ async function withCheckout<T>(scenario: CheckoutScenario, body: (run: CheckoutR
   const key = scenario.key ?? randomUUID();
   const customerId = `cus_${randomUUID().slice(0, 8)}`;
   const wallet = ledgerAccount.wallet(MERCHANT, customerId, 'JPY');
-  if (scenario.method === 'wallet') await fund(wallet, 100_000n);
+  if (scenario.method === 'wallet') await fund(customerId, 100_000n);
   const input: CheckoutInput = {
     checkoutId: checkoutId(MERCHANT, key),
     merchantId: MERCHANT,
@@ -566,7 +567,7 @@ describe('a top-up canceled from the Web UI undoes only what happened', () => {
 describe('a payout canceled from the Web UI ends with the books right', () => {
   it('before it is sent: the hold is voided, the money back', async () => {
     await withWalletWorker(async ({ bank, wallet, customerId, taskQueue }) => {
-      await fund(wallet, 3000n);
+      await fund(customerId, 3000n);
       const input = payoutInput(customerId, 1000, (await env.currentTimeMs()) + DAY);
       const handle = await env.client.workflow.start(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
       await until('the hold', async () => ((await walletBalance(prisma, wallet)).held === 1000n ? true : undefined));
@@ -584,7 +585,7 @@ describe('a payout canceled from the Web UI ends with the books right', () => {
 
   it('during the bank call, when the bank paid anyway: the payout is paid and its hold posted', async () => {
     await withWalletWorker(async ({ bank, wallet, customerId, taskQueue }) => {
-      await fund(wallet, 3000n);
+      await fund(customerId, 3000n);
       bank.hangNext = { paysAtLookup: 1 };
       const input = payoutInput(customerId, 1000, await env.currentTimeMs());
       const handle = await env.client.workflow.start(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
@@ -603,7 +604,7 @@ describe('a payout canceled from the Web UI ends with the books right', () => {
 
   it('during the bank call, when the bank never paid: the hold is voided after the bank\u2019s processing time', async () => {
     await withWalletWorker(async ({ bank, wallet, customerId, taskQueue }) => {
-      await fund(wallet, 3000n);
+      await fund(customerId, 3000n);
       bank.hangNext = { paysAtLookup: null };
       const input = payoutInput(customerId, 1000, await env.currentTimeMs());
       const handle = await env.client.workflow.start(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
@@ -621,7 +622,7 @@ describe('a payout canceled from the Web UI ends with the books right', () => {
     let attempts = 0;
     await withWalletWorker(
       async ({ wallet, customerId, taskQueue }) => {
-        await fund(wallet, 3000n);
+        await fund(customerId, 3000n);
         const input = payoutInput(customerId, 1000, (await env.currentTimeMs()) + DAY);
         const handle = await env.client.workflow.start(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
         await until('pending', async () => ((await handle.query(payoutStatusQuery)).status === 'pending' ? true : undefined));
@@ -710,8 +711,8 @@ describe('every step works at the longest Idempotency-Key a merchant may send', 
         },
       },
     );
-    await withWalletWorker(async ({ bank, wallet, customerId, taskQueue }) => {
-      await fund(wallet, 3000n);
+    await withWalletWorker(async ({ bank, customerId, taskQueue }) => {
+      await fund(customerId, 3000n);
       const input = payoutInput(customerId, 1000, await env.currentTimeMs(), '1234567', longKey());
       expect(await env.client.workflow.execute(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] })).toMatchObject({ status: 'paid' });
       expect(bank.transfers.filter((t) => t.reference === input.payoutId).map((t) => t.status)).toEqual(['paid']);
@@ -810,4 +811,10 @@ describe('orders the API places itself after starting the workflow', () => {
       await recordHistory('order-never-placed-fenced', handle);
     });
   });
+});
+
+// After every scenario above: each checkout, top-up and payout of this file's merchant has exactly
+// its ledger transfers, and they agree with what the fake network and bank recorded.
+it('leaves books that agree with the network and the bank', async () => {
+  await expectBooksOf(MERCHANT, { fakes: true });
 });

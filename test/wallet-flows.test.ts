@@ -20,12 +20,14 @@ import {
   type TopupInput,
 } from '../domain/index.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
-import { accountBalance, checkLedger, createTransfer, walletBalance } from '../platform/ledger.js';
+import { accountBalance, checkLedger, walletBalance } from '../platform/ledger.js';
 import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
 import { refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
 import { checkoutWorkflowV2, payoutWorkflowV2, topupWorkflowV2 } from '../workflows/index.js';
 import { payoutCancelUpdate, payoutStatusQuery } from '../workflows/wallet-messages.js';
+import { expectBooksOf } from './support/books.js';
 import { FakeBank } from './support/fake-bank.js';
+import { fundWallet } from './support/wallets.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
@@ -75,18 +77,9 @@ async function withWorker<T>(body: (w: World & { taskQueue: string }) => Promise
   return result;
 }
 
-async function fund(wallet: string, amount: bigint) {
-  await createTransfer(prisma, {
-    id: `seed-${randomUUID()}`,
-    debitAccountId: ledgerAccount.cardClearing('JPY'),
-    creditAccountId: wallet,
-    amount: amount.toString(),
-    currency: 'JPY',
-    kind: 'posted',
-    code: 'topup',
-  });
-}
 
+/** Money in the customer's wallet, from a top-up the books can account for. */
+const fund = (customerId: string, amount: bigint) => fundWallet(prisma, merchant.id, customerId, amount);
 const yen = (amount: number) => ({ amount: String(amount), currency: 'JPY' });
 
 /** With RECORD_HISTORIES=1, keeps the run's history for the replay test (test/replay.test.ts). */
@@ -157,7 +150,7 @@ describe('top-up', () => {
 describe('payout', () => {
   it('holds at once, waits for the scheduled time, then pays and posts the hold', async () => {
     await withWorker(async ({ bank, customerId, wallet, taskQueue }) => {
-      await fund(wallet, 3000n);
+      await fund(customerId, 3000n);
       const start = await env.currentTimeMs();
       const input = payoutInput(customerId, 1000, '1234567', start + DAY);
       const handle = await env.client.workflow.start(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
@@ -177,7 +170,7 @@ describe('payout', () => {
 
   it('refuses a payout above the available balance and holds nothing', async () => {
     await withWorker(async ({ bank, customerId, wallet, taskQueue }) => {
-      await fund(wallet, 500n);
+      await fund(customerId, 500n);
       const input = payoutInput(customerId, 1000, '1234567', await env.currentTimeMs());
       const result = await env.client.workflow.execute(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
 
@@ -189,7 +182,7 @@ describe('payout', () => {
 
   it('gives the money back when the bank rejects a closed account', async () => {
     await withWorker(async ({ customerId, wallet, taskQueue }) => {
-      await fund(wallet, 3000n);
+      await fund(customerId, 3000n);
       const input = payoutInput(customerId, 1000, '0000000', await env.currentTimeMs());
       const result = await env.client.workflow.execute(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
 
@@ -201,7 +194,7 @@ describe('payout', () => {
 
   it('pays once when the bank loses its response', async () => {
     await withWorker(async ({ bank, customerId, wallet, taskQueue }) => {
-      await fund(wallet, 3000n);
+      await fund(customerId, 3000n);
       const input = payoutInput(customerId, 1000, '9999999', await env.currentTimeMs());
       const result = await env.client.workflow.execute(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
 
@@ -217,7 +210,7 @@ describe('payout', () => {
 
   it('voids the hold when canceled before it is sent', async () => {
     await withWorker(async ({ bank, customerId, wallet, taskQueue }) => {
-      await fund(wallet, 3000n);
+      await fund(customerId, 3000n);
       const input = payoutInput(customerId, 1000, '1234567', (await env.currentTimeMs()) + 7 * DAY);
       const handle = await env.client.workflow.start(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
       for (let i = 0; i < 100 && (await handle.query(payoutStatusQuery)).status !== 'pending'; i++) await new Promise((r) => setTimeout(r, 50));
@@ -254,7 +247,7 @@ describe('wallet payment in checkout', () => {
 
   it('takes the payment from the wallet, credits the merchant, settles and refunds through the ledger', async () => {
     await withWorker(async ({ customerId, wallet, taskQueue }) => {
-      await fund(wallet, 1000n);
+      await fund(customerId, 1000n);
       const pendingBefore = await accountBalance(prisma, ledgerAccount.merchantPending(merchant.id, 'JPY'));
       const availableBefore = await accountBalance(prisma, ledgerAccount.merchantAvailable(merchant.id, 'JPY'));
       const { handle } = await walletCheckout(taskQueue, customerId, 3, { ...DEFAULT_CHECKOUT_TIMEOUTS, settlementDelayMs: DAY, refundWindowMs: 30 * DAY });
@@ -280,7 +273,7 @@ describe('wallet payment in checkout', () => {
 
   it('declines for insufficient funds, holding nothing and releasing the stock', async () => {
     await withWorker(async ({ customerId, wallet, taskQueue }) => {
-      await fund(wallet, 250n);
+      await fund(customerId, 250n);
       const { handle, sku } = await walletCheckout(taskQueue, customerId, 3);
       const result = await handle.result();
 
@@ -290,4 +283,10 @@ describe('wallet payment in checkout', () => {
       expect({ available: product.available, reserved: product.reserved, sold: product.sold }).toEqual({ available: 10, reserved: 0, sold: 0 });
     });
   });
+});
+
+// After every scenario above: each checkout, top-up and payout of this file's merchant has exactly
+// its ledger transfers, and they agree with what the fake network and bank recorded.
+it('leaves books that agree with the network and the bank', async () => {
+  await expectBooksOf(merchant.id, { fakes: true });
 });

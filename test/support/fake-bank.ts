@@ -3,9 +3,14 @@
 import { randomUUID } from 'node:crypto';
 import { BankRejectedError, BankUnavailableError, type BankClient, type BankTransfer, type BankTransferRequest } from '../../platform/bank-client.js';
 
+/** Every fake made in this test file, so its books can be read at the end (see FakeCardNetwork). */
+export const banksMade: FakeBank[] = [];
+
 export class FakeBank implements BankClient {
   /** As a real bank documents it; the workflow waits this long (its own time) before "nothing" is final (see FakeCardNetwork). */
-  constructor(readonly maxProcessingMs = 60_000) {}
+  constructor(readonly maxProcessingMs = 60_000) {
+    banksMade.push(this);
+  }
 
   readonly transfers: BankTransfer[] = [];
   private readonly lostOnce = new Set<string>();

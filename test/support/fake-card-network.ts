@@ -11,13 +11,18 @@ import {
 
 type Step = 'authorize' | 'authenticate' | 'capture' | 'void' | 'refund';
 
+/** Every fake made in this test file (vitest loads modules per file), so its books can be read at the end. */
+export const cardNetworksMade: FakeCardNetwork[] = [];
+
 export class FakeCardNetwork implements CardNetworkClient {
   /**
    * As a real network documents it; the workflow waits this long (its own time) before "nothing" is
    * final. Tests in which a call is held in flight (which holds time still on the time-skipping
    * server) may shorten it.
    */
-  constructor(readonly maxProcessingMs = 60_000) {}
+  constructor(readonly maxProcessingMs = 60_000) {
+    cardNetworksMade.push(this);
+  }
 
   readonly operations: CardOperation[] = [];
   /** Steps whose first response is lost after the network acted. */
