@@ -125,6 +125,7 @@ describe('top-up', () => {
       expect(result).toMatchObject({ status: 'failed', failure: { code: 'card_declined' } });
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 0n, held: 0n });
       expect(network.count(input.topupId, 'capture')).toBe(0);
+      await record('topup-card-declined', input.topupId);
     });
   });
 
@@ -177,6 +178,7 @@ describe('payout', () => {
       expect(result).toMatchObject({ status: 'failed', failure: { code: 'insufficient_funds' } });
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 500n, held: 0n });
       expect(bank.transfers).toHaveLength(0);
+      await record('payout-insufficient-funds', input.payoutId);
     });
   });
 
@@ -205,6 +207,7 @@ describe('payout', () => {
       expect(bank.calls).toBe(1);
       expect(bank.lookups).toEqual([`${input.payoutId}:transfer`]);
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 2000n, held: 0n });
+      await record('payout-bank-response-lost', input.payoutId);
     });
   });
 
@@ -281,6 +284,7 @@ describe('wallet payment in checkout', () => {
       expect(await walletBalance(prisma, wallet)).toEqual({ available: 250n, held: 0n });
       const product = await prisma.product.findUniqueOrThrow({ where: { merchantId_sku: { merchantId: merchant.id, sku } } });
       expect({ available: product.available, reserved: product.reserved, sold: product.sold }).toEqual({ available: 10, reserved: 0, sold: 0 });
+      await record('wallet-checkout-insufficient-funds', handle.workflowId);
     });
   });
 });
