@@ -10,6 +10,8 @@ import type { Logger } from '../platform/logger.js';
 import type { StockGate } from './stock-gate.js';
 
 export interface StockNotifications {
+  /** Resolves once the first LISTEN is in place (marks set before then were forgotten at that moment). */
+  ready: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -17,6 +19,8 @@ export function listenForReturnedStock(databaseUrl: string, gate: StockGate, log
   let client: pg.Client | undefined;
   let stopped = false;
   let retry: NodeJS.Timeout | undefined;
+  let listening!: () => void;
+  const ready = new Promise<void>((resolve) => (listening = resolve));
 
   const connect = async (attempt: number): Promise<void> => {
     const c = new pg.Client({ connectionString: databaseUrl });
@@ -40,6 +44,7 @@ export function listenForReturnedStock(databaseUrl: string, gate: StockGate, log
       client = c;
       // Marks set before this connection could have missed a release.
       gate.forgetSoldOut();
+      listening();
     } catch (err) {
       await c.end().catch(() => undefined);
       if (stopped) return;
@@ -50,6 +55,7 @@ export function listenForReturnedStock(databaseUrl: string, gate: StockGate, log
   void connect(1);
 
   return {
+    ready,
     async stop() {
       stopped = true;
       clearTimeout(retry);

@@ -7,6 +7,7 @@
 //
 // The vitest globalSetup provides DATABASE_URL (migrated); requests go as a merchant of this file's own.
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { AppDeps } from '../api/app.js';
 import { requestHash } from '../api/idempotency.js';
@@ -33,6 +34,30 @@ const refusePayout = (input: PayoutInput): Promise<PayoutSnapshot> =>
   recordPayout(prisma, input, { code: 'insufficient_funds', message: 'available balance too low' });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls until `check` holds (10 s at most). */
+async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+  for (const deadline = Date.now() + 10_000; !(await check()); await sleep(10)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  }
+}
+
+/**
+ * An API pool that counts the layer's reads of a key's row (api/idempotency.ts, 'idempotency-read'):
+ * a request that found its key claimed reads the row until it can answer.
+ */
+function countingPool(): { pool: pg.Pool; ofKeys: () => number } {
+  const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 5 });
+  pools.push(pool);
+  let reads = 0;
+  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+  pool.query = ((...args: unknown[]) => {
+    if ((args[0] as { name?: string } | undefined)?.name === 'idempotency-read') reads++;
+    return query(...args);
+  }) as typeof pool.query;
+  return { pool, ofKeys: () => reads };
+}
+const pools: pg.Pool[] = [];
 
 /** A workflow that never answers: only the request's deadline ends the wait. */
 function neverAnswers(_input: unknown, signal: AbortSignal): Promise<never> {
@@ -91,6 +116,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(apis.map((a) => a.close()));
+  await Promise.all(pools.map((p) => p.end()));
   await prisma?.$disconnect();
 }, 60_000);
 
@@ -159,22 +185,31 @@ describe('Idempotency-Key', () => {
   });
 
   it('waits for a request in progress with the same key and then replays its answer', async () => {
-    api.temporal.onStart.topupWorkflowV2 = async (input) => {
-      await sleep(400);
+    // The first request's workflow answers only when the test says so.
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const reads = countingPool();
+    const waiting = await start({ pool: reads.pool });
+    waiting.temporal.onStart.topupWorkflowV2 = async (input) => {
+      await answered;
       return recordTopup(prisma, input);
     };
     const key = uniqueKey();
     const body = topupBody(uniqueCustomer());
-    const first = post('/v1/topups', body, key);
-    await sleep(100);
+    const first = post('/v1/topups', body, key, { base: waiting.url });
+    await until('the first request to claim the key', async () => (await keyRow(key)) !== null);
     expect(await keyRow(key)).toMatchObject({ status: 'in_progress', responseStatus: null, responseBody: null });
     expect((await keyRow(key))!.lockedUntil).toBeInstanceOf(Date);
 
-    const second = await post('/v1/topups', body, key);
+    const secondAnswer = post('/v1/topups', body, key, { base: waiting.url });
+    // The second finds the key claimed and keeps reading its row; only then does the first finish.
+    await until('the second request to wait on the key', () => reads.ofKeys() >= 2);
+    answer();
+    const second = await secondAnswer;
     expect(second.status, second.text).toBe(201);
     expect(replayed(second)).toBe('true');
     expect(second.body).toEqual((await first).body);
-    expect(api.temporal.starts).toHaveLength(1);
+    expect(waiting.temporal.starts).toHaveLength(1);
   });
 
   it('answers 409 idempotency_request_in_progress when the first request outlasts the wait', async () => {
@@ -183,7 +218,7 @@ describe('Idempotency-Key', () => {
     const key = uniqueKey();
     const body = topupBody(uniqueCustomer());
     const first = post('/v1/topups', body, key, { base: slow.url });
-    await sleep(100);
+    await until('the first request to claim the key', async () => (await keyRow(key)) !== null);
 
     const started = Date.now();
     const second = await post('/v1/topups', body, key, { base: slow.url });

@@ -15,6 +15,7 @@ import {
 import { loadConfig } from '../platform/config.js';
 import { createBankServer, type BankServer, type BankServerOptions } from '../simulators/bank/server.js';
 import { injectBankFault, listBankFaults } from '../simulators/bank/test-faults.js';
+import { untilInFlight } from './support/in-flight.js';
 
 const databaseUrl = process.env.DATABASE_URL;
 const unique = (prefix: string) => `${prefix}_${randomUUID()}`;
@@ -420,10 +421,10 @@ describe('failures a real bank has', () => {
   });
 
   it('lets a request in flight finish when the server stops', async () => {
-    const { server, client: slow } = await startSimulator({ latencyMs: 300 });
+    const { server, url, client: slow } = await startSimulator({ latencyMs: 300 });
     const r = request();
     const pending = slow.transfer(r);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await untilInFlight(`${url}/v1/transfers/by-key/${r.idempotencyKey}`);
     await server.close();
     expect(await pending).toMatchObject({ status: 'paid', reference: r.reference });
   });

@@ -14,6 +14,7 @@ import {
 import { loadConfig } from '../platform/config.js';
 import { createCardNetworkServer, type CardNetworkServer, type CardNetworkServerOptions } from '../simulators/card-network/server.js';
 import { injectCardFault, listCardFaults, type CardFaultOperation } from '../simulators/card-network/test-faults.js';
+import { untilInFlight } from './support/in-flight.js';
 
 const databaseUrl = process.env.DATABASE_URL;
 const unique = (prefix: string) => `${prefix}_${randomUUID()}`;
@@ -599,10 +600,11 @@ describe('failures a real network has', () => {
   });
 
   it('lets a request in flight finish when the server stops', async () => {
-    const { server, client: slow } = await startSimulator({ latencyMs: 300 });
+    const { server, url, client: slow } = await startSimulator({ latencyMs: 300 });
     const reference = unique('chk');
-    const pending = slow.authorize({ idempotencyKey: unique('auth'), amount: 1n, currency: 'JPY', token: 'tok_visa', reference });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const key = unique('auth');
+    const pending = slow.authorize({ idempotencyKey: key, amount: 1n, currency: 'JPY', token: 'tok_visa', reference });
+    await untilInFlight(`${url}/v1/operations/by-key/${key}`);
     await server.close();
     expect(await pending).toMatchObject({ status: 'succeeded', reference });
   });

@@ -453,7 +453,12 @@ describe('settlement and refunds in flight', () => {
       const refundId = `re_${randomUUID().replaceAll('-', '')}`;
       const refund = handle.executeUpdate(refundUpdate, { args: [{ refundId, amount: '3000' }], updateId: refundId });
       await until('the refund at the network', () => (network.waiting.refund > 0 ? true : undefined));
-      await new Promise((r) => setTimeout(r, 3_000));
+      // The settlement timer (the only 2 s one) fires while the refund is still at the network.
+      await until('the settlement timer to fire', async () => {
+        const events = (await handle.fetchHistory()).events ?? [];
+        const timer = events.find((e) => Number(e.timerStartedEventAttributes?.startToFireTimeout?.seconds ?? 0) === 2)?.timerStartedEventAttributes?.timerId;
+        return timer !== undefined && events.some((e) => e.timerFiredEventAttributes?.timerId === timer) ? true : undefined;
+      });
       expect((await handle.query(statusQuery)).status).toBe('captured');
       expect(await row(id)).toMatchObject({ settledAt: null });
       openRefund();

@@ -40,7 +40,7 @@ describe('returned stock', () => {
     const listeners = gates.map((gate) => listenForReturnedStock(process.env.DATABASE_URL!, gate, createLogger('test', 'error')));
     try {
       // The listeners forget every mark when they (re)connect: wait for that before marking.
-      await new Promise((r) => setTimeout(r, 500));
+      await Promise.all(listeners.map((l) => l.ready));
       for (const gate of gates) {
         gate.markSoldOut(merchant.id, sku, 1);
         gate.markSoldOut(merchant.id, other, 1);

@@ -136,7 +136,7 @@ describe('events and deliveries', () => {
     const { merchantId } = await newMerchant();
     const receiver = await startWebhookReceiver();
     receivers.push(receiver);
-    await endpointFor(merchantId, receiver, ['*']);
+    const endpoint = await endpointFor(merchantId, receiver, ['*']);
     const real = createActivities({ prisma, cardNetwork: new FakeCardNetwork(), bank: new FakeBank(), temporal: client });
     // The first attempt commits (event included) and then "crashes" before reporting back.
     const crashAfterCommit: Partial<Activities> = {
@@ -150,8 +150,14 @@ describe('events and deliveries', () => {
       const result = await client.workflow.execute(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] });
       expect(result.status).toBe('succeeded');
       await waitFor('both deliveries', () => (receiver.deliveries.length >= 2 ? true : undefined));
-      // Long enough for a duplicate delivery of the retried activity's event to show up.
-      await new Promise((r) => setTimeout(r, 1500));
+      // Every event handed to its delivery workflow (one per event and endpoint, ids never reused),
+      // and each of those finished: no further delivery can arrive after this.
+      await waitFor('every delivery workflow to finish', async () => {
+        const events = await prisma.event.findMany({ where: { resourceId: input.topupId } });
+        if (events.length < 2 || events.some((e) => e.dispatchedAt === null)) return undefined;
+        const done = await Promise.all(events.map(async (e) => (await client.workflow.getHandle(webhookDeliveryId(e.id, endpoint.id)).describe()).status.name));
+        return done.every((status) => status === 'COMPLETED') ? true : undefined;
+      });
     });
 
     const events = await prisma.event.findMany({ where: { resourceId: input.topupId }, orderBy: { createdAt: 'asc' } });
