@@ -20,7 +20,7 @@ import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/c
 import type { PrismaClient } from '../../platform/db.js';
 import type { CustomerSearch } from '../../platform/customer-search.js';
 import type { Logger } from '../../platform/logger.js';
-import { CustomerId, MerchantId, PaymentStatus, checkoutId as buildCheckoutId, type CheckoutInput } from '../../domain/index.js';
+import { checkoutId as buildCheckoutId, type CheckoutInput } from '../../domain/index.js';
 import { merchantIdOf } from '../auth.js';
 import type { CheckoutStore, NewCheckout, Placement } from '../checkout-store.js';
 import { invalidRequest, notFound } from '../errors.js';
@@ -31,6 +31,7 @@ import { checkoutResource, type CheckoutRow } from '../serialize.js';
 import { asError, startError } from '../temporal-errors.js';
 import { createCheckoutBody, idempotencyKeyOf, parseBody, paymentMethodOf, type CreateCheckoutBody } from '../validation.js';
 import { checkoutTimeoutsOf, loadSettings } from './settings.js';
+import { flowStartOptions } from './start-flow.js';
 
 /** checkouts.amount is a BIGINT: a total above this cannot be stored. */
 const MAX_AMOUNT = 9_223_372_036_854_775_807n;
@@ -168,18 +169,10 @@ export function checkoutsRouter(deps: CheckoutsDeps): Router {
     const signal = AbortSignal.timeout(deps.reservationTimeoutMs);
     try {
       await temporal.withAbortSignal(signal, () =>
-        temporal.workflow.start('checkoutWorkflowV2', {
-          workflowId: id,
-          taskQueue,
-          args: [input],
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-          typedSearchAttributes: [
-            { key: MerchantId, value: merchantId },
-            { key: CustomerId, value: deps.customerSearch.value(merchantId, body.customerId) },
-            { key: PaymentStatus, value: 'processing' },
-          ],
-        }),
+        temporal.workflow.start(
+          'checkoutWorkflowV2',
+          flowStartOptions({ id, taskQueue, input, merchantId, customerId: body.customerId, status: 'processing', customerSearch: deps.customerSearch }),
+        ),
       );
       return undefined;
     } catch (err) {

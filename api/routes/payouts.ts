@@ -3,12 +3,10 @@
 // cover it: that payout is recorded as failed, nothing is held, and a retry with the same key gets
 // the same 409. Until the bank is called, POST /v1/payouts/:id/cancel voids the hold.
 import { Router, type Response } from 'express';
-import { WithStartWorkflowOperation } from '@temporalio/client';
 import type { PrismaClient } from '../../platform/db.js';
 import type { Payout } from '../../generated/prisma/client.js';
-import { CustomerId, MerchantId, PaymentStatus, payoutId as buildPayoutId, type PayoutInput, type PayoutSnapshot } from '../../domain/index.js';
+import { payoutId as buildPayoutId, type PayoutInput, type PayoutSnapshot } from '../../domain/index.js';
 import { payoutAcceptedUpdate, payoutCancelUpdate } from '../../workflows/wallet-messages.js';
-import type { payoutWorkflowV2 } from '../../workflows/payout.js';
 import { merchantIdOf } from '../auth.js';
 import { conflict, invalidRequest, notFound } from '../errors.js';
 import { keyReused } from '../idempotency.js';
@@ -48,16 +46,6 @@ export function payoutsRouter(deps: WalletFlowsDeps): Router {
     const id = buildPayoutId(merchantId, idempotencyKey);
     res.locals.payoutId = id;
     const log = deps.logger.child({ requestId: res.locals.requestId, merchantId, payoutId: id, customerId: body.customerId });
-    const findByKey = () => prisma.payout.findUnique({ where: { merchantId_idempotencyKey: { merchantId, idempotencyKey } } });
-
-    const existing = await findByKey();
-    if (existing) {
-      assertSamePayout(existing, body);
-      log.info('payout replayed', { status: existing.status });
-      answer(res, existing, 200, await failedForFunds(prisma, existing));
-      return;
-    }
-
     const input: PayoutInput = {
       payoutId: id,
       merchantId,
@@ -67,33 +55,23 @@ export function payoutsRouter(deps: WalletFlowsDeps): Router {
       bankAccount: body.bankAccount,
       scheduledAt: new Date(scheduledAt).toISOString(),
     };
-    const startWorkflowOperation = new WithStartWorkflowOperation<typeof payoutWorkflowV2>('payoutWorkflowV2', {
-      workflowId: id,
-      taskQueue,
-      args: [input],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      typedSearchAttributes: [
-        { key: MerchantId, value: merchantId },
-        { key: CustomerId, value: deps.customerSearch.value(merchantId, body.customerId) },
-        { key: PaymentStatus, value: 'pending' },
-      ],
-    });
-    const started = await startFlow<Payout, PayoutSnapshot>({
+    const started = await startFlow<PayoutInput, Payout, PayoutSnapshot>({
       temporal,
+      workflowType: 'payoutWorkflowV2',
+      start: { id, taskQueue, input, merchantId, customerId: body.customerId, status: 'pending', customerSearch: deps.customerSearch },
+      accepted: payoutAcceptedUpdate,
       timeoutMs: deps.answerTimeoutMs,
       log,
       resource: 'payout',
       retrySafety: 'it will not be paid out twice',
-      run: () => temporal.workflow.executeUpdateWithStart(payoutAcceptedUpdate, { startWorkflowOperation, updateId: `${id}:accepted` }),
-      findRow: findByKey,
+      findRow: () => prisma.payout.findUnique({ where: { merchantId_idempotencyKey: { merchantId, idempotencyKey } } }),
+      assertSameRequest: (row) => assertSamePayout(row, body),
     });
-    assertSamePayout(started.row, body);
     const noFunds = started.snapshot
       ? started.snapshot.status === 'failed' && started.snapshot.failure?.code === INSUFFICIENT_FUNDS
       : await failedForFunds(prisma, started.row);
     if (noFunds) log.info('payout refused: insufficient funds', { amount: body.amount.amount, currency: body.amount.currency });
-    else log.info(started.replayed ? 'payout found' : 'payout created', { status: started.row.status, scheduledAt: input.scheduledAt });
+    else log.info(started.replayed ? 'payout replayed' : 'payout created', { status: started.row.status, scheduledAt: started.row.scheduledAt.toISOString() });
     answer(res, started.row, started.replayed ? 200 : 201, noFunds);
   });
 

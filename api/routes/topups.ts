@@ -3,14 +3,13 @@
 // the workflow, and GET shows how it ended. The Idempotency-Key becomes the workflow id, so a
 // retried request can never charge the card twice.
 import { Router } from 'express';
-import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../../platform/db.js';
 import type { CustomerSearch } from '../../platform/customer-search.js';
 import type { Logger } from '../../platform/logger.js';
 import type { Topup } from '../../generated/prisma/client.js';
-import { CustomerId, MerchantId, PaymentStatus, topupId as buildTopupId, type TopupInput } from '../../domain/index.js';
+import { topupId as buildTopupId, type TopupInput, type TopupSnapshot } from '../../domain/index.js';
 import { topupAcceptedUpdate } from '../../workflows/wallet-messages.js';
-import type { topupWorkflowV2 } from '../../workflows/topup.js';
 import { merchantIdOf } from '../auth.js';
 import { notFound } from '../errors.js';
 import { keyReused, type Idempotency } from '../idempotency.js';
@@ -50,18 +49,6 @@ export function topupsRouter(deps: WalletFlowsDeps): Router {
     const id = buildTopupId(merchantId, idempotencyKey);
     res.locals.topupId = id;
     const log = deps.logger.child({ requestId: res.locals.requestId, merchantId, topupId: id, customerId: body.customerId });
-    const findByKey = () => prisma.topup.findUnique({ where: { merchantId_idempotencyKey: { merchantId, idempotencyKey } } });
-
-    // Retries are normally replayed by the idempotency layer; this row answers those whose
-    // idempotency record expired, without touching Temporal (the execution may be long closed).
-    const existing = await findByKey();
-    if (existing) {
-      assertSameTopup(existing, body);
-      log.info('topup replayed', { status: existing.status });
-      res.status(200).json(topupResource(existing));
-      return;
-    }
-
     const input: TopupInput = {
       topupId: id,
       merchantId,
@@ -70,31 +57,19 @@ export function topupsRouter(deps: WalletFlowsDeps): Router {
       amount: body.amount,
       payment: { method: 'card', token: body.payment.token },
     };
-    const startWorkflowOperation = new WithStartWorkflowOperation<typeof topupWorkflowV2>('topupWorkflowV2', {
-      workflowId: id,
-      taskQueue,
-      args: [input],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      typedSearchAttributes: [
-        { key: MerchantId, value: merchantId },
-        { key: CustomerId, value: deps.customerSearch.value(merchantId, body.customerId) },
-        { key: PaymentStatus, value: 'processing' },
-      ],
-    });
-    const started = await startFlow({
+    const started = await startFlow<TopupInput, Topup, TopupSnapshot>({
       temporal,
+      workflowType: 'topupWorkflowV2',
+      start: { id, taskQueue, input, merchantId, customerId: body.customerId, status: 'processing', customerSearch: deps.customerSearch },
+      accepted: topupAcceptedUpdate,
       timeoutMs: deps.answerTimeoutMs,
       log,
       resource: 'topup',
       retrySafety: 'the card will not be charged twice',
-      // A fixed update id: duplicates attaching to the same run get the first answer.
-      run: () => temporal.workflow.executeUpdateWithStart(topupAcceptedUpdate, { startWorkflowOperation, updateId: `${id}:accepted` }),
-      findRow: findByKey,
+      findRow: () => prisma.topup.findUnique({ where: { merchantId_idempotencyKey: { merchantId, idempotencyKey } } }),
+      assertSameRequest: (row) => assertSameTopup(row, body),
     });
-    // A concurrent request with the same key but another body may have started the execution.
-    assertSameTopup(started.row, body);
-    log.info(started.replayed ? 'topup found' : 'topup created', { status: started.row.status, amount: body.amount.amount, currency: body.amount.currency });
+    log.info(started.replayed ? 'topup replayed' : 'topup created', { status: started.row.status, amount: body.amount.amount, currency: body.amount.currency });
     res.status(started.replayed ? 200 : 201).json(topupResource(started.row));
   });
 
