@@ -1,8 +1,8 @@
-// Transfers to banks. Like the card network: every call carries the workflow's idempotency key,
-// and an unknown outcome (a timeout, a lost response) is resolved by looking the key up.
-import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+// Transfers to banks, each under the workflow's idempotency key (activities/keyed-call.ts).
+import { ApplicationFailure } from '@temporalio/activity';
 import { BankRejectedError, BankUnavailableError, type BankClient, type BankTransfer } from '../platform/bank-client.js';
 import { FailureType } from '../domain/index.js';
+import { callUnderKey, lookUpKey, type KeyedSystem } from './keyed-call.js';
 
 export interface BankOutcome {
   status: 'paid' | 'rejected';
@@ -18,6 +18,15 @@ export interface BankLookup {
 }
 
 export function createBankActivities(client: BankClient) {
+  const bank: KeyedSystem<BankTransfer> = {
+    call: 'bank transfer',
+    lookup: (key) => client.lookup(key),
+    maxProcessingMs: client.maxProcessingMs,
+    isUnknown: (err) => err instanceof BankUnavailableError,
+    isInProgress: (err) => err instanceof BankUnavailableError && err.status === 409,
+    refusal: (err) => (err instanceof BankRejectedError ? rejected(err) : undefined),
+  };
+
   return {
     async sendBankTransfer(req: {
       idempotencyKey: string;
@@ -27,37 +36,13 @@ export function createBankActivities(client: BankClient) {
       accountNumber: string;
       reference: string;
     }): Promise<BankOutcome> {
-      const context = Context.current();
-      const beat = setInterval(() => context.heartbeat(), 1_000);
-      try {
-        const transfer = await client.transfer({ ...req, amount: BigInt(req.amount), signal: context.cancellationSignal }).catch(async (err: unknown) => {
-          // Canceled by the workflow: it resolves the key itself before it undoes anything.
-          if (context.cancellationSignal.aborted) throw new CancelledFailure(`bank transfer under ${req.idempotencyKey} canceled`);
-          if (err instanceof BankUnavailableError) {
-            const known = await client.lookup(req.idempotencyKey).catch(() => null);
-            if (known) return known;
-          }
-          throw err;
-        });
-        return outcomeOf(transfer);
-      } catch (err) {
-        if (err instanceof BankRejectedError) throw rejected(err);
-        throw err;
-      } finally {
-        clearInterval(beat);
-      }
+      return outcomeOf(await callUnderKey(bank, req.idempotencyKey, (signal) => client.transfer({ ...req, amount: BigInt(req.amount), signal })));
     },
 
     /** What the bank did under a key, for a payout whose transfer call was canceled or never answered. */
     async lookUpBankTransfer({ idempotencyKey }: { idempotencyKey: string }): Promise<BankLookup> {
-      try {
-        const transfer = await client.lookup(idempotencyKey);
-        return { transfer: transfer ? outcomeOf(transfer) : null, inProgress: false, maxProcessingMs: client.maxProcessingMs };
-      } catch (err) {
-        if (err instanceof BankUnavailableError && err.status === 409) return { transfer: null, inProgress: true, maxProcessingMs: client.maxProcessingMs };
-        if (err instanceof BankRejectedError) throw rejected(err);
-        throw err;
-      }
+      const { found, inProgress, maxProcessingMs } = await lookUpKey(bank, idempotencyKey);
+      return { transfer: found ? outcomeOf(found) : null, inProgress, maxProcessingMs };
     },
   };
 }

@@ -1,8 +1,6 @@
-// Calls to the card network. Every call carries the idempotency key the workflow derived for the
-// step, so an activity retry can never authorize or capture twice. When a call may have acted
-// without telling us (a timeout, a lost response), the activity asks the network what happened
-// under that key before the next attempt, rather than guessing.
-import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+// Calls to the card network, each under the idempotency key the workflow derived for its step
+// (activities/keyed-call.ts): an activity retry can never authorize or capture twice.
+import { ApplicationFailure } from '@temporalio/activity';
 import {
   CardNetworkRejectedError,
   CardNetworkUnavailableError,
@@ -10,6 +8,7 @@ import {
   type CardOperation,
 } from '../platform/card-network-client.js';
 import { FailureType } from '../domain/index.js';
+import { callUnderKey, lookUpKey, type KeyedSystem } from './keyed-call.js';
 
 export interface CardOutcome {
   status: CardOperation['status'];
@@ -45,32 +44,16 @@ export interface CardLookup {
 }
 
 export function createCardNetworkActivities(client: CardNetworkClient) {
-  /**
-   * Runs a card-network call; when its outcome is unknown, looks the key up: if the network acted,
-   * that is the answer; if not, the activity fails and Temporal retries with the same key. A call
-   * the workflow cancels (the stock hold ran out, the merchant canceled) is aborted at once and ends
-   * as canceled: the workflow then resolves the key itself before it undoes anything.
-   */
-  async function settle(idempotencyKey: string, call: (signal: AbortSignal) => Promise<CardOperation>): Promise<CardOutcome> {
-    const context = Context.current();
-    // Heartbeats while the network thinks (seconds, in a flash sale), so a worker that dies
-    // mid-call is noticed within the heartbeat timeout, not the whole start-to-close timeout, and
-    // a cancellation reaches the call within a second.
-    const beat = setInterval(() => context.heartbeat(), 1_000);
-    try {
-      return outcomeOf(await call(context.cancellationSignal));
-    } catch (err) {
-      if (context.cancellationSignal.aborted) throw new CancelledFailure(`card network call under ${idempotencyKey} canceled`);
-      if (err instanceof CardNetworkRejectedError) throw rejected(err);
-      if (err instanceof CardNetworkUnavailableError) {
-        const known = await client.lookup(idempotencyKey).catch(() => null);
-        if (known) return outcomeOf(known);
-      }
-      throw err;
-    } finally {
-      clearInterval(beat);
-    }
-  }
+  const network: KeyedSystem<CardOperation> = {
+    call: 'card network call',
+    lookup: (key) => client.lookup(key),
+    maxProcessingMs: client.maxProcessingMs,
+    isUnknown: (err) => err instanceof CardNetworkUnavailableError,
+    isInProgress: (err) => err instanceof CardNetworkUnavailableError && err.status === 409,
+    refusal: (err) => (err instanceof CardNetworkRejectedError ? rejected(err) : undefined),
+  };
+  const settle = async (idempotencyKey: string, call: (signal: AbortSignal) => Promise<CardOperation>): Promise<CardOutcome> =>
+    outcomeOf(await callUnderKey(network, idempotencyKey, call));
 
   return {
     async authorizePayment(req: {
@@ -106,14 +89,8 @@ export function createCardNetworkActivities(client: CardNetworkClient) {
      * now fails the activity (retried); a request still being processed is `inProgress`.
      */
     async lookUpCardOperation({ idempotencyKey }: { idempotencyKey: string }): Promise<CardLookup> {
-      try {
-        const op = await client.lookup(idempotencyKey);
-        return { operation: op ? outcomeOf(op) : null, inProgress: false, maxProcessingMs: client.maxProcessingMs };
-      } catch (err) {
-        if (err instanceof CardNetworkUnavailableError && err.status === 409) return { operation: null, inProgress: true, maxProcessingMs: client.maxProcessingMs };
-        if (err instanceof CardNetworkRejectedError) throw rejected(err);
-        throw err;
-      }
+      const { found, inProgress, maxProcessingMs } = await lookUpKey(network, idempotencyKey);
+      return { operation: found ? outcomeOf(found) : null, inProgress, maxProcessingMs };
     },
 
     /**
