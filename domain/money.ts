@@ -23,8 +23,3 @@ export function isCurrencyCode(value: string): boolean {
 export function money(amount: bigint, currency: string): Money {
   return { amount: amount.toString(), currency };
 }
-
-export function amountOf(m: Money): bigint {
-  if (!AMOUNT.test(m.amount)) throw new RangeError(`not an integer amount of minor units: ${m.amount}`);
-  return BigInt(m.amount);
-}
