@@ -5,22 +5,24 @@
 import { z } from 'zod';
 import { createJsonClient, DEFAULT_MAX_PROCESSING_MS, errorCode } from './http-json-client.js';
 
-export interface BankTransfer {
-  id: string;
-  idempotencyKey: string;
+// The bank's wire type: the schema is the one declaration, the type is inferred from it.
+const transferSchema = z.object({
+  id: z.string(),
+  idempotencyKey: z.string(),
   /** `paid`: the money left for the account; `rejected`: nothing moved, see `failureCode`. */
-  status: 'paid' | 'rejected';
+  status: z.enum(['paid', 'rejected']),
   /** Integer minor units as a decimal string. */
-  amount: string;
-  currency: string;
-  bankCode: string;
-  accountNumber: string;
+  amount: z.string(),
+  currency: z.string(),
+  bankCode: z.string(),
+  accountNumber: z.string(),
   /** The caller's business reference (our payout id). */
-  reference: string;
+  reference: z.string(),
   /** Only on a rejection, e.g. `account_closed`. */
-  failureCode?: string;
-  createdAt: string;
-}
+  failureCode: z.string().optional(),
+  createdAt: z.string(),
+});
+export type BankTransfer = z.infer<typeof transferSchema>;
 
 /** 5xx, connection failure or timeout: the bank may or may not have paid. */
 export class BankUnavailableError extends Error {
@@ -93,18 +95,6 @@ export interface BankClient {
   }): Promise<BankTransfer[]>;
 }
 
-const transferSchema = z.object({
-  id: z.string(),
-  idempotencyKey: z.string(),
-  status: z.enum(['paid', 'rejected']),
-  amount: z.string(),
-  currency: z.string(),
-  bankCode: z.string(),
-  accountNumber: z.string(),
-  reference: z.string(),
-  failureCode: z.string().optional(),
-  createdAt: z.string(),
-});
 const rejectedTransferSchema = transferSchema.extend({ status: z.literal('rejected'), failureCode: z.string() });
 const listSchema = z.object({ data: z.array(transferSchema) });
 const statementSchema = listSchema.extend({ hasMore: z.boolean() });

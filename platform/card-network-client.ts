@@ -5,24 +5,39 @@
 import { z } from 'zod';
 import { createJsonClient, DEFAULT_MAX_PROCESSING_MS, errorCode } from './http-json-client.js';
 
-export interface CardOperation {
-  id: string;
-  idempotencyKey: string;
+// The network's wire types: each schema is the one declaration, its type is inferred from it.
+const operationSchema = z.object({
+  id: z.string(),
+  idempotencyKey: z.string(),
   /** `authentication`: the outcome of 3-D Secure on an authorization that required it. */
-  type: 'authorization' | 'authentication' | 'capture' | 'void' | 'refund';
+  type: z.enum(['authorization', 'authentication', 'capture', 'void', 'refund']),
   /**
    * `requires_action` (authorizations only): the issuer wants 3-D Secure; nothing is held until
    * `authenticate` succeeds. Capture is refused meanwhile; void is allowed (the customer gave up).
    */
-  status: 'succeeded' | 'declined' | 'requires_action';
-  authorizationId: string;
+  status: z.enum(['succeeded', 'declined', 'requires_action']),
+  authorizationId: z.string(),
   /** Integer minor units as a decimal string. */
-  amount: string;
-  currency: string;
-  reference: string;
-  declineCode?: string;
-  createdAt: string;
-}
+  amount: z.string(),
+  currency: z.string(),
+  reference: z.string(),
+  declineCode: z.string().optional(),
+  createdAt: z.string(),
+});
+export type CardOperation = z.infer<typeof operationSchema>;
+
+const authorizationSchema = z.object({
+  id: z.string(),
+  state: z.enum(['requires_action', 'authorized', 'captured', 'voided', 'declined']),
+  /** Integer minor units as decimal strings. */
+  amount: z.string(),
+  capturedAmount: z.string(),
+  refundedAmount: z.string(),
+  currency: z.string(),
+  reference: z.string(),
+  createdAt: z.string(),
+});
+export type CardAuthorization = z.infer<typeof authorizationSchema>;
 
 /** 5xx, connection failure or timeout: the network may or may not have acted. */
 export class CardNetworkUnavailableError extends Error {
@@ -97,46 +112,9 @@ export interface CardNetworkClient {
   }): Promise<CardAuthorization[]>;
 }
 
-export interface CardAuthorization {
-  id: string;
-  state: 'requires_action' | 'authorized' | 'captured' | 'voided' | 'declined';
-  /** Integer minor units as decimal strings. */
-  amount: string;
-  capturedAmount: string;
-  refundedAmount: string;
-  currency: string;
-  reference: string;
-  createdAt: string;
-}
 
-const operationSchema = z.object({
-  id: z.string(),
-  idempotencyKey: z.string(),
-  type: z.enum(['authorization', 'authentication', 'capture', 'void', 'refund']),
-  status: z.enum(['succeeded', 'declined', 'requires_action']),
-  authorizationId: z.string(),
-  amount: z.string(),
-  currency: z.string(),
-  reference: z.string(),
-  declineCode: z.string().optional(),
-  createdAt: z.string(),
-});
 const listSchema = z.object({ data: z.array(operationSchema) });
-const authorizationListSchema = z.object({
-  data: z.array(
-    z.object({
-      id: z.string(),
-      state: z.enum(['requires_action', 'authorized', 'captured', 'voided', 'declined']),
-      amount: z.string(),
-      capturedAmount: z.string(),
-      refundedAmount: z.string(),
-      currency: z.string(),
-      reference: z.string(),
-      createdAt: z.string(),
-    }),
-  ),
-  hasMore: z.boolean(),
-});
+const authorizationListSchema = z.object({ data: z.array(authorizationSchema), hasMore: z.boolean() });
 
 export function createCardNetworkClient(opts: { baseUrl: string; timeoutMs?: number; maxProcessingMs?: number }): CardNetworkClient {
   const { send, rejected, decode } = createJsonClient({
