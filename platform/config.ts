@@ -1,8 +1,11 @@
 // The one typed config loader shared by the launcher, the API, the workers and the simulators.
 // Every setting has a default that works on a fresh machine and an environment variable to
-// override it (README: Configuration).
+// override it (README: Configuration). The variables are one zod schema (`settings` below): each
+// line names a variable, its default and its check; a bad value stops the process at start with a
+// message naming the variable. `Config` is what the processes read, built from the parsed settings.
 import path from 'node:path';
 import os from 'node:os';
+import { z } from 'zod';
 import { DEFAULT_MAX_CONCURRENT_DELIVERIES, DEFAULT_MAX_WEBHOOK_ENDPOINTS, DEFAULT_REDELIVER_RATE_LIMIT } from '../domain/events.js';
 import { MAX_RECONCILIATION_OLDER_THAN_MS, WEBHOOK_DELIVERY_WINDOW_MS } from '../domain/index.js';
 import { parsePayloadKeys, PAYLOAD_KEYS_SETTING, type PayloadKey } from './payload-keys.js';
@@ -139,221 +142,304 @@ export interface Config {
   workerProcesses: number;
 }
 
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
-  }
-  return value;
+// ---------------------------------------------------------------------------------------------
+// One environment variable each. An unset or empty variable takes the default.
+
+const unset = (raw: string | undefined): raw is undefined | '' => raw === undefined || raw === '';
+
+const text = (fallback: string) => z.string().optional().transform((raw) => (unset(raw) ? fallback : raw));
+const optionalText = () => z.string().optional().transform((raw) => (unset(raw) ? undefined : raw));
+
+/** A whole number within [min, max]; `fallback` undefined: no default (the value stays undefined). */
+function integer<F extends number | undefined>(fallback: F, { min = 0, max, message }: { min?: number; max?: number; message?: string } = {}) {
+  const rule = message ?? (max === undefined ? (min === 0 ? 'must be a non-negative integer' : `must be an integer of at least ${min}`) : `must be an integer from ${min} to ${max}`);
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx): number | F => {
+      if (unset(raw)) return fallback;
+      const value = Number(raw);
+      if (Number.isSafeInteger(value) && value >= min && (max === undefined || value <= max)) return value;
+      ctx.addIssue({ code: 'custom', message: rule });
+      return z.NEVER;
+    });
 }
 
-function fraction(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0 || value > 1) {
-    throw new Error(`${name} must be a fraction between 0 and 1, got "${raw}"`);
-  }
-  return value;
+function fraction(fallback: number) {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (unset(raw)) return fallback;
+      const value = Number(raw);
+      if (Number.isFinite(value) && value >= 0 && value <= 1) return value;
+      ctx.addIssue({ code: 'custom', message: 'must be a fraction between 0 and 1' });
+      return z.NEVER;
+    });
 }
 
-function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (raw === '1' || raw === 'true') return true;
-  if (raw === '0' || raw === 'false') return false;
-  throw new Error(`${name} must be 1 or 0 (true or false), got "${raw}"`);
+function flag(fallback: boolean) {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (unset(raw)) return fallback;
+      if (raw === '1' || raw === 'true') return true;
+      if (raw === '0' || raw === 'false') return false;
+      ctx.addIssue({ code: 'custom', message: 'must be 1 or 0 (true or false)' });
+      return z.NEVER;
+    });
 }
 
-function str(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
-  const raw = env[name];
-  return raw === undefined || raw === '' ? fallback : raw;
-}
-
-/** `<prefix>_PER_SECOND` (0 disables) and `<prefix>_BURST` (default: twice the rate). */
-function rateLimit(env: NodeJS.ProcessEnv, prefix: string, perSecondDefault: number): { perSecond: number; burst: number } | undefined {
-  const perSecond = int(env, `${prefix}_PER_SECOND`, perSecondDefault);
-  if (perSecond === 0) return undefined;
-  const burst = int(env, `${prefix}_BURST`, 2 * perSecond);
-  if (burst < 1) throw new Error(`${prefix}_BURST must be at least 1, got "${burst}"`);
-  return { perSecond, burst };
-}
-
-/** WEBHOOK_REDELIVER_RATE_LIMIT_PER_MINUTE (0 disables) and _BURST: a costly request, so counted per minute. */
-function redeliverRateLimit(env: NodeJS.ProcessEnv): { perSecond: number; burst: number } | undefined {
-  const perMinute = int(env, 'WEBHOOK_REDELIVER_RATE_LIMIT_PER_MINUTE', DEFAULT_REDELIVER_RATE_LIMIT.perMinute);
-  if (perMinute === 0) return undefined;
-  const burst = int(env, 'WEBHOOK_REDELIVER_RATE_LIMIT_BURST', DEFAULT_REDELIVER_RATE_LIMIT.burst);
-  if (burst < 1) throw new Error(`WEBHOOK_REDELIVER_RATE_LIMIT_BURST must be at least 1, got "${burst}"`);
-  return { perSecond: perMinute / 60, burst };
-}
-
-function atLeastOne(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const value = int(env, name, fallback);
-  if (value < 1) throw new Error(`${name} must be at least 1, got "${value}"`);
-  return value;
-}
-
-/**
- * The operator key opens every merchant's records: long enough not to be guessed, and something a
- * Bearer header can carry. Never echoed in the error.
- */
-function operatorApiKey(env: NodeJS.ProcessEnv, demoApiKey: string): string | undefined {
-  const key = env.OPERATOR_API_KEY;
-  if (key === undefined || key === '') return undefined;
-  if (!/^[\x21-\x7e]{32,256}$/.test(key)) throw new Error('OPERATOR_API_KEY must be 32 to 256 visible ASCII characters without spaces (e.g. sk_op_ and 48 hex digits)');
-  if (key === demoApiKey) throw new Error('OPERATOR_API_KEY must differ from DEMO_API_KEY');
-  return key;
-}
-
-/** Intervals Temporal's retry policy takes (neither zero nor a maximum below the first) within the 3 days a delivery is retried. */
-function webhookRetry(env: NodeJS.ProcessEnv): { retryInitialIntervalMs: number; retryMaximumIntervalMs: number } {
-  const initial = int(env, 'WEBHOOK_RETRY_INITIAL_INTERVAL_MS', 30_000);
-  const maximum = int(env, 'WEBHOOK_RETRY_MAX_INTERVAL_MS', 3_600_000);
-  if (initial < 1 || initial > WEBHOOK_DELIVERY_WINDOW_MS) throw new Error(`WEBHOOK_RETRY_INITIAL_INTERVAL_MS must be from 1 to ${WEBHOOK_DELIVERY_WINDOW_MS}, got "${initial}"`);
-  if (maximum < initial || maximum > WEBHOOK_DELIVERY_WINDOW_MS) {
-    throw new Error(`WEBHOOK_RETRY_MAX_INTERVAL_MS must be from WEBHOOK_RETRY_INITIAL_INTERVAL_MS (${initial}) to ${WEBHOOK_DELIVERY_WINDOW_MS}, got "${maximum}"`);
-  }
-  return { retryInitialIntervalMs: initial, retryMaximumIntervalMs: maximum };
-}
-
-/** What every scheduled reconciliation waits: the workflow refuses a longer wait, so the schedule would only start failing runs. */
-function reconciliationOlderThanMs(env: NodeJS.ProcessEnv): number {
-  const ms = int(env, 'RECONCILIATION_OLDER_THAN_MS', 15 * 60_000);
-  if (ms > MAX_RECONCILIATION_OLDER_THAN_MS) throw new Error(`RECONCILIATION_OLDER_THAN_MS must be at most ${MAX_RECONCILIATION_OLDER_THAN_MS} (366 days), got "${ms}"`);
-  return ms;
-}
-
-/** Clients are promised that a key is honoured for 24 h; a shorter setting would break retries. */
-function idempotencyKeyTtlHours(env: NodeJS.ProcessEnv): number {
-  const hours = int(env, 'IDEMPOTENCY_KEY_TTL_HOURS', 24);
-  if (hours < 24) throw new Error(`IDEMPOTENCY_KEY_TTL_HOURS must be at least 24, got "${hours}"`);
-  return hours;
+/** A value checked by `pattern`; a secret's message never repeats it (see SECRETS). */
+function matching(pattern: RegExp, message: string) {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (unset(raw)) return undefined;
+      if (pattern.test(raw)) return raw;
+      ctx.addIssue({ code: 'custom', message });
+      return z.NEVER;
+    });
 }
 
 /** Comma-separated browser origins (`scheme://host[:port]`, nothing more), as a browser sends them in `Origin`. */
-function origins(env: NodeJS.ProcessEnv, name: string, fallback: string[]): string[] {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  return raw.split(',').map((entry) => {
-    const value = entry.trim();
-    let url: URL | undefined;
-    try {
-      url = new URL(value);
-    } catch {
-      url = undefined;
-    }
-    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== value) {
-      throw new Error(`${name} must be comma-separated origins such as http://127.0.0.1:8233 (no path, no trailing slash), got "${value}"`);
-    }
-    return value;
-  });
+function origins() {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (unset(raw)) return undefined;
+      const list = raw.split(',').map((entry) => entry.trim());
+      for (const value of list) {
+        let url: URL | undefined;
+        try {
+          url = new URL(value);
+        } catch {
+          url = undefined;
+        }
+        if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== value) {
+          ctx.addIssue({ code: 'custom', message: 'must be comma-separated origins such as http://127.0.0.1:8233 (no path, no trailing slash)' });
+          return z.NEVER;
+        }
+      }
+      return list;
+    });
 }
 
-/** Long enough that it cannot be guessed, and only characters that need no escaping in a URL path. */
-function uiToken(env: NodeJS.ProcessEnv): string | undefined {
-  const raw = env.CODEC_UI_TOKEN;
-  if (raw === undefined || raw === '') return undefined;
-  if (!/^[A-Za-z0-9_-]{32,128}$/.test(raw)) throw new Error('CODEC_UI_TOKEN must be 32 to 128 letters, digits, "_" or "-"');
-  return raw;
+function payloadKeys() {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (unset(raw)) return [];
+      try {
+        return parsePayloadKeys(raw);
+      } catch (err) {
+        // Its message names the setting and never the keys.
+        ctx.addIssue({ code: 'custom', message: (err as Error).message, params: { whole: true } });
+        return z.NEVER;
+      }
+    });
+}
+
+/** Settings whose value never appears in a message. */
+const SECRETS = new Set(['OPERATOR_API_KEY', 'DEMO_API_KEY', 'CODEC_UI_TOKEN', PAYLOAD_KEYS_SETTING, 'DATABASE_URL', 'BANK_DATABASE_URL', 'CARD_NETWORK_DATABASE_URL']);
+
+const settings = z
+  .object({
+    DATA_DIR: text('.data'),
+    XDG_CACHE_HOME: text(path.join(os.homedir(), '.cache')),
+    LOG_LEVEL: z
+      .string()
+      .optional()
+      .transform((raw) => (unset(raw) ? 'info' : raw))
+      .pipe(z.enum(['debug', 'info', 'warn', 'error'], { error: 'must be debug, info, warn or error' })),
+    WORKER_PROCESSES: integer(1, { min: 1 }),
+
+    API_HOST: text('127.0.0.1'),
+    API_PORT: integer(3000),
+    API_WORKFLOW_ANSWER_TIMEOUT_MS: integer(30_000),
+    // Clients are promised that a key is honoured for 24 h; a shorter setting would break retries.
+    IDEMPOTENCY_KEY_TTL_HOURS: integer(24, { min: 24 }),
+    // `<prefix>_PER_SECOND` (0 disables) and `<prefix>_BURST` (default: twice the rate).
+    API_RATE_LIMIT_PER_SECOND: integer(2_000),
+    API_RATE_LIMIT_BURST: integer(undefined, { min: 1 }),
+    API_IP_RATE_LIMIT_PER_SECOND: integer(5_000),
+    API_IP_RATE_LIMIT_BURST: integer(undefined, { min: 1 }),
+
+    DATABASE_URL: optionalText(),
+    POSTGRES_PORT: integer(5433),
+
+    TEMPORAL_ADDRESS: optionalText(),
+    TEMPORAL_PORT: integer(7233),
+    TEMPORAL_NAMESPACE: text('default'),
+    TEMPORAL_TASK_QUEUE: text('payments'),
+    TEMPORAL_UI_PORT: integer(8233),
+    TEMPORAL_CLI_PATH: optionalText(),
+    TEMPORAL_CLI_VERSION: text('v1.5.1'),
+
+    CARD_NETWORK_URL: optionalText(),
+    CARD_NETWORK_HOST: text('127.0.0.1'),
+    CARD_NETWORK_PORT: integer(4100),
+    CARD_NETWORK_LATENCY_MS: integer(100),
+    CARD_NETWORK_LATENCY_JITTER_MS: integer(0),
+    CARD_NETWORK_ERROR_RATE: fraction(0),
+    CARD_NETWORK_LOST_RESPONSE_RATE: fraction(0),
+    CARD_NETWORK_TIMEOUT_MS: integer(10_000),
+    CARD_NETWORK_MAX_PROCESSING_MS: integer(30_000),
+    CARD_NETWORK_DATABASE_URL: optionalText(),
+
+    BANK_URL: optionalText(),
+    BANK_HOST: text('127.0.0.1'),
+    BANK_PORT: integer(4200),
+    BANK_LATENCY_MS: integer(100),
+    BANK_ERROR_RATE: fraction(0),
+    BANK_LOST_RESPONSE_RATE: fraction(0),
+    BANK_TIMEOUT_MS: integer(10_000),
+    BANK_MAX_PROCESSING_MS: integer(30_000),
+    BANK_DATABASE_URL: optionalText(),
+
+    PAYOUT_DELAY_MS: integer(0),
+
+    // Intervals Temporal's retry policy takes (neither zero nor a maximum below the first) within
+    // the 3 days a delivery is retried.
+    WEBHOOK_RETRY_INITIAL_INTERVAL_MS: integer(30_000, { min: 1, max: WEBHOOK_DELIVERY_WINDOW_MS }),
+    WEBHOOK_RETRY_MAX_INTERVAL_MS: integer(3_600_000, { min: 1, max: WEBHOOK_DELIVERY_WINDOW_MS }),
+    WEBHOOK_ALLOW_PRIVATE_HOSTS: flag(false),
+    WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT: integer(DEFAULT_MAX_WEBHOOK_ENDPOINTS, { min: 1 }),
+    // A costly request, so counted per minute (0 disables).
+    WEBHOOK_REDELIVER_RATE_LIMIT_PER_MINUTE: integer(DEFAULT_REDELIVER_RATE_LIMIT.perMinute),
+    WEBHOOK_REDELIVER_RATE_LIMIT_BURST: integer(DEFAULT_REDELIVER_RATE_LIMIT.burst, { min: 1 }),
+    WEBHOOK_MAX_CONCURRENT_DELIVERIES: integer(DEFAULT_MAX_CONCURRENT_DELIVERIES, { min: 1 }),
+
+    RECONCILIATION_INTERVAL: text('1h'),
+    // The workflow refuses a longer wait, so the schedule would only start failing runs.
+    RECONCILIATION_OLDER_THAN_MS: integer(15 * 60_000, {
+      max: MAX_RECONCILIATION_OLDER_THAN_MS,
+      message: `must be at most ${MAX_RECONCILIATION_OLDER_THAN_MS} (366 days)`,
+    }),
+
+    DEMO_API_KEY: text('sk_test_demo'),
+    // The operator key opens every merchant's records: long enough not to be guessed, and something
+    // a Bearer header can carry.
+    OPERATOR_API_KEY: matching(/^[\x21-\x7e]{32,256}$/, 'must be 32 to 256 visible ASCII characters without spaces (e.g. sk_op_ and 48 hex digits)'),
+    [PAYLOAD_KEYS_SETTING]: payloadKeys(),
+
+    CODEC_HOST: text('127.0.0.1'),
+    CODEC_PORT: integer(8234),
+    CODEC_UI_ORIGINS: origins(),
+    // Long enough that it cannot be guessed, and only characters that need no escaping in a URL path.
+    CODEC_UI_TOKEN: matching(/^[A-Za-z0-9_-]{32,128}$/, 'must be 32 to 128 letters, digits, "_" or "-"'),
+  })
+  .superRefine((s, ctx) => {
+    if (s.WEBHOOK_RETRY_MAX_INTERVAL_MS < s.WEBHOOK_RETRY_INITIAL_INTERVAL_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WEBHOOK_RETRY_MAX_INTERVAL_MS'],
+        message: `must be from WEBHOOK_RETRY_INITIAL_INTERVAL_MS (${s.WEBHOOK_RETRY_INITIAL_INTERVAL_MS}) to ${WEBHOOK_DELIVERY_WINDOW_MS}`,
+      });
+    }
+    if (s.OPERATOR_API_KEY !== undefined && s.OPERATOR_API_KEY === s.DEMO_API_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['OPERATOR_API_KEY'], message: 'must differ from DEMO_API_KEY' });
+    }
+  });
+type Settings = z.output<typeof settings>;
+
+/** The first problem, as one line naming the variable (and its value, unless it is a secret). */
+function describe(issue: z.core.$ZodIssue, env: NodeJS.ProcessEnv): string {
+  const name = String(issue.path[0] ?? 'configuration');
+  if ((issue as { params?: { whole?: boolean } }).params?.whole) return issue.message;
+  const raw = env[name];
+  return `${name} ${issue.message}${SECRETS.has(name) || raw === undefined ? '' : `, got "${raw}"`}`;
+}
+
+function perSecond(rate: number, burst: number | undefined): { perSecond: number; burst: number } | undefined {
+  return rate === 0 ? undefined : { perSecond: rate, burst: burst ?? 2 * rate };
 }
 
 const PROJECT_ROOT = path.resolve(import.meta.dirname, '..');
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = settings.safeParse(env);
+  if (!parsed.success) throw new Error(describe(parsed.error.issues[0]!, env));
+  return configOf(parsed.data);
+}
+
+function configOf(s: Settings): Config {
   const rootDir = PROJECT_ROOT;
-  const dataDir = path.resolve(rootDir, str(env, 'DATA_DIR', '.data'));
-  const postgresPort = int(env, 'POSTGRES_PORT', 5433);
-  const databaseUrl = str(env, 'DATABASE_URL', '');
-  const temporalAddress = str(env, 'TEMPORAL_ADDRESS', '');
-  const cardHost = str(env, 'CARD_NETWORK_HOST', '127.0.0.1');
-  const cardPort = int(env, 'CARD_NETWORK_PORT', 4100);
-  const bankHost = str(env, 'BANK_HOST', '127.0.0.1');
-  const bankPort = int(env, 'BANK_PORT', 4200);
-  const logLevel = str(env, 'LOG_LEVEL', 'info');
-  const workerProcesses = int(env, 'WORKER_PROCESSES', 1);
-  if (workerProcesses < 1) throw new Error(`WORKER_PROCESSES must be at least 1, got ${workerProcesses}`);
-  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) {
-    throw new Error(`LOG_LEVEL must be debug, info, warn or error, got "${logLevel}"`);
-  }
-  const cacheHome = str(env, 'XDG_CACHE_HOME', path.join(os.homedir(), '.cache'));
-  const cliVersion = str(env, 'TEMPORAL_CLI_VERSION', 'v1.5.1');
-  const uiPort = int(env, 'TEMPORAL_UI_PORT', 8233);
-  const resolvedDatabaseUrl = databaseUrl || `postgresql://postgres:postgres@127.0.0.1:${postgresPort}/payments`;
-  const demoApiKey = str(env, 'DEMO_API_KEY', 'sk_test_demo');
+  const databaseUrl = s.DATABASE_URL ?? `postgresql://postgres:postgres@127.0.0.1:${s.POSTGRES_PORT}/payments`;
   return {
     rootDir,
-    dataDir,
+    dataDir: path.resolve(rootDir, s.DATA_DIR),
     api: {
-      host: str(env, 'API_HOST', '127.0.0.1'),
-      port: int(env, 'API_PORT', 3000),
-      workflowAnswerTimeoutMs: int(env, 'API_WORKFLOW_ANSWER_TIMEOUT_MS', 30_000),
-      idempotencyKeyTtlHours: idempotencyKeyTtlHours(env),
-      rateLimit: rateLimit(env, 'API_RATE_LIMIT', 2_000),
-      ipRateLimit: rateLimit(env, 'API_IP_RATE_LIMIT', 5_000),
+      host: s.API_HOST,
+      port: s.API_PORT,
+      workflowAnswerTimeoutMs: s.API_WORKFLOW_ANSWER_TIMEOUT_MS,
+      idempotencyKeyTtlHours: s.IDEMPOTENCY_KEY_TTL_HOURS,
+      rateLimit: perSecond(s.API_RATE_LIMIT_PER_SECOND, s.API_RATE_LIMIT_BURST),
+      ipRateLimit: perSecond(s.API_IP_RATE_LIMIT_PER_SECOND, s.API_IP_RATE_LIMIT_BURST),
     },
-    databaseUrl: resolvedDatabaseUrl,
-    embeddedPostgres: databaseUrl === '',
-    postgresPort,
+    databaseUrl,
+    embeddedPostgres: s.DATABASE_URL === undefined,
+    postgresPort: s.POSTGRES_PORT,
     temporal: {
-      address: temporalAddress || `127.0.0.1:${int(env, 'TEMPORAL_PORT', 7233)}`,
-      external: temporalAddress !== '',
-      namespace: str(env, 'TEMPORAL_NAMESPACE', 'default'),
-      taskQueue: str(env, 'TEMPORAL_TASK_QUEUE', 'payments'),
-      uiPort,
-      cliPath: env.TEMPORAL_CLI_PATH || undefined,
-      cliVersion,
-      cacheDir: path.join(cacheHome, 'payment-orchestrator', `temporal-cli-${cliVersion}`),
+      address: s.TEMPORAL_ADDRESS ?? `127.0.0.1:${s.TEMPORAL_PORT}`,
+      external: s.TEMPORAL_ADDRESS !== undefined,
+      namespace: s.TEMPORAL_NAMESPACE,
+      taskQueue: s.TEMPORAL_TASK_QUEUE,
+      uiPort: s.TEMPORAL_UI_PORT,
+      cliPath: s.TEMPORAL_CLI_PATH,
+      cliVersion: s.TEMPORAL_CLI_VERSION,
+      cacheDir: path.join(s.XDG_CACHE_HOME, 'payment-orchestrator', `temporal-cli-${s.TEMPORAL_CLI_VERSION}`),
     },
     cardNetwork: {
-      url: str(env, 'CARD_NETWORK_URL', `http://${cardHost}:${cardPort}`),
-      host: cardHost,
-      port: cardPort,
-      latencyMs: int(env, 'CARD_NETWORK_LATENCY_MS', 100),
-      latencyJitterMs: int(env, 'CARD_NETWORK_LATENCY_JITTER_MS', 0),
-      errorRate: fraction(env, 'CARD_NETWORK_ERROR_RATE', 0),
-      lostResponseRate: fraction(env, 'CARD_NETWORK_LOST_RESPONSE_RATE', 0),
-      requestTimeoutMs: int(env, 'CARD_NETWORK_TIMEOUT_MS', 10_000),
-      maxProcessingMs: int(env, 'CARD_NETWORK_MAX_PROCESSING_MS', 30_000),
-      databaseUrl: env.CARD_NETWORK_DATABASE_URL || undefined,
+      url: s.CARD_NETWORK_URL ?? `http://${s.CARD_NETWORK_HOST}:${s.CARD_NETWORK_PORT}`,
+      host: s.CARD_NETWORK_HOST,
+      port: s.CARD_NETWORK_PORT,
+      latencyMs: s.CARD_NETWORK_LATENCY_MS,
+      latencyJitterMs: s.CARD_NETWORK_LATENCY_JITTER_MS,
+      errorRate: s.CARD_NETWORK_ERROR_RATE,
+      lostResponseRate: s.CARD_NETWORK_LOST_RESPONSE_RATE,
+      requestTimeoutMs: s.CARD_NETWORK_TIMEOUT_MS,
+      maxProcessingMs: s.CARD_NETWORK_MAX_PROCESSING_MS,
+      databaseUrl: s.CARD_NETWORK_DATABASE_URL,
     },
     bank: {
-      url: str(env, 'BANK_URL', `http://${bankHost}:${bankPort}`),
-      host: bankHost,
-      port: bankPort,
-      latencyMs: int(env, 'BANK_LATENCY_MS', 100),
-      errorRate: fraction(env, 'BANK_ERROR_RATE', 0),
-      lostResponseRate: fraction(env, 'BANK_LOST_RESPONSE_RATE', 0),
-      requestTimeoutMs: int(env, 'BANK_TIMEOUT_MS', 10_000),
-      maxProcessingMs: int(env, 'BANK_MAX_PROCESSING_MS', 30_000),
-      databaseUrl: str(env, 'BANK_DATABASE_URL', resolvedDatabaseUrl),
+      url: s.BANK_URL ?? `http://${s.BANK_HOST}:${s.BANK_PORT}`,
+      host: s.BANK_HOST,
+      port: s.BANK_PORT,
+      latencyMs: s.BANK_LATENCY_MS,
+      errorRate: s.BANK_ERROR_RATE,
+      lostResponseRate: s.BANK_LOST_RESPONSE_RATE,
+      requestTimeoutMs: s.BANK_TIMEOUT_MS,
+      maxProcessingMs: s.BANK_MAX_PROCESSING_MS,
+      databaseUrl: s.BANK_DATABASE_URL ?? databaseUrl,
     },
-    payouts: {
-      delayMs: int(env, 'PAYOUT_DELAY_MS', 0),
-    },
+    payouts: { delayMs: s.PAYOUT_DELAY_MS },
     webhooks: {
-      ...webhookRetry(env),
-      allowPrivateHosts: bool(env, 'WEBHOOK_ALLOW_PRIVATE_HOSTS', false),
-      maxEndpointsPerMerchant: atLeastOne(env, 'WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT', DEFAULT_MAX_WEBHOOK_ENDPOINTS),
-      redeliverRateLimit: redeliverRateLimit(env),
-      maxConcurrentDeliveries: atLeastOne(env, 'WEBHOOK_MAX_CONCURRENT_DELIVERIES', DEFAULT_MAX_CONCURRENT_DELIVERIES),
+      retryInitialIntervalMs: s.WEBHOOK_RETRY_INITIAL_INTERVAL_MS,
+      retryMaximumIntervalMs: s.WEBHOOK_RETRY_MAX_INTERVAL_MS,
+      allowPrivateHosts: s.WEBHOOK_ALLOW_PRIVATE_HOSTS,
+      maxEndpointsPerMerchant: s.WEBHOOK_MAX_ENDPOINTS_PER_MERCHANT,
+      redeliverRateLimit:
+        s.WEBHOOK_REDELIVER_RATE_LIMIT_PER_MINUTE === 0
+          ? undefined
+          : { perSecond: s.WEBHOOK_REDELIVER_RATE_LIMIT_PER_MINUTE / 60, burst: s.WEBHOOK_REDELIVER_RATE_LIMIT_BURST },
+      maxConcurrentDeliveries: s.WEBHOOK_MAX_CONCURRENT_DELIVERIES,
     },
-    reconciliation: {
-      interval: str(env, 'RECONCILIATION_INTERVAL', '1h'),
-      olderThanMs: reconciliationOlderThanMs(env),
-    },
-    demo: { merchantId: 'demo', apiKey: demoApiKey },
-    operator: { apiKey: operatorApiKey(env, demoApiKey) },
-    payloadEncryption: { keys: env[PAYLOAD_KEYS_SETTING] ? parsePayloadKeys(env[PAYLOAD_KEYS_SETTING]) : [] },
+    reconciliation: { interval: s.RECONCILIATION_INTERVAL, olderThanMs: s.RECONCILIATION_OLDER_THAN_MS },
+    demo: { merchantId: 'demo', apiKey: s.DEMO_API_KEY },
+    operator: { apiKey: s.OPERATOR_API_KEY },
+    payloadEncryption: { keys: s[PAYLOAD_KEYS_SETTING] },
     codec: {
-      host: str(env, 'CODEC_HOST', '127.0.0.1'),
-      port: int(env, 'CODEC_PORT', 8234),
-      uiOrigins: origins(env, 'CODEC_UI_ORIGINS', [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`]),
-      uiToken: uiToken(env),
+      host: s.CODEC_HOST,
+      port: s.CODEC_PORT,
+      uiOrigins: s.CODEC_UI_ORIGINS ?? [`http://127.0.0.1:${s.TEMPORAL_UI_PORT}`, `http://localhost:${s.TEMPORAL_UI_PORT}`],
+      uiToken: s.CODEC_UI_TOKEN,
     },
-    logLevel: logLevel as Config['logLevel'],
-    workerProcesses,
+    logLevel: s.LOG_LEVEL,
+    workerProcesses: s.WORKER_PROCESSES,
   };
 }

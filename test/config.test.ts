@@ -34,4 +34,26 @@ describe('configuration', () => {
     expect(loadConfig({ RECONCILIATION_OLDER_THAN_MS: String(366 * 86_400_000) }).reconciliation.olderThanMs).toBe(366 * 86_400_000);
     expect(() => loadConfig({ RECONCILIATION_OLDER_THAN_MS: String(366 * 86_400_000 + 1) })).toThrow(/RECONCILIATION_OLDER_THAN_MS must be at most/);
   });
+
+  it('names the variable and its value in one line, except for secrets, whose value never appears', () => {
+    const messageOf = (env: NodeJS.ProcessEnv) => {
+      try {
+        loadConfig(env);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(messageOf({ API_PORT: 'eighty' })).toBe('API_PORT must be a non-negative integer, got "eighty"');
+    expect(messageOf({ LOG_LEVEL: 'loud' })).toBe('LOG_LEVEL must be debug, info, warn or error, got "loud"');
+    expect(messageOf({ IDEMPOTENCY_KEY_TTL_HOURS: '12' })).toBe('IDEMPOTENCY_KEY_TTL_HOURS must be an integer of at least 24, got "12"');
+    const token = 'not/a/token';
+    expect(messageOf({ CODEC_UI_TOKEN: token })).toBe('CODEC_UI_TOKEN must be 32 to 128 letters, digits, "_" or "-"');
+    const keys = 'k1:c2VjcmV0';
+    const keysMessage = messageOf({ PAYLOAD_ENCRYPTION_KEYS: keys });
+    expect(keysMessage).toMatch(/^PAYLOAD_ENCRYPTION_KEYS has a key for "k1" of 6 bytes/);
+    expect(keysMessage).not.toContain('c2VjcmV0');
+    // Unset and empty both mean the default.
+    expect(loadConfig({ API_PORT: '' }).api.port).toBe(3000);
+  });
 });
