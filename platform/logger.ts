@@ -1,8 +1,10 @@
-// Structured JSON logs, one object per line, carrying business ids (merchantId, checkoutId,
+// Structured JSON logs (pino), one object per line, carrying business ids (merchantId, checkoutId,
 // customerId) so one payment can be followed across API, workflow and activities. Secrets, card
-// tokens and API keys are never passed in.
+// tokens and API keys are never passed in; the redaction below is the second line of defence for
+// a field that slips through. debug and info go to stdout, warn and error to stderr.
+import { pino, type Logger as PinoLogger } from 'pino';
+
 export type Level = 'debug' | 'info' | 'warn' | 'error';
-const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -12,20 +14,49 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
+/** Fields that carry a secret wherever they appear (one level deep too): replaced, never written. */
+const REDACTED = ['authorization', 'apiKey', 'token', 'secret', 'cardToken', 'accountNumber'].flatMap((field) => [field, `*.${field}`]);
+
+/** Amounts are bigints in code and decimal strings on the wire and in the logs, as in JSON answers. */
+function withBigintsAsStrings(value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (Array.isArray(value)) return value.map(withBigintsAsStrings);
+  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withBigintsAsStrings(v)]));
+  }
+  return value;
+}
+
 export function createLogger(component: string, level: Level = 'info', base: Record<string, unknown> = {}): Logger {
-  const min = ORDER[level];
-  const write = (lvl: Level, msg: string, fields?: Record<string, unknown>) => {
-    if (ORDER[lvl] < min) return;
-    const line = JSON.stringify({ time: new Date().toISOString(), level: lvl, component, msg, ...base, ...fields }, (_k, v) =>
-      typeof v === 'bigint' ? v.toString() : v,
-    );
-    (lvl === 'error' || lvl === 'warn' ? process.stderr : process.stdout).write(line + '\n');
-  };
+  const root = pino(
+    {
+      level,
+      base: { component },
+      messageKey: 'msg',
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: {
+        level: (label) => ({ level: label }),
+        log: (fields) => withBigintsAsStrings(fields) as Record<string, unknown>,
+      },
+      redact: { paths: REDACTED, censor: '[redacted]' },
+    },
+    pino.multistream(
+      [
+        { level: 'debug', stream: process.stdout },
+        { level: 'warn', stream: process.stderr },
+      ],
+      { dedupe: true },
+    ),
+  );
+  return wrap(Object.keys(base).length > 0 ? root.child(base) : root);
+}
+
+function wrap(p: PinoLogger): Logger {
   return {
-    debug: (m, f) => write('debug', m, f),
-    info: (m, f) => write('info', m, f),
-    warn: (m, f) => write('warn', m, f),
-    error: (m, f) => write('error', m, f),
-    child: (fields) => createLogger(component, level, { ...base, ...fields }),
+    debug: (msg, fields) => p.debug(fields ?? {}, msg),
+    info: (msg, fields) => p.info(fields ?? {}, msg),
+    warn: (msg, fields) => p.warn(fields ?? {}, msg),
+    error: (msg, fields) => p.error(fields ?? {}, msg),
+    child: (fields) => wrap(p.child(fields)),
   };
 }
