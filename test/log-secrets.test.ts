@@ -138,4 +138,15 @@ describe('secrets and logs', () => {
       SELECT count(*) AS n FROM merchants m WHERE row_to_json(m)::text LIKE ${`%${merchant.key}%`}`;
     expect(everywhere[0]!.n).toBe(0n);
   });
+
+  it('redacts a secret-named field that code passes by mistake', async () => {
+    const secret = `tok_leak_${randomUUID()}`;
+    await capturingOutput(async () => {
+      createLogger('api', 'info').child({ merchantId: merchant.id }).warn('a careless line', { token: secret, payment: { token: secret }, apiKey: secret, amount: 5000n });
+    });
+    const line = output.join('').split('\n').find((l) => l.includes('"msg":"a careless line"'));
+    expect(line).toBeDefined();
+    expect(line).not.toContain(secret);
+    expect(JSON.parse(line!)).toMatchObject({ level: 'warn', component: 'api', merchantId: merchant.id, token: '[redacted]', payment: { token: '[redacted]' }, apiKey: '[redacted]', amount: '5000' });
+  });
 });
