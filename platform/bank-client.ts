@@ -3,7 +3,7 @@
 // and "rejected request" (the request itself is wrong: retrying cannot help). What to do about
 // each is the workflow's business. It never retries: Temporal's activity retries do.
 import { z } from 'zod';
-import { createJsonClient, DEFAULT_MAX_PROCESSING_MS, errorCode } from './http-json-client.js';
+import { createJsonClient, DEFAULT_MAX_PROCESSING_MS, errorCode, SystemRejectedError, SystemUnavailableError } from './http-json-client.js';
 
 // The bank's wire type: the schema is the one declaration, the type is inferred from it.
 const transferSchema = z.object({
@@ -25,27 +25,13 @@ const transferSchema = z.object({
 export type BankTransfer = z.infer<typeof transferSchema>;
 
 /** 5xx, connection failure or timeout: the bank may or may not have paid. */
-export class BankUnavailableError extends Error {
+export class BankUnavailableError extends SystemUnavailableError {
   override readonly name = 'BankUnavailableError';
-  /** HTTP status when the bank answered; undefined when no answer arrived. */
-  readonly status: number | undefined;
-  constructor(message: string, opts: { status?: number; cause?: unknown } = {}) {
-    super(message, { cause: opts.cause });
-    this.status = opts.status;
-  }
 }
 
-/** A 4xx that is not a rejected transfer: the bank refused the request itself and did not act on it. */
-export class BankRejectedError extends Error {
+/** A 4xx that is not a rejected transfer, e.g. `invalid_parameter`: the bank refused the request itself and did not act on it. */
+export class BankRejectedError extends SystemRejectedError {
   override readonly name = 'BankRejectedError';
-  /** The bank's error code, e.g. `invalid_parameter`, `idempotency_key_reused`. */
-  readonly code: string;
-  readonly status: number;
-  constructor(message: string, opts: { code: string; status: number }) {
-    super(message);
-    this.code = opts.code;
-    this.status = opts.status;
-  }
 }
 
 export interface BankTransferRequest {

@@ -3,7 +3,7 @@
 // or look it up by key) and "rejected" (the request itself is wrong: retrying cannot help). What
 // to do about each is the workflow's business. It never retries: Temporal's activity retries do.
 import { z } from 'zod';
-import { createJsonClient, DEFAULT_MAX_PROCESSING_MS, errorCode } from './http-json-client.js';
+import { createJsonClient, DEFAULT_MAX_PROCESSING_MS, errorCode, SystemRejectedError, SystemUnavailableError } from './http-json-client.js';
 
 // The network's wire types: each schema is the one declaration, its type is inferred from it.
 const operationSchema = z.object({
@@ -40,27 +40,13 @@ const authorizationSchema = z.object({
 export type CardAuthorization = z.infer<typeof authorizationSchema>;
 
 /** 5xx, connection failure or timeout: the network may or may not have acted. */
-export class CardNetworkUnavailableError extends Error {
+export class CardNetworkUnavailableError extends SystemUnavailableError {
   override readonly name = 'CardNetworkUnavailableError';
-  /** HTTP status when the network answered; undefined when no answer arrived. */
-  readonly status: number | undefined;
-  constructor(message: string, opts: { status?: number; cause?: unknown } = {}) {
-    super(message, { cause: opts.cause });
-    this.status = opts.status;
-  }
 }
 
-/** A 4xx other than a decline: the network refused the request and did not act on it. */
-export class CardNetworkRejectedError extends Error {
+/** A 4xx other than a decline, e.g. `already_captured`, `refund_exceeds_captured`: the network did not act. */
+export class CardNetworkRejectedError extends SystemRejectedError {
   override readonly name = 'CardNetworkRejectedError';
-  /** The network's error code, e.g. `already_captured`, `refund_exceeds_captured`. */
-  readonly code: string;
-  readonly status: number;
-  constructor(message: string, opts: { code: string; status: number }) {
-    super(message);
-    this.code = opts.code;
-    this.status = opts.status;
-  }
 }
 
 /** Every request that acts may be aborted by the caller (an activity being canceled): its outcome is then unknown. */

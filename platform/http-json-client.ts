@@ -2,8 +2,31 @@
 // with a timeout and classify the answer. 5xx, 408, 429, a timeout or a dead connection mean the
 // outcome is unknown ("unavailable"); any other answer is returned for the client to read, and a
 // client turns what it cannot accept into "rejected". It never retries: Temporal's activity
-// retries do. Each client keeps its own error classes, endpoints and what each status means.
+// retries do. Each client keeps its own endpoints, what each status means, and its own error
+// classes (subclasses of the two below, so a caller can tell whose system failed).
 import { z } from 'zod';
+
+/** 5xx, connection failure or timeout: the system may or may not have acted. */
+export class SystemUnavailableError extends Error {
+  /** HTTP status when the system answered; undefined when no answer arrived. */
+  readonly status: number | undefined;
+  constructor(message: string, opts: { status?: number; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.status = opts.status;
+  }
+}
+
+/** A 4xx the caller cannot accept: the system refused the request itself and did not act on it. */
+export class SystemRejectedError extends Error {
+  /** The system's error code, e.g. `invalid_parameter`, `idempotency_key_reused`. */
+  readonly code: string;
+  readonly status: number;
+  constructor(message: string, opts: { code: string; status: number }) {
+    super(message);
+    this.code = opts.code;
+    this.status = opts.status;
+  }
+}
 
 /** An answer the system gave: its status, its parsed JSON body (undefined if not JSON), and `METHOD path`. */
 export interface JsonAnswer {
