@@ -6,8 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { createActivities } from '../activities/index.js';
 import {
   checkoutId,
   DEFAULT_CHECKOUT_TIMEOUTS,
@@ -19,16 +17,15 @@ import {
   type CheckoutTimeouts,
 } from '../domain/index.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
-import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
+import { bundlePaymentWorkflows } from '../workers/payment-worker.js';
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
 import { checkoutWorkflow, checkoutWorkflowV2 } from '../workflows/index.js';
 import { expectBooksOf } from './support/books.js';
-import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
-import { testDataConverter } from './support/payload-keys.js';
 import { createMerchant, type TestMerchant } from './support/merchants.js';
+import { createTestWorker } from './support/test-worker.js';
 
 let merchant: TestMerchant;
 const MINUTE = 60_000;
@@ -94,14 +91,7 @@ async function withCheckout<T>(
     captureMethod: scenario.captureMethod ?? 'automatic',
     timeouts: { ...DEFAULT_CHECKOUT_TIMEOUTS, ...scenario.timeouts },
   };
-  const worker: Worker = await createPaymentWorker({
-    connection: env.nativeConnection,
-    namespace: env.namespace ?? 'default',
-    taskQueue,
-    activities: createActivities({ prisma, cardNetwork: network, bank: new FakeBank() }),
-    workflowBundle,
-    dataConverter: testDataConverter(),
-  });
+  const worker = await createTestWorker({ env, prisma, workflowBundle, taskQueue, cardNetwork: network });
   return worker.runUntil(async () => {
     const handle = await env.client.workflow.start(scenario.legacy ? checkoutWorkflow : checkoutWorkflowV2, { workflowId: input.checkoutId, taskQueue, args: [input] });
     try {

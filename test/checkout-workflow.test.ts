@@ -3,18 +3,16 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { createActivities } from '../activities/index.js';
 import { checkoutId, DEFAULT_CHECKOUT_TIMEOUTS, PaymentStatus, type CheckoutInput, type CheckoutSnapshot } from '../domain/index.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
-import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
+import { bundlePaymentWorkflows } from '../workers/payment-worker.js';
 import { checkoutWorkflowV2 } from '../workflows/index.js';
 import { expectBooksOf } from './support/books.js';
-import { FakeBank } from './support/fake-bank.js';
 import { recordHistory } from './support/histories.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { testDataConverter } from './support/payload-keys.js';
 import { createMerchant, type TestMerchant } from './support/merchants.js';
+import { createTestWorker } from './support/test-worker.js';
 
 let merchant: TestMerchant;
 let env: TestWorkflowEnvironment;
@@ -60,14 +58,7 @@ async function runCheckout(network: FakeCardNetwork, sku: string, opts: { token?
     // the run completes (the timers themselves are covered by the time-skipping tests).
     timeouts: { ...DEFAULT_CHECKOUT_TIMEOUTS, settlementDelayMs: 0, refundWindowMs: 0 },
   };
-  const worker: Worker = await createPaymentWorker({
-    connection: env.nativeConnection,
-    namespace: env.namespace ?? 'default',
-    taskQueue,
-    activities: createActivities({ prisma, cardNetwork: network, bank: new FakeBank() }),
-    workflowBundle,
-    dataConverter: testDataConverter(),
-  });
+  const worker = await createTestWorker({ env, prisma, workflowBundle, taskQueue, cardNetwork: network });
   return worker.runUntil(async () => {
     const handle = await env.client.workflow.start(checkoutWorkflowV2, {
       workflowId: input.checkoutId,

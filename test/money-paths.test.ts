@@ -9,7 +9,6 @@ import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } f
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities, type Activities } from '../activities/index.js';
 import { createCheckoutStore } from '../api/checkout-store.js';
@@ -31,7 +30,7 @@ import {
 import { hashApiKey } from '../platform/api-keys.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { checkLedger, walletBalance } from '../platform/ledger.js';
-import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
+import { bundlePaymentWorkflows } from '../workers/payment-worker.js';
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
 import { checkoutWorkflowV2, payoutWorkflowV2, topupWorkflowV2 } from '../workflows/index.js';
 import { payoutCancelUpdate, payoutStatusQuery } from '../workflows/wallet-messages.js';
@@ -41,7 +40,8 @@ import { fundWallet } from './support/wallets.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
-import { decodeStored, testDataConverter } from './support/payload-keys.js';
+import { decodeStored } from './support/payload-keys.js';
+import { createTestWorker } from './support/test-worker.js';
 
 const MERCHANT = `mp_${randomUUID().slice(0, 8)}`;
 const MINUTE = 60_000;
@@ -175,14 +175,7 @@ async function withCheckout<T>(scenario: CheckoutScenario, body: (run: CheckoutR
     timeouts: { ...DEFAULT_CHECKOUT_TIMEOUTS, ...scenario.timeouts },
   };
   const taskQueue = `money-${randomUUID()}`;
-  const worker: Worker = await createPaymentWorker({
-    connection: env.nativeConnection,
-    namespace: env.namespace ?? 'default',
-    taskQueue,
-    activities: { ...createActivities({ prisma, cardNetwork: network, bank: new FakeBank() }), ...scenario.override },
-    workflowBundle,
-    dataConverter: testDataConverter(),
-  });
+  const worker = await createTestWorker({ env, prisma, workflowBundle, taskQueue, cardNetwork: network, override: scenario.override });
   return worker.runUntil(async () => {
     const handle = await env.client.workflow.start(checkoutWorkflowV2, { workflowId: input.checkoutId, taskQueue, args: [input] });
     try {
@@ -508,14 +501,7 @@ interface WalletWorld {
 async function withWalletWorker<T>(body: (w: WalletWorld) => Promise<T>, override: Partial<Activities> = {}): Promise<T> {
   const customerId = `cus_${randomUUID().slice(0, 8)}`;
   const world = { network: new FakeCardNetwork(QUICK_MS), bank: new FakeBank(QUICK_MS), customerId, wallet: ledgerAccount.wallet(MERCHANT, customerId, 'JPY'), taskQueue: `wallet-${randomUUID()}` };
-  const worker: Worker = await createPaymentWorker({
-    connection: env.nativeConnection,
-    namespace: env.namespace ?? 'default',
-    taskQueue: world.taskQueue,
-    activities: { ...createActivities({ prisma, cardNetwork: world.network, bank: world.bank }), ...override },
-    workflowBundle,
-    dataConverter: testDataConverter(),
-  });
+  const worker = await createTestWorker({ env, prisma, workflowBundle, taskQueue: world.taskQueue, cardNetwork: world.network, bank: world.bank, override });
   return worker.runUntil(body(world));
 }
 
@@ -767,14 +753,7 @@ describe('orders the API places itself after starting the workflow', () => {
 
   async function withPlainWorker<T>(network: FakeCardNetwork, body: (taskQueue: string) => Promise<T>): Promise<T> {
     const taskQueue = `placed-${randomUUID()}`;
-    const worker: Worker = await createPaymentWorker({
-      connection: env.nativeConnection,
-      namespace: env.namespace ?? 'default',
-      taskQueue,
-      activities: createActivities({ prisma, cardNetwork: network, bank: new FakeBank() }),
-      workflowBundle,
-      dataConverter: testDataConverter(),
-    });
+    const worker = await createTestWorker({ env, prisma, workflowBundle, taskQueue, cardNetwork: network });
     return worker.runUntil(body(taskQueue));
   }
 

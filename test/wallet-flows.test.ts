@@ -6,8 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Worker } from '@temporalio/worker';
-import { createActivities, type Activities } from '../activities/index.js';
+import { type Activities } from '../activities/index.js';
 import {
   checkoutId,
   DEFAULT_CHECKOUT_TIMEOUTS,
@@ -21,7 +20,7 @@ import {
 } from '../domain/index.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { accountBalance, checkLedger, walletBalance } from '../platform/ledger.js';
-import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
+import { bundlePaymentWorkflows } from '../workers/payment-worker.js';
 import { refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
 import { checkoutWorkflowV2, payoutWorkflowV2, topupWorkflowV2 } from '../workflows/index.js';
 import { payoutCancelUpdate, payoutStatusQuery } from '../workflows/wallet-messages.js';
@@ -31,8 +30,8 @@ import { fundWallet } from './support/wallets.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { createTimeSkippingEnv } from './support/time-skipping.js';
-import { testDataConverter } from './support/payload-keys.js';
 import { createMerchant, type TestMerchant } from './support/merchants.js';
+import { createTestWorker } from './support/test-worker.js';
 
 let merchant: TestMerchant;
 const DAY = 24 * 60 * 60_000;
@@ -63,14 +62,7 @@ async function withWorker<T>(body: (w: World & { taskQueue: string }) => Promise
   const world: World = { network: new FakeCardNetwork(), bank: new FakeBank(), customerId: `cus_${randomUUID()}`, wallet: '' };
   world.wallet = ledgerAccount.wallet(merchant.id, world.customerId, 'JPY');
   const taskQueue = `wallet-${randomUUID()}`;
-  const worker: Worker = await createPaymentWorker({
-    connection: env.nativeConnection,
-    namespace: env.namespace ?? 'default',
-    taskQueue,
-    activities: { ...createActivities({ prisma, cardNetwork: world.network, bank: world.bank }), ...override },
-    workflowBundle,
-    dataConverter: testDataConverter(),
-  });
+  const worker = await createTestWorker({ env, prisma, workflowBundle, taskQueue, cardNetwork: world.network, bank: world.bank, override });
   const result = await worker.runUntil(body({ ...world, taskQueue }));
   const report = await checkLedger(prisma, { accountIds: [world.wallet, ledgerAccount.merchantPending(merchant.id, 'JPY'), ledgerAccount.merchantAvailable(merchant.id, 'JPY')] });
   expect(report).toMatchObject({ ok: true, mismatches: [], imbalancedCurrencies: [], overdrawn: [] });

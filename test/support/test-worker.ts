@@ -1,0 +1,34 @@
+// A payment worker for one workflow test: the file's test environment, its own task queue, the
+// real activities against the test database, the outside systems the test chose (fakes, usually)
+// and any activity the test replaces to inject a failure.
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { createActivities, type Activities } from '../../activities/index.js';
+import type { PrismaClient } from '../../platform/db.js';
+import type { BankClient } from '../../platform/bank-client.js';
+import type { CardNetworkClient } from '../../platform/card-network-client.js';
+import { createPaymentWorker, type bundlePaymentWorkflows } from '../../workers/payment-worker.js';
+import { FakeBank } from './fake-bank.js';
+import { testDataConverter } from './payload-keys.js';
+
+export interface TestWorker {
+  env: TestWorkflowEnvironment;
+  prisma: PrismaClient;
+  workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
+  taskQueue: string;
+  cardNetwork: CardNetworkClient;
+  /** A fake bank of its own when not given. */
+  bank?: BankClient;
+  override?: Partial<Activities>;
+}
+
+export function createTestWorker(w: TestWorker): Promise<Worker> {
+  return createPaymentWorker({
+    connection: w.env.nativeConnection,
+    namespace: w.env.namespace ?? 'default',
+    taskQueue: w.taskQueue,
+    activities: { ...createActivities({ prisma: w.prisma, cardNetwork: w.cardNetwork, bank: w.bank ?? new FakeBank() }), ...w.override },
+    workflowBundle: w.workflowBundle,
+    dataConverter: testDataConverter(),
+  });
+}
