@@ -3,7 +3,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { PrismaClient } from '../platform/db.js';
 import { Prisma, type Checkout, type Refund } from '../generated/prisma/client.js';
-import { FailureType, ORDER_NOT_PLACED, checkoutEventData, money, type CheckoutInput, type CheckoutStatus, type Money, type TransferRequest } from '../domain/index.js';
+import { FailureType, ORDER_NOT_PLACED, checkoutEventData, money, priceOrder, type CheckoutInput, type CheckoutStatus, type Money, type TransferRequest } from '../domain/index.js';
 import { createEventRecorder, snapshotOf, type EventDraft } from './events.js';
 import { commitStockIn, holdStock, SoldOut } from './inventory.js';
 import { refusalsAsFailures } from './ledger.js';
@@ -85,30 +85,17 @@ export function createOrderActivities(prisma: PrismaClient) {
       const products = await prisma.product.findMany({
         where: { merchantId: input.merchantId, sku: { in: input.items.map((i) => i.sku) } },
       });
-      const bySku = new Map(products.map((p) => [p.sku, p]));
-      let total = 0n;
-      let currency: string | undefined;
-      const lines = input.items.map((item) => {
-        const product = bySku.get(item.sku);
-        if (!product) {
-          throw ApplicationFailure.create({
-            type: FailureType.ProductNotFound,
-            message: `no product ${item.sku} for merchant ${input.merchantId}`,
-            nonRetryable: true,
-          });
-        }
-        if (currency !== undefined && product.currency !== currency) {
-          throw ApplicationFailure.create({
-            type: FailureType.CurrencyMismatch,
-            message: `items are priced in ${currency} and ${product.currency}`,
-            nonRetryable: true,
-          });
-        }
-        currency = product.currency;
-        total += product.priceAmount * BigInt(item.quantity);
-        return { sku: item.sku, quantity: item.quantity, unitAmount: product.priceAmount };
-      });
-      const amount = money(total, currency!);
+      const pricing = priceOrder(input.items, new Map(products.map((p) => [p.sku, p])));
+      if ('problem' in pricing) {
+        const { problem } = pricing;
+        throw ApplicationFailure.create(
+          problem.code === 'product_not_found'
+            ? { type: FailureType.ProductNotFound, message: `no product ${problem.sku} for merchant ${input.merchantId}`, nonRetryable: true }
+            : { type: FailureType.CurrencyMismatch, message: `items are priced in ${problem.earlierCurrency} and ${problem.currency}`, nonRetryable: true },
+        );
+      }
+      const { lines, total, currency } = pricing;
+      const amount = money(total, currency);
       const order = (status: CheckoutStatus) => ({
         id: input.checkoutId,
         merchantId: input.merchantId,
@@ -116,7 +103,7 @@ export function createOrderActivities(prisma: PrismaClient) {
         idempotencyKey: input.idempotencyKey,
         status,
         amount: total,
-        currency: currency!,
+        currency,
         paymentMethod: input.payment.method,
         captureMethod: input.captureMethod,
         items: { create: lines },

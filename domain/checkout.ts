@@ -137,6 +137,49 @@ export function capturedStatus(amountCaptured: bigint, amountRefunded: bigint, s
  * `<merchant>\t<sku>` as its payload (neither may contain a tab): API processes forget their
  * sold-out mark for the SKU.
  */
+/** A product as pricing reads it: today's price and its currency. */
+export interface ProductPrice {
+  priceAmount: bigint;
+  currency: string;
+}
+
+export interface PricedLine {
+  sku: string;
+  quantity: number;
+  unitAmount: bigint;
+}
+
+/** Why an order cannot be priced; `index` is the line at fault. */
+export type PricingProblem =
+  | { code: 'product_not_found'; index: number; sku: string }
+  | { code: 'currency_mismatch'; index: number; sku: string; currency: string; earlierCurrency: string };
+
+/**
+ * Prices an order at today's prices (never the request's): each line at its product's price, one
+ * currency for the whole order. The API prices a checkout this way before it places it, and the
+ * workflow's own placement (runs started before the API placed orders) the same way.
+ */
+export function priceOrder(
+  items: readonly { sku: string; quantity: number }[],
+  products: ReadonlyMap<string, ProductPrice>,
+): { lines: PricedLine[]; total: bigint; currency: string } | { problem: PricingProblem } {
+  let currency: string | undefined;
+  let total = 0n;
+  const lines: PricedLine[] = [];
+  for (const [index, item] of items.entries()) {
+    const product = products.get(item.sku);
+    if (!product) return { problem: { code: 'product_not_found', index, sku: item.sku } };
+    if (currency !== undefined && product.currency !== currency) {
+      return { problem: { code: 'currency_mismatch', index, sku: item.sku, currency: product.currency, earlierCurrency: currency } };
+    }
+    currency = product.currency;
+    total += product.priceAmount * BigInt(item.quantity);
+    lines.push({ sku: item.sku, quantity: item.quantity, unitAmount: product.priceAmount });
+  }
+  if (currency === undefined) throw new RangeError('an order has at least one line');
+  return { lines, total, currency };
+}
+
 export const STOCK_RELEASED_CHANNEL = 'stock_released';
 export const stockReleasedPayload = (merchantId: string, sku: string) => `${merchantId}\t${sku}`;
 

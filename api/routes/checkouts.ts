@@ -20,7 +20,7 @@ import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/c
 import type { PrismaClient } from '../../platform/db.js';
 import type { CustomerSearch } from '../../platform/customer-search.js';
 import type { Logger } from '../../platform/logger.js';
-import { checkoutId as buildCheckoutId, type CheckoutInput } from '../../domain/index.js';
+import { checkoutId as buildCheckoutId, priceOrder, type CheckoutInput } from '../../domain/index.js';
 import { merchantIdOf } from '../auth.js';
 import type { CheckoutStore, NewCheckout, Placement } from '../checkout-store.js';
 import { invalidRequest, notFound } from '../errors.js';
@@ -223,23 +223,18 @@ async function priced(
     merchantId,
     body.items.map((i) => i.sku),
   );
-  let currency: string | undefined;
-  let total = 0n;
-  const lines: NewCheckout['lines'] = [];
-  for (const [i, item] of body.items.entries()) {
-    const product = products.get(item.sku);
-    if (!product) throw invalidRequest('product_not_found', `No such product: items[${i}].sku (${item.sku}).`, `items[${i}].sku`);
-    if (currency !== undefined && product.currency !== currency) {
-      throw invalidRequest(
-        'currency_mismatch',
-        `items[${i}].sku (${item.sku}) is priced in ${product.currency}, earlier items in ${currency}; one checkout takes one currency.`,
-        `items[${i}].sku`,
-      );
-    }
-    currency = product.currency;
-    total += product.priceAmount * BigInt(item.quantity);
-    lines.push({ sku: item.sku, quantity: item.quantity, unitAmount: product.priceAmount });
+  const pricing = priceOrder(body.items, products);
+  if ('problem' in pricing) {
+    const { problem } = pricing;
+    const param = `items[${problem.index}].sku`;
+    if (problem.code === 'product_not_found') throw invalidRequest('product_not_found', `No such product: ${param} (${problem.sku}).`, param);
+    throw invalidRequest(
+      'currency_mismatch',
+      `${param} (${problem.sku}) is priced in ${problem.currency}, earlier items in ${problem.earlierCurrency}; one checkout takes one currency.`,
+      param,
+    );
   }
+  const { lines, total, currency } = pricing;
   if (total > MAX_AMOUNT) throw invalidRequest('amount_too_large', 'The checkout total is too large.', 'items');
   // Products are priced above zero (POST /v1/products refuses zero); one created before that rule
   // would make an order no payment method can pay.
@@ -253,7 +248,7 @@ async function priced(
     captureMethod: body.captureMethod,
     lines,
     total,
-    currency: currency!,
+    currency,
     deliveryQueue,
   };
 }

@@ -1,5 +1,5 @@
-// A checkout's rules that need no workflow: the status its amounts give, and which inputs a checkout
-// workflow refuses (naming the field) before it does anything.
+// A checkout's rules that need no workflow: the status its amounts give, how an order is priced,
+// and which inputs a checkout workflow refuses (naming the field) before it does anything.
 import { describe, expect, it } from 'vitest';
 import {
   CAPTURED_STATUSES,
@@ -12,6 +12,7 @@ import {
   STOCK_RELEASED_CHANNEL,
   capturedStatus,
   checkoutInputProblem,
+  priceOrder,
   stockReleasedPayload,
   type CheckoutInput,
 } from '../../domain/index.js';
@@ -122,5 +123,33 @@ describe('checkout workflow input', () => {
         expect(checkoutInputProblem(withChange({ timeouts })), `${name}=${String(bad)}`).toEqual({ param: `timeouts.${name}`, message: `must be an integer from 0 to ${400 * DAY}` });
       }
     }
+  });
+});
+
+describe('priceOrder', () => {
+  const products = new Map([
+    ['cap', { priceAmount: 1500n, currency: 'JPY' }],
+    ['tee', { priceAmount: 3000n, currency: 'JPY' }],
+    ['mug', { priceAmount: 1200n, currency: 'USD' }],
+  ]);
+
+  it("prices each line at its product's price, in the products' one currency", () => {
+    expect(priceOrder([{ sku: 'cap', quantity: 2 }, { sku: 'tee', quantity: 1 }], products)).toEqual({
+      lines: [
+        { sku: 'cap', quantity: 2, unitAmount: 1500n },
+        { sku: 'tee', quantity: 1, unitAmount: 3000n },
+      ],
+      total: 6000n,
+      currency: 'JPY',
+    });
+    // Beyond what a double holds exactly.
+    expect(priceOrder([{ sku: 'big', quantity: 3 }], new Map([['big', { priceAmount: 2n ** 53n + 1n, currency: 'USD' }]]))).toMatchObject({ total: 3n * (2n ** 53n + 1n) });
+  });
+
+  it('names the first line it cannot price, and why', () => {
+    expect(priceOrder([{ sku: 'cap', quantity: 1 }, { sku: 'gone', quantity: 1 }], products)).toEqual({ problem: { code: 'product_not_found', index: 1, sku: 'gone' } });
+    expect(priceOrder([{ sku: 'cap', quantity: 1 }, { sku: 'tee', quantity: 1 }, { sku: 'mug', quantity: 1 }], products)).toEqual({
+      problem: { code: 'currency_mismatch', index: 2, sku: 'mug', currency: 'USD', earlierCurrency: 'JPY' },
+    });
   });
 });
