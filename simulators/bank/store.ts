@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { FAULT_MODES, IdempotencyKeys, type FaultMode, type Outcome } from '../shared/idempotency.js';
+import { FaultQueue, type FaultRecord as SharedFaultRecord } from '../shared/faults.js';
 
 export { FAULT_MODES, type FaultMode, type Outcome };
 
@@ -23,12 +24,7 @@ export interface FaultSpec {
   times: number;
 }
 
-export interface FaultRecord extends FaultSpec {
-  id: string;
-  /** Matching requests still to be hit; 0 once used up (kept, so a test can see it fired). */
-  remaining: number;
-  createdAt: string;
-}
+export type FaultRecord = SharedFaultRecord<FaultSpec>;
 
 export interface TransferRecord {
   id: string;
@@ -148,34 +144,16 @@ function toRecord(row: TransferRow): TransferRecord {
   };
 }
 
-interface FaultRow {
-  id: string; // bigserial, as a string
-  reference: string;
-  mode: FaultMode;
-  times: number;
-  remaining: number;
-  created_at: Date;
-}
-
-function toFaultRecord(row: FaultRow): FaultRecord {
-  return {
-    id: row.id,
-    reference: row.reference,
-    mode: row.mode,
-    times: row.times,
-    remaining: row.remaining,
-    createdAt: row.created_at.toISOString(),
-  };
-}
-
 function newId(prefix: string): string {
   return `${prefix}_${randomBytes(12).toString('hex')}`;
 }
 
 export class BankStore {
   private readonly keys: IdempotencyKeys;
+  private readonly faults: FaultQueue<FaultSpec>;
 
   constructor(private readonly pool: pg.Pool) {
+    this.faults = new FaultQueue(pool, 'bank.faults', false);
     this.keys = new IdempotencyKeys({
       pool,
       lockNamespace: LOCK_NAMESPACE,
@@ -195,7 +173,7 @@ export class BankStore {
    * account. Either is stored, so every retry under the key gets the same answer.
    */
   transfer(key: string, hash: string, req: TransferRequest): Promise<Outcome> {
-    return this.keys.once(key, hash, (c) => this.takeFault(c, req.reference), async (c) => {
+    return this.keys.once(key, hash, (c) => this.faults.take(c, req.reference), async (c) => {
       const failureCode = accountBehaviour(req.accountNumber).failureCode ?? null;
       const { rows: inserted } = await c.query<TransferRow>(
         `INSERT INTO bank.transfers (id, idempotency_key, status, amount, currency, bank_code, account_number, reference, failure_code)
@@ -252,31 +230,12 @@ export class BankStore {
   }
 
   /** Queues a fault behind any pending ones for the same reference. */
-  async addFault(spec: FaultSpec): Promise<FaultRecord> {
-    const { rows } = await this.pool.query<FaultRow>(
-      `INSERT INTO bank.faults (reference, mode, times, remaining) VALUES ($1, $2, $3, $3) RETURNING *`,
-      [spec.reference, spec.mode, spec.times],
-    );
-    return toFaultRecord(rows[0]!);
+  addFault(spec: FaultSpec): Promise<FaultRecord> {
+    return this.faults.add(spec);
   }
 
   /** Every fault injected for a reference, oldest first, used up or not. */
-  async faultsByReference(reference: string): Promise<FaultRecord[]> {
-    const { rows } = await this.pool.query<FaultRow>(`SELECT * FROM bank.faults WHERE reference = $1 ORDER BY id`, [reference]);
-    return rows.map(toFaultRecord);
-  }
-
-  /**
-   * Uses one hit of the oldest pending fault for the reference. It runs in the request's own
-   * transaction, so a fault is spent exactly when the request it shaped commits.
-   */
-  private async takeFault(c: pg.PoolClient, reference: string): Promise<FaultMode | undefined> {
-    const { rows } = await c.query<{ mode: FaultMode }>(
-      `UPDATE bank.faults SET remaining = remaining - 1
-        WHERE id = (SELECT id FROM bank.faults WHERE reference = $1 AND remaining > 0 ORDER BY id LIMIT 1 FOR UPDATE)
-        RETURNING mode`,
-      [reference],
-    );
-    return rows[0]?.mode;
+  faultsByReference(reference: string): Promise<FaultRecord[]> {
+    return this.faults.byReference(reference);
   }
 }

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { errorBody, FAULT_MODES, IdempotencyKeys, type ActResult, type ErrorBody, type FaultMode, type Outcome } from '../shared/idempotency.js';
+import { FaultQueue, type FaultRecord as SharedFaultRecord } from '../shared/faults.js';
 
 export { FAULT_MODES, type FaultMode, type Outcome };
 
@@ -28,12 +29,7 @@ export interface FaultSpec {
   times: number;
 }
 
-export interface FaultRecord extends FaultSpec {
-  id: string;
-  /** Matching requests still to be hit; 0 once used up (kept, so a test can see it fired). */
-  remaining: number;
-  createdAt: string;
-}
+export type FaultRecord = SharedFaultRecord<FaultSpec>;
 
 /** An authorization as the network's report lists it; amounts are decimal strings. */
 export interface AuthorizationRecord {
@@ -205,28 +201,6 @@ function toRecord(row: OperationRow): OperationRecord {
   };
 }
 
-interface FaultRow {
-  id: string; // bigserial, as a string
-  reference: string;
-  operation: FaultOperation;
-  mode: FaultMode;
-  times: number;
-  remaining: number;
-  created_at: Date;
-}
-
-function toFaultRecord(row: FaultRow): FaultRecord {
-  return {
-    id: row.id,
-    reference: row.reference,
-    operation: row.operation,
-    mode: row.mode,
-    times: row.times,
-    remaining: row.remaining,
-    createdAt: row.created_at.toISOString(),
-  };
-}
-
 function newId(prefix: string): string {
   return `${prefix}_${randomBytes(12).toString('hex')}`;
 }
@@ -239,8 +213,10 @@ const conflict = (code: string, message: string): Result => ({ status: 409, body
 
 export class CardNetworkStore {
   private readonly keys: IdempotencyKeys;
+  private readonly faults: FaultQueue<FaultSpec>;
 
   constructor(private readonly pool: pg.Pool) {
+    this.faults = new FaultQueue(pool, 'card_network.faults', true);
     this.keys = new IdempotencyKeys({
       pool,
       lockNamespace: LOCK_NAMESPACE,
@@ -436,24 +412,15 @@ export class CardNetworkStore {
   }
 
   /** Queues a fault behind any pending ones for the same reference and operation. */
-  async addFault(spec: FaultSpec): Promise<FaultRecord> {
-    const { rows } = await this.pool.query<FaultRow>(
-      `INSERT INTO card_network.faults (reference, operation, mode, times, remaining) VALUES ($1, $2, $3, $4, $4) RETURNING *`,
-      [spec.reference, spec.operation, spec.mode, spec.times],
-    );
-    return toFaultRecord(rows[0]!);
+  addFault(spec: FaultSpec): Promise<FaultRecord> {
+    return this.faults.add(spec);
   }
 
   /** Every fault injected for a reference, oldest first, used up or not. */
-  async faultsByReference(reference: string): Promise<FaultRecord[]> {
-    const { rows } = await this.pool.query<FaultRow>(`SELECT * FROM card_network.faults WHERE reference = $1 ORDER BY id`, [reference]);
-    return rows.map(toFaultRecord);
+  faultsByReference(reference: string): Promise<FaultRecord[]> {
+    return this.faults.byReference(reference);
   }
 
-  /**
-   * Uses one hit of the oldest pending fault the request matches. It runs in the request's own
-   * transaction, so a fault is spent exactly when the request it shaped commits.
-   */
   private async takeFault(c: pg.PoolClient, target: FaultTarget): Promise<FaultMode | undefined> {
     let reference: string | undefined;
     if ('reference' in target) reference = target.reference;
@@ -462,13 +429,7 @@ export class CardNetworkStore {
       reference = rows[0]?.reference;
     }
     if (reference === undefined) return undefined; // unknown authorization: the request 404s, no fault can match
-    const { rows } = await c.query<{ mode: FaultMode }>(
-      `UPDATE card_network.faults SET remaining = remaining - 1
-        WHERE id = (SELECT id FROM card_network.faults WHERE reference = $1 AND operation = $2 AND remaining > 0 ORDER BY id LIMIT 1 FOR UPDATE)
-        RETURNING mode`,
-      [reference, target.operation],
-    );
-    return rows[0]?.mode;
+    return this.faults.take(c, reference, target.operation);
   }
 
   private once(key: string, hash: string, target: FaultTarget, act: (c: pg.PoolClient) => Promise<Result>): Promise<Outcome> {
