@@ -15,7 +15,6 @@ export { FAULT_MODES, type FaultMode, type Outcome };
 /** `paid`: the money left for the account; `rejected`: the bank refused the account and nothing moved. */
 export type TransferStatus = 'paid' | 'rejected';
 
-
 export interface FaultSpec {
   /** The reference the transfer requests carry (our payout id). */
   reference: string;
