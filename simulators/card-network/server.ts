@@ -61,7 +61,7 @@ export function createCardNetworkServer(opts: CardNetworkServerOptions): CardNet
       keyRequiredOn: 'every mutating request',
       migrate: () => store.migrate(),
     },
-    ({ app, tracked, mutating, inFlight }) => {
+    ({ app, tracked, mutating, inFlight, testFaults }) => {
       app.post(
         '/v1/authorizations',
         mutating((req) => {
@@ -154,23 +154,7 @@ export function createCardNetworkServer(opts: CardNetworkServerOptions): CardNet
         }),
       );
 
-      // Test control, not part of the network's API: faults are the test's script, so they stay out of
-      // /v1/operations, and need no Idempotency-Key (a test that retries an injection means it twice).
-      app.post(
-        '/v1/test/faults',
-        tracked(async (req, res) => {
-          const fault = await store.addFault(parse(faultBody, req.body));
-          opts.logger?.info('test fault injected', { ...fault });
-          sendJson(res, 201, fault);
-        }),
-      );
-
-      app.get(
-        '/v1/test/faults',
-        tracked(async (req, res) => {
-          sendJson(res, 200, { data: await store.faultsByReference(requiredReference(req)) });
-        }),
-      );
+      testFaults(faultBody, { add: (spec) => store.addFault(spec), byReference: (reference) => store.faultsByReference(reference) });
     },
   );
   return { app: simulator.app, store, listen: (port, host) => simulator.listen(port, host), close: () => simulator.close() };

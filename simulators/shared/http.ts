@@ -116,6 +116,12 @@ export interface RouteKit {
    * nothing under the key was received before the lookup started.
    */
   inFlight: (key: string) => boolean;
+  /**
+   * The test-control endpoints, `POST` and `GET /v1/test/faults`: not part of the system's API.
+   * Faults are the test's script, so they stay out of the system's own records, and need no
+   * Idempotency-Key (a test that retries an injection means it twice).
+   */
+  testFaults: <Spec, Fault extends object>(schema: z.ZodType<Spec>, faults: { add(spec: Spec): Promise<Fault>; byReference(reference: string): Promise<Fault[]> }) => void;
 }
 
 export interface SimulatorHttp {
@@ -196,7 +202,24 @@ export function createSimulatorHttp(opts: SimulatorHttpOptions, routes: (kit: Ro
     res.json({ status: 'ok' });
   });
 
-  routes({ app, tracked, mutating, inFlight: (key) => received.has(key) });
+  const testFaults: RouteKit['testFaults'] = (schema, faults) => {
+    app.post(
+      '/v1/test/faults',
+      tracked(async (req, res) => {
+        const fault = await faults.add(parse(schema, req.body));
+        logger?.info('test fault injected', { ...(fault as Record<string, unknown>) });
+        sendJson(res, 201, fault);
+      }),
+    );
+    app.get(
+      '/v1/test/faults',
+      tracked(async (req, res) => {
+        sendJson(res, 200, { data: await faults.byReference(requiredReference(req)) });
+      }),
+    );
+  };
+
+  routes({ app, tracked, mutating, inFlight: (key) => received.has(key), testFaults });
 
   app.use((_req: express.Request, res: express.Response) => {
     sendJson(res, 404, errorBody('invalid_request_error', 'route_not_found', 'no such endpoint'));
