@@ -7,9 +7,9 @@ import type express from 'express';
 import type pg from 'pg';
 import { z } from 'zod';
 import { isCurrencyCode } from '../../domain/money.js';
-import { createSimulatorHttp, parse, positiveAmount, requiredReference, sendJson, type SimulatorFaultOptions } from '../shared/http.js';
+import { createSimulatorHttp, faultFields, parse, positiveAmount, reportPaging, requiredReference, sendJson, type SimulatorFaultOptions } from '../shared/http.js';
 import { errorBody, requestHash } from '../shared/idempotency.js';
-import { accountBehaviour, BankStore, FAULT_MODES } from './store.js';
+import { accountBehaviour, BankStore } from './store.js';
 
 // The bank has no latency jitter: its transfers are not raced against each other in tests.
 export interface BankServerOptions extends Omit<SimulatorFaultOptions, 'latencyJitterMs'> {
@@ -33,18 +33,8 @@ const transferBody = z.strictObject({
   accountNumber: z.string({ error: 'must be a string of 7 digits' }).regex(/^[0-9]{7}$/, 'must be exactly 7 digits'),
   reference: z.string().min(1).max(255),
 });
-const statementQuery = z.object({
-  status: z.enum(['paid', 'rejected']),
-  createdBefore: z.iso.datetime({ offset: true }).optional(),
-  createdAfter: z.iso.datetime({ offset: true }).optional(),
-  starting_after: z.string().min(1).max(255).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(1000),
-});
-const faultBody = z.strictObject({
-  reference: z.string().min(1).max(255),
-  mode: z.enum(FAULT_MODES),
-  times: z.number().int().min(1).max(1000),
-});
+const statementQuery = z.object({ status: z.enum(['paid', 'rejected']), ...reportPaging });
+const faultBody = z.strictObject(faultFields);
 
 export function createBankServer(opts: BankServerOptions): BankServer {
   const store = new BankStore(opts.pool);

@@ -7,9 +7,9 @@ import type express from 'express';
 import type pg from 'pg';
 import { z } from 'zod';
 import { isCurrencyCode } from '../../domain/money.js';
-import { createSimulatorHttp, parse, positiveAmount, requiredReference, sendJson, type SimulatorFaultOptions } from '../shared/http.js';
+import { createSimulatorHttp, faultFields, parse, positiveAmount, reportPaging, requiredReference, sendJson, type SimulatorFaultOptions } from '../shared/http.js';
 import { errorBody, requestHash } from '../shared/idempotency.js';
-import { AUTHORIZATION_STATES, CardNetworkStore, FAULT_MODES, FAULT_OPERATIONS, isTestToken, TEST_TOKENS, type TestToken } from './store.js';
+import { AUTHORIZATION_STATES, CardNetworkStore, FAULT_OPERATIONS, isTestToken, TEST_TOKENS, type TestToken } from './store.js';
 
 export interface CardNetworkServerOptions extends SimulatorFaultOptions {
   /** Owned by the caller, who ends it after `close()`. */
@@ -37,19 +37,8 @@ const captureBody = z.strictObject({ amount: positiveAmount.optional() });
 const voidBody = z.strictObject({});
 const refundBody = z.strictObject({ authorizationId, amount: positiveAmount });
 const authenticationBody = z.strictObject({ result: z.enum(['succeeded', 'failed']) });
-const authorizationsQuery = z.object({
-  state: z.enum(AUTHORIZATION_STATES),
-  createdBefore: z.iso.datetime({ offset: true }).optional(),
-  createdAfter: z.iso.datetime({ offset: true }).optional(),
-  starting_after: z.string().min(1).max(255).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(1000),
-});
-const faultBody = z.strictObject({
-  reference: z.string().min(1).max(255),
-  operation: z.enum(FAULT_OPERATIONS),
-  mode: z.enum(FAULT_MODES),
-  times: z.number().int().min(1).max(1000),
-});
+const authorizationsQuery = z.object({ state: z.enum(AUTHORIZATION_STATES), ...reportPaging });
+const faultBody = z.strictObject({ ...faultFields, operation: z.enum(FAULT_OPERATIONS) });
 
 export function createCardNetworkServer(opts: CardNetworkServerOptions): CardNetworkServer {
   const store = new CardNetworkStore(opts.pool);

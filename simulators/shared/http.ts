@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { isAmountString } from '../../domain/money.js';
 import { DEFAULT_MAX_PROCESSING_MS } from '../../platform/http-json-client.js';
 import type { Logger } from '../../platform/logger.js';
-import { errorBody, type ErrorBody, type Outcome } from './idempotency.js';
+import { errorBody, FAULT_MODES, type ErrorBody, type Outcome } from './idempotency.js';
 
 export class RequestError extends Error {
   constructor(readonly status: number, readonly body: ErrorBody) {
@@ -47,6 +47,24 @@ export function parse<T extends z.ZodType>(schema: T, value: unknown, customCode
 }
 
 /** The `reference` query parameter that listings require. */
+/**
+ * The paging of a report (the network's authorizations, the bank's statement): records created in
+ * [createdAfter, createdBefore), oldest first, `limit` at a time after the record `starting_after`.
+ */
+export const reportPaging = {
+  createdBefore: z.iso.datetime({ offset: true }).optional(),
+  createdAfter: z.iso.datetime({ offset: true }).optional(),
+  starting_after: z.string().min(1).max(255).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+};
+
+/** What every test fault names (simulators/shared/faults.ts); a system adds its own fields. */
+export const faultFields = {
+  reference: z.string().min(1).max(255),
+  mode: z.enum(FAULT_MODES),
+  times: z.number().int().min(1).max(1000),
+};
+
 export function requiredReference(req: express.Request): string {
   const reference = req.query.reference;
   if (typeof reference !== 'string' || reference === '') throwInvalid('reference', 'a reference query parameter is required');
