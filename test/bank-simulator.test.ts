@@ -15,7 +15,7 @@ import {
 import { loadConfig } from '../platform/config.js';
 import { createBankServer, type BankServer, type BankServerOptions } from '../simulators/bank/server.js';
 import { injectBankFault, listBankFaults } from '../simulators/bank/test-faults.js';
-import { untilInFlight } from './support/in-flight.js';
+import { rawPost as post, untilInFlight } from './support/simulator-http.js';
 
 const databaseUrl = process.env.DATABASE_URL;
 const unique = (prefix: string) => `${prefix}_${randomUUID()}`;
@@ -32,16 +32,6 @@ async function startSimulator(opts: Omit<BankServerOptions, 'pool'> = {}, db = p
   started.push(server);
   const url = await server.listen(0, '127.0.0.1');
   return { server, url, client: createBankClient({ baseUrl: url, timeoutMs: 5_000 }) };
-}
-
-/** Raw POST, for what the typed client never sends (no key, bad JSON, numbers as amounts). */
-async function post(url: string, body: unknown, key: string | null = unique('key')) {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(key === null ? {} : { 'idempotency-key': key }) },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  return { status: res.status, text: await res.text() };
 }
 
 async function rejection(promise: Promise<unknown>) {

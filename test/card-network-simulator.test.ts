@@ -14,7 +14,7 @@ import {
 import { loadConfig } from '../platform/config.js';
 import { createCardNetworkServer, type CardNetworkServer, type CardNetworkServerOptions } from '../simulators/card-network/server.js';
 import { injectCardFault, listCardFaults, type CardFaultOperation } from '../simulators/card-network/test-faults.js';
-import { untilInFlight } from './support/in-flight.js';
+import { rawPost as post, untilInFlight } from './support/simulator-http.js';
 
 const databaseUrl = process.env.DATABASE_URL;
 const unique = (prefix: string) => `${prefix}_${randomUUID()}`;
@@ -27,16 +27,6 @@ async function startSimulator(opts: Omit<CardNetworkServerOptions, 'pool'> = {},
   started.push(server);
   const url = await server.listen(0, '127.0.0.1');
   return { server, url, client: createCardNetworkClient({ baseUrl: url, timeoutMs: 5_000 }) };
-}
-
-/** Raw POST, for what the typed client never sends (no key, bad JSON, numbers as amounts). */
-async function post(url: string, body: unknown, key: string | null = unique('key')) {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(key === null ? {} : { 'idempotency-key': key }) },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  return { status: res.status, text: await res.text() };
 }
 
 async function rejection(promise: Promise<unknown>) {
