@@ -555,6 +555,71 @@ describe('a top-up canceled from the Web UI undoes only what happened', () => {
   });
 });
 
+describe('a Web UI cancel that interrupts a wallet flow\'s call failing with a system error', () => {
+  // As for the checkout above: the call in flight when the cancel came may end as its system's
+  // error (an ActivityFailure whose cause is that error) rather than as canceled. The flow must
+  // still end canceled, with what the call did undone.
+  /** An attempt that waits for the cancel, then fails with the system's error, for good. */
+  const failsOnceCanceled = (type: string) => async (): Promise<never> => {
+    const signal = Context.current().cancellationSignal;
+    while (!signal.aborted) {
+      Context.current().heartbeat();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw ApplicationFailure.create({ type, message: 'temporarily_unavailable', nonRetryable: true });
+  };
+
+  it('a top-up whose authorize attempt fails: canceled, nothing charged or credited', async () => {
+    let attempts = 0;
+    const fail = failsOnceCanceled('CardNetworkUnavailableError');
+    await withWalletWorker(
+      async ({ network, wallet, customerId, taskQueue }) => {
+        const input = topupInput(customerId);
+        const handle = await env.client.workflow.start(topupWorkflowV2, { workflowId: input.topupId, taskQueue, args: [input] });
+        await until('the authorize attempt', () => (attempts > 0 ? true : undefined));
+        await handle.cancel();
+        await canceledRun(handle);
+        expect(await prisma.topup.findUniqueOrThrow({ where: { id: input.topupId } })).toMatchObject({ status: 'failed', failureCode: 'canceled' });
+        expect(ops(network, input.topupId, 'capture')).toHaveLength(0);
+        expect(await walletBalance(prisma, wallet)).toEqual({ available: 0n, held: 0n });
+        expect(await ledgerOf(input.topupId)).toEqual([]);
+        await recordHistory('operator-cancel-interrupts-failing-authorize', handle);
+      },
+      {
+        async authorizePayment() {
+          attempts++;
+          return fail();
+        },
+      },
+    );
+  });
+
+  it('a payout whose bank attempt fails: canceled, the hold voided, nothing paid', async () => {
+    let attempts = 0;
+    const fail = failsOnceCanceled('BankUnavailableError');
+    await withWalletWorker(
+      async ({ bank, wallet, customerId, taskQueue }) => {
+        await fund(customerId, 3000n);
+        const input = payoutInput(customerId, 1000, await env.currentTimeMs());
+        const handle = await env.client.workflow.start(payoutWorkflowV2, { workflowId: input.payoutId, taskQueue, args: [input] });
+        await until('the bank attempt', () => (attempts > 0 ? true : undefined));
+        await handle.cancel();
+        await canceledRun(handle);
+        expect(await prisma.payout.findUniqueOrThrow({ where: { id: input.payoutId } })).toMatchObject({ status: 'canceled' });
+        expect(bank.paid(input.payoutId)).toBe(0);
+        expect(await walletBalance(prisma, wallet)).toEqual({ available: 3000n, held: 0n });
+        await recordHistory('operator-cancel-interrupts-failing-bank-call', handle);
+      },
+      {
+        async sendBankTransfer() {
+          attempts++;
+          return fail();
+        },
+      },
+    );
+  });
+});
+
 describe('a payout canceled from the Web UI ends with the books right', () => {
   it('before it is sent: the hold is voided, the money back', async () => {
     await withWalletWorker(async ({ bank, wallet, customerId, taskQueue }) => {

@@ -22,7 +22,7 @@ import type { Activities } from '../activities/index.js';
 import type { BankOutcome } from '../activities/bank.js';
 import { FailureType, PaymentStatus, payoutInputProblem, stepKey, walletPostings, type PayoutInput, type PayoutSnapshot, type PayoutStatus } from '../domain/index.js';
 import { bankCall, compensation, databaseWrite, localDatabaseWrite } from './activity-profiles.js';
-import { describeFailure, failureType, refuseInput } from './failures.js';
+import { describeFailure, failureType, interruptedByCancel, refuseInput } from './failures.js';
 import { bankTransferUnderKey } from './resolve-by-key.js';
 import { Saga } from './saga.js';
 import { payoutAcceptedUpdate, payoutCancelUpdate, payoutStatusQuery } from './wallet-messages.js';
@@ -159,7 +159,7 @@ async function sendToBank(
     const transfer = await bank.sendBankTransfer({ idempotencyKey, amount: amount.amount, currency: amount.currency, ...bankAccount, reference: input.payoutId });
     return { transfer, canceled: false };
   } catch (err) {
-    if (isCancellation(err)) {
+    if (isCancellation(err) || interruptedByCancel(err)) {
       const transfer = await CancellationScope.nonCancellable(() => bankTransferUnderKey(idempotencyKey, Date.now()));
       return { transfer, canceled: true };
     }

@@ -21,7 +21,7 @@ import type { Activities } from '../activities/index.js';
 import type { CardOutcome } from '../activities/card-network.js';
 import { FailureType, PaymentStatus, stepKey, topupInputProblem, walletPostings, type TopupInput, type TopupSnapshot, type TopupStatus } from '../domain/index.js';
 import { cardNetworkCall, compensation, databaseWrite, localDatabaseWrite } from './activity-profiles.js';
-import { describeFailure, failureType, isBusinessFailure, refuseInput } from './failures.js';
+import { describeFailure, failureType, interruptedByCancel, isBusinessFailure, refuseInput } from './failures.js';
 import { cardOperationUnderKey } from './resolve-by-key.js';
 import { Saga } from './saga.js';
 import { topupAcceptedUpdate, topupStatusQuery } from './wallet-messages.js';
@@ -95,7 +95,7 @@ export async function topupWorkflowV2(input: TopupInput): Promise<TopupSnapshot>
     // is about to become the customer's money.
     await CancellationScope.nonCancellable(() => db.createTransfer(walletPostings.topupCredit(parties, amount)));
   } catch (err) {
-    const canceled = isCancellation(err);
+    const canceled = isCancellation(err) || interruptedByCancel(err);
     failure = canceled ? { code: 'canceled', message: 'canceled from the Web UI before the wallet was credited' } : describeFailure(err);
     log.warn('top-up did not complete; compensating', { ...logFields, failure });
     await saga.compensate();

@@ -11,11 +11,11 @@
 //
 // No lock is held across a card call: stock is held by a short conditional update and released by
 // its undo. Every deadline is a workflow timer over durations given as input.
-import { ActivityFailure, CancellationScope, CancelledFailure, isCancellation, log, patched, proxyLocalActivities, sleep } from '@temporalio/workflow';
+import { CancellationScope, CancelledFailure, isCancellation, log, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import { FailureType, ORDER_NOT_PLACED, checkoutInputProblem, type CheckoutInput, type CheckoutSnapshot } from '../../domain/index.js';
 import { localDatabaseWrite } from '../activity-profiles.js';
-import { describeFailure, failureType, isBusinessFailure, refuseInput } from '../failures.js';
+import { describeFailure, failureType, interruptedByCancel, isBusinessFailure, refuseInput } from '../failures.js';
 import { Saga } from '../saga.js';
 import { CheckoutState, Stop, type Outcome } from './state.js';
 import { CheckoutSteps } from './steps.js';
@@ -67,26 +67,15 @@ function beginCapture(order: CheckoutState): void {
 }
 
 /**
- * A cancel (the merchant's, or the Web UI's) stopped the step, but the call in flight ended with
- * its own error rather than as canceled: a network error from the attempt the cancel interrupted.
- * The cancel is why the step stopped, so the checkout ends canceled. A decline is not this: it is
- * what the network decided, and the checkout ends failed. Guarded, as runs before it closed failed.
- */
-function interruptedByCancel(order: CheckoutState, err: unknown): boolean {
-  // Only a call's failure: a bug in workflow code still fails the run, for ops to see.
-  if (!(err instanceof ActivityFailure) || isBusinessFailure(err)) return false;
-  if (!order.cancelRequested && !CancellationScope.current().consideredCancelled) return false;
-  return patched('cancel-outcome-over-interrupted-call');
-}
-
-/**
  * The payment will not be captured: undo every step that ran, newest first, record how the checkout
  * ended, and answer the updates still waiting. A decline, a cancel or a timeout is an outcome the
  * merchant expects and the run completes; anything else fails it too, so ops see it in the Web UI,
  * and an operator's cancel leaves it Canceled.
  */
 async function closeWithoutCapture(order: CheckoutState, steps: CheckoutSteps, err: unknown): Promise<CheckoutSnapshot> {
-  const outcome: Outcome = err instanceof Stop ? err.outcome : isCancellation(err) || interruptedByCancel(order, err) ? 'canceled' : 'failed';
+  // A call the cancel interrupted may end as its network's error: the cancel is still why it
+  // stopped (workflows/failures.ts). A decline is not that: it is what the network decided.
+  const outcome: Outcome = err instanceof Stop ? err.outcome : isCancellation(err) || interruptedByCancel(err, order.cancelRequested) ? 'canceled' : 'failed';
   const byOperator = outcome === 'canceled' && !order.cancelRequested && !(err instanceof Stop);
   order.failure =
     err instanceof Stop
