@@ -91,10 +91,14 @@ export class FakeBank implements BankClient {
     return this.transfers.filter((t) => t.reference === reference);
   }
 
-  async listTransfersByStatus(q: { status: BankTransfer['status']; createdBefore?: Date; createdAfter?: Date }): Promise<BankTransfer[]> {
-    return this.transfers.filter(
+  /** As the bank's statement: oldest first, `limit` (default 1000) after the transfer `startingAfter`. */
+  async listTransfersByStatus(q: { status: BankTransfer['status']; createdBefore?: Date; createdAfter?: Date; startingAfter?: string; limit?: number }): Promise<BankTransfer[]> {
+    const matching = this.transfers.filter(
       (t) => t.status === q.status && (!q.createdBefore || Date.parse(t.createdAt) < q.createdBefore.getTime()) && (!q.createdAfter || Date.parse(t.createdAt) >= q.createdAfter.getTime()),
     );
+    const after = q.startingAfter === undefined ? -1 : matching.findIndex((t) => t.id === q.startingAfter);
+    if (q.startingAfter !== undefined && after < 0) throw new BankRejectedError('starting_after: no such transfer', { code: 'invalid_parameter', status: 400 });
+    return matching.slice(after + 1, after + 1 + (q.limit ?? 1000));
   }
 
   paid(reference: string): number {
