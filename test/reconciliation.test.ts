@@ -24,6 +24,7 @@ import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-
 import { waitUntil } from '../scripts/processes.js';
 import { ensureReconciliationSchedule, RECONCILIATION_SCHEDULE_ID } from '../scripts/reconciliation-schedule.js';
 import { newOperatorApiKey } from '../scripts/dev-secrets.js';
+import { connectDevServer } from './support/dev-server.js';
 import { recordHistory } from './support/histories.js';
 import { createMerchant, type TestMerchant } from './support/merchants.js';
 import { testCustomerSearch, testDataConverter } from './support/payload-keys.js';
@@ -52,12 +53,7 @@ beforeAll(async () => {
   const [networkUrl, bankUrl] = await Promise.all([networkServer.listen(0, '127.0.0.1'), bankServer.listen(0, '127.0.0.1')]);
   cardNetwork = createCardNetworkClient({ baseUrl: networkUrl });
   bank = createBankClient({ baseUrl: bankUrl });
-  [connection, nativeConnection, workflowBundle] = await Promise.all([
-    Connection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
-    NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
-    bundlePaymentWorkflows(),
-  ]);
-  client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default', dataConverter: testDataConverter() });
+  ({ connection, nativeConnection, client, workflowBundle } = await connectDevServer());
 });
 
 afterAll(async () => {

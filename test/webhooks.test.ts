@@ -36,6 +36,7 @@ import { startOutboxRelay } from '../platform/webhook-deliveries.js';
 import { bundlePaymentWorkflows, createPaymentWorker, createWebhookWorker } from '../workers/payment-worker.js';
 import { captureUpdate, statusQuery } from '../workflows/checkout-messages.js';
 import { checkoutWorkflowV2, topupWorkflowV2 } from '../workflows/index.js';
+import { connectDevServer } from './support/dev-server.js';
 import { call, startApi } from './support/api-harness.js';
 import { FakeBank } from './support/fake-bank.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
@@ -53,12 +54,7 @@ const receivers: WebhookReceiver[] = [];
 
 beforeAll(async () => {
   prisma = createPrisma(process.env.DATABASE_URL!);
-  [connection, nativeConnection, workflowBundle] = await Promise.all([
-    Connection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
-    NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
-    bundlePaymentWorkflows(),
-  ]);
-  client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default', dataConverter: testDataConverter() });
+  ({ connection, nativeConnection, client, workflowBundle } = await connectDevServer());
 });
 
 afterAll(async () => {

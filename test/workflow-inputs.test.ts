@@ -27,6 +27,7 @@ import { createBankClient } from '../platform/bank-client.js';
 import { createCardNetworkClient } from '../platform/card-network-client.js';
 import { createPrisma, type PrismaClient } from '../platform/db.js';
 import { bundlePaymentWorkflows, createPaymentWorker } from '../workers/payment-worker.js';
+import { connectDevServer } from './support/dev-server.js';
 import { testDataConverter } from './support/payload-keys.js';
 
 const checkout: CheckoutInput = {
@@ -120,12 +121,7 @@ describe('a workflow started by hand with an input it cannot run', () => {
 
   beforeAll(async () => {
     prisma = createPrisma(process.env.DATABASE_URL!);
-    [connection, nativeConnection, workflowBundle] = await Promise.all([
-      Connection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
-      NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS! }),
-      bundlePaymentWorkflows(),
-    ]);
-    client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default', dataConverter: testDataConverter() });
+    ({ connection, nativeConnection, client, workflowBundle } = await connectDevServer());
   });
 
   afterAll(async () => {
