@@ -5,10 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../scripts/stack.js';
 import { expectBooksOf } from './support/books.js';
 import { createMerchant, type TestMerchant } from './support/merchants.js';
+import { callApi } from './support/stack-http.js';
 
 let merchant: TestMerchant;
 /** Requests as this file's own merchant (made in beforeAll, in the database the stack shares). */
-const auth = () => ({ authorization: `Bearer ${merchant.key}`, 'content-type': 'application/json' });
 let stack: Stack;
 
 beforeAll(async () => {
@@ -20,13 +20,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-// Loose on purpose: the assertions below check the shapes.
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { ...auth(), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as Json };
-}
+const api = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => callApi(stack.apiUrl, merchant.key, method, path, body, headers);
 
 async function createProduct(stock: number) {
   const sku = `e2e-${randomUUID().slice(0, 8)}`;

@@ -7,10 +7,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../scripts/stack.js';
 import { createMerchant, type TestMerchant } from './support/merchants.js';
+import { callApi } from './support/stack-http.js';
 
 let merchant: TestMerchant;
 /** Requests as this file's own merchant (made in beforeAll, in the database the stack shares). */
-const auth = () => ({ authorization: `Bearer ${merchant.key}`, 'content-type': 'application/json' });
 let stack: Stack;
 let db: pg.Pool;
 
@@ -27,12 +27,7 @@ afterAll(async () => {
   await db?.end();
 });
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { ...auth(), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as Json };
-}
+const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => callApi(stack.apiUrl, merchant.key, method, path, body, headers);
 
 async function until(id: string, statuses: string[]) {
   const deadline = Date.now() + 60_000;

@@ -17,10 +17,10 @@ import { resolveTemporalCli } from '../scripts/temporal.js';
 import { isSdkBookkeeping, isSearchAttribute, payloadsIn, plaintextIn } from './support/history-payloads.js';
 import { testCustomerSearch } from './support/payload-keys.js';
 import { createMerchant, type TestMerchant } from './support/merchants.js';
+import { callApi, type Json } from './support/stack-http.js';
 
 let merchant: TestMerchant;
 /** Requests as this file's own merchant (made in beforeAll, in the database the stack shares). */
-const auth = () => ({ authorization: `Bearer ${merchant.key}`, 'content-type': 'application/json' });
 const customerId = `cus_enc_${randomUUID().slice(0, 8)}`;
 // Seven digits, not one of the bank simulator's special accounts (0000000, 9999999).
 const accountNumber = String(randomInt(1_000_001, 9_999_998));
@@ -40,13 +40,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-// Loose on purpose: the assertions below check the shapes.
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { ...auth(), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as Json };
-}
+const api = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => callApi(stack.apiUrl, merchant.key, method, path, body, headers);
 
 async function until(path: string, done: (body: Json) => boolean, timeoutMs = 45_000): Promise<Json> {
   const deadline = Date.now() + timeoutMs;
