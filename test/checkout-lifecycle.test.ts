@@ -16,16 +16,15 @@ import {
   type CheckoutStatus,
   type CheckoutTimeouts,
 } from '../domain/index.js';
-import { createPrisma, type PrismaClient } from '../platform/db.js';
+import type { PrismaClient } from '../platform/db.js';
 import { bundlePaymentWorkflows } from '../workers/payment-worker.js';
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
 import { checkoutWorkflow, checkoutWorkflowV2 } from '../workflows/index.js';
 import { expectBooksOf } from './support/books.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
-import { createTimeSkippingEnv } from './support/time-skipping.js';
 import { createMerchant, type TestMerchant } from './support/merchants.js';
-import { createTestWorker } from './support/test-worker.js';
+import { createTestWorker, openTimeSkipping } from './support/test-worker.js';
 
 let merchant: TestMerchant;
 const MINUTE = 60_000;
@@ -35,8 +34,7 @@ let prisma: PrismaClient;
 let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
 
 beforeAll(async () => {
-  [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundlePaymentWorkflows()]);
-  prisma = createPrisma(process.env.DATABASE_URL!);
+  ({ env, prisma, workflowBundle } = await openTimeSkipping());
   merchant = await createMerchant(prisma, 'lifecycle');
 });
 

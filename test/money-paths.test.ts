@@ -28,7 +28,7 @@ import {
   type TopupInput,
 } from '../domain/index.js';
 import { hashApiKey } from '../platform/api-keys.js';
-import { createPrisma, type PrismaClient } from '../platform/db.js';
+import type { PrismaClient } from '../platform/db.js';
 import { checkLedger, walletBalance } from '../platform/ledger.js';
 import { bundlePaymentWorkflows } from '../workers/payment-worker.js';
 import { cancelUpdate, captureUpdate, confirmUpdate, refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
@@ -39,9 +39,8 @@ import { FakeBank } from './support/fake-bank.js';
 import { fundWallet } from './support/wallets.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
-import { createTimeSkippingEnv } from './support/time-skipping.js';
 import { decodeStored } from './support/payload-keys.js';
-import { createTestWorker } from './support/test-worker.js';
+import { createTestWorker, openTimeSkipping } from './support/test-worker.js';
 
 const MERCHANT = `mp_${randomUUID().slice(0, 8)}`;
 const MINUTE = 60_000;
@@ -55,8 +54,7 @@ let prisma: PrismaClient;
 let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
 
 beforeAll(async () => {
-  [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundlePaymentWorkflows()]);
-  prisma = createPrisma(process.env.DATABASE_URL!);
+  ({ env, prisma, workflowBundle } = await openTimeSkipping());
   await prisma.merchant.create({ data: { id: MERCHANT, name: 'Money paths shop', apiKeyHash: hashApiKey(`sk_${randomUUID()}`) } });
 });
 

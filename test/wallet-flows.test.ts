@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/activity';
-import { type Activities } from '../activities/index.js';
+import type { Activities } from '../activities/index.js';
 import {
   checkoutId,
   DEFAULT_CHECKOUT_TIMEOUTS,
@@ -18,7 +18,7 @@ import {
   type PayoutInput,
   type TopupInput,
 } from '../domain/index.js';
-import { createPrisma, type PrismaClient } from '../platform/db.js';
+import type { PrismaClient } from '../platform/db.js';
 import { accountBalance, checkLedger, walletBalance } from '../platform/ledger.js';
 import { bundlePaymentWorkflows } from '../workers/payment-worker.js';
 import { refundUpdate, statusQuery } from '../workflows/checkout-messages.js';
@@ -29,9 +29,8 @@ import { FakeBank } from './support/fake-bank.js';
 import { fundWallet } from './support/wallets.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
-import { createTimeSkippingEnv } from './support/time-skipping.js';
 import { createMerchant, type TestMerchant } from './support/merchants.js';
-import { createTestWorker } from './support/test-worker.js';
+import { createTestWorker, openTimeSkipping } from './support/test-worker.js';
 
 let merchant: TestMerchant;
 const DAY = 24 * 60 * 60_000;
@@ -40,8 +39,7 @@ let prisma: PrismaClient;
 let workflowBundle: Awaited<ReturnType<typeof bundlePaymentWorkflows>>;
 
 beforeAll(async () => {
-  [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundlePaymentWorkflows()]);
-  prisma = createPrisma(process.env.DATABASE_URL!);
+  ({ env, prisma, workflowBundle } = await openTimeSkipping());
   merchant = await createMerchant(prisma, 'wallet_flows');
 });
 

@@ -4,12 +4,13 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { createActivities, type Activities } from '../../activities/index.js';
-import type { PrismaClient } from '../../platform/db.js';
+import { createPrisma, type PrismaClient } from '../../platform/db.js';
 import type { BankClient } from '../../platform/bank-client.js';
 import type { CardNetworkClient } from '../../platform/card-network-client.js';
-import { createPaymentWorker, type bundlePaymentWorkflows } from '../../workers/payment-worker.js';
+import { bundlePaymentWorkflows, createPaymentWorker } from '../../workers/payment-worker.js';
 import { FakeBank } from './fake-bank.js';
 import { testDataConverter } from './payload-keys.js';
+import { createTimeSkippingEnv } from './time-skipping.js';
 
 export interface TestWorker {
   env: TestWorkflowEnvironment;
@@ -31,4 +32,13 @@ export function createTestWorker(w: TestWorker): Promise<Worker> {
     workflowBundle: w.workflowBundle,
     dataConverter: testDataConverter(),
   });
+}
+
+/**
+ * What a time-skipping workflow file opens in its beforeAll: a test server of its own, the bundled
+ * workflows and a database client. Close with `prisma.$disconnect()` and `env.teardown()`.
+ */
+export async function openTimeSkipping(): Promise<Pick<TestWorker, 'env' | 'prisma' | 'workflowBundle'>> {
+  const [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundlePaymentWorkflows()]);
+  return { env, workflowBundle, prisma: createPrisma(process.env.DATABASE_URL!) };
 }
