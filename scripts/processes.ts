@@ -1,6 +1,8 @@
 // Child processes the launcher and the end-to-end tests run: spawn, prefix their output, stop them
 // in order, and (optionally) restart them when they die, so a crashed worker comes back.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { constants as fsConstants } from 'node:fs';
+import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -454,4 +456,26 @@ export async function runCommand(
   proc.start();
   const info = await done;
   return { ...info, output: lines.join('\n') };
+}
+
+/** Whether `file` is a regular file this process may execute. */
+export async function isExecutable(file: string): Promise<boolean> {
+  try {
+    const stat = await fs.stat(file);
+    if (!stat.isFile()) return false;
+    await fs.access(file, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The first executable `name` on the PATH, as a shell would find it. */
+export async function findOnPath(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
+    if (await isExecutable(candidate)) return candidate;
+  }
+  return undefined;
 }

@@ -1,7 +1,6 @@
 // Finding (or building) the Temporal CLI, running its dev server, and registering our search
 // attributes on a server someone else runs.
 import { spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -10,31 +9,11 @@ import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/se
 import { SEARCH_ATTRIBUTES } from '../domain/search-attributes.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
-import { mostTellingLine, startProcess, StartError, waitUntil, type ManagedProcess } from './processes.js';
+import { findOnPath, isExecutable, mostTellingLine, startProcess, StartError, waitUntil, type ManagedProcess } from './processes.js';
 
 const CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
 
 type SearchAttributeKey = (typeof SEARCH_ATTRIBUTES)[number];
-
-async function isExecutable(file: string): Promise<boolean> {
-  try {
-    const stat = await fs.stat(file);
-    if (!stat.isFile()) return false;
-    await fs.access(file, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function findOnPath(name: string): Promise<string | undefined> {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    if (await isExecutable(candidate)) return candidate;
-  }
-  return undefined;
-}
 
 /** `temporal --version`, e.g. "temporal version 1.5.1 (Server 1.29.1, UI 2.42.1)"; undefined when it fails. */
 async function cliVersion(cliPath: string): Promise<string | undefined> {

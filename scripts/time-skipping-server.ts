@@ -32,7 +32,6 @@
 // prints the wrapper's path.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,7 +40,7 @@ import { Client, Connection } from '@temporalio/client';
 import { SearchAttributeType } from '@temporalio/common';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
 import { createLogger, type Logger } from '../platform/logger.js';
-import { getFreePort, isPortInUse, startProcess, waitUntil } from './processes.js';
+import { findOnPath, getFreePort, isExecutable, isPortInUse, startProcess, waitUntil } from './processes.js';
 
 /** The Maven project that pins the server's version (the one place to change it). */
 export const TEST_SERVER_POM = path.resolve(import.meta.dirname, '..', 'test', 'time-skipping', 'pom.xml');
@@ -450,26 +449,6 @@ async function exists(file: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-async function isExecutable(file: string): Promise<boolean> {
-  try {
-    const stat = await fs.stat(file);
-    if (!stat.isFile()) return false;
-    await fs.access(file, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function findOnPath(name: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    if (await isExecutable(candidate)) return candidate;
-  }
-  return undefined;
 }
 
 async function removeMatching(dir: string, pattern: RegExp): Promise<void> {

@@ -122,6 +122,21 @@ async function withWorker<T>(setup: WorkerSetup, body: (taskQueue: string) => Pr
   }
 }
 
+/** A card checkout of one unit that settles at once and closes its refund window at once. */
+function checkoutInput(merchantId: string, sku: string, captureMethod: CheckoutInput['captureMethod']): CheckoutInput {
+  const key = randomUUID();
+  return {
+    checkoutId: checkoutId(merchantId, key),
+    merchantId,
+    customerId: 'cus_wh',
+    idempotencyKey: key,
+    items: [{ sku, quantity: 1 }],
+    payment: { method: 'card', token: 'tok_visa' },
+    captureMethod,
+    timeouts: { ...DEFAULT_CHECKOUT_TIMEOUTS, settlementDelayMs: 0, refundWindowMs: 0 },
+  };
+}
+
 function topupInput(merchantId: string): TopupInput {
   const key = randomUUID();
   return { topupId: topupId(merchantId, key), merchantId, customerId: 'cus_wh', idempotencyKey: key, amount: { amount: '5000', currency: 'JPY' }, payment: { method: 'card', token: 'tok_visa' } };
@@ -181,17 +196,7 @@ describe('events and deliveries', () => {
         return placed;
       },
     };
-    const key = randomUUID();
-    const input: CheckoutInput = {
-      checkoutId: checkoutId(merchantId, key),
-      merchantId,
-      customerId: 'cus_wh',
-      idempotencyKey: key,
-      items: [{ sku, quantity: 1 }],
-      payment: { method: 'card', token: 'tok_visa' },
-      captureMethod: 'automatic',
-      timeouts: { ...DEFAULT_CHECKOUT_TIMEOUTS, settlementDelayMs: 0, refundWindowMs: 0 },
-    };
+    const input = checkoutInput(merchantId, sku, 'automatic');
     await withWorker({ allowPrivateHosts: true, override: crashAfterCommit }, async (taskQueue) => {
       const result = await client.workflow.execute(checkoutWorkflowV2, { workflowId: input.checkoutId, taskQueue, args: [input] });
       expect(result.status).toBe('settled');
@@ -317,17 +322,7 @@ describe('deliveries off the money path', () => {
     }
     const sku = `wh-${randomUUID().slice(0, 8)}`;
     await prisma.product.create({ data: { merchantId, sku, name: 'Poster', priceAmount: 1200n, currency: 'JPY', available: 3 } });
-    const key = randomUUID();
-    const input: CheckoutInput = {
-      checkoutId: checkoutId(merchantId, key),
-      merchantId,
-      customerId: 'cus_wh',
-      idempotencyKey: key,
-      items: [{ sku, quantity: 1 }],
-      payment: { method: 'card', token: 'tok_visa' },
-      captureMethod: 'manual',
-      timeouts: { ...DEFAULT_CHECKOUT_TIMEOUTS, settlementDelayMs: 0, refundWindowMs: 0 },
-    };
+    const input = checkoutInput(merchantId, sku, 'manual');
     const SLOTS = 4;
     try {
       // The hanging requests never time out on their own (past the activity's 30 s limit Temporal

@@ -46,25 +46,11 @@ const workflowBundle = bundlePath ? { codePath: bundlePath } : await bundlePayme
 const activities = createActivities({ prisma, cardNetwork, bank, temporal, webhooks: { allowPrivateHosts: config.webhooks.allowPrivateHosts } });
 // The payment worker keeps deliverWebhook registered: deliveries started on the payments queue
 // before deliveries had a queue of their own still finish there.
-const worker = await createPaymentWorker({
-  connection,
-  namespace: config.temporal.namespace,
-  taskQueue: config.temporal.taskQueue,
-  activities,
-  dataConverter,
-  workflowBundle,
-});
+const common = { connection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, activities, dataConverter, workflowBundle };
+const worker = await createPaymentWorker(common);
 // Webhook deliveries on a task queue of their own (domain webhookTaskQueue): hanging endpoints hold
 // this worker's slots, not the payment worker's.
-const webhookWorker = await createWebhookWorker({
-  connection,
-  namespace: config.temporal.namespace,
-  taskQueue: config.temporal.taskQueue,
-  activities,
-  dataConverter,
-  workflowBundle,
-  maxConcurrentDeliveries: config.webhooks.maxConcurrentDeliveries,
-});
+const webhookWorker = await createWebhookWorker({ ...common, maxConcurrentDeliveries: config.webhooks.maxConcurrentDeliveries });
 
 if (config.webhooks.allowPrivateHosts) log.warn('WEBHOOK_ALLOW_PRIVATE_HOSTS is set: webhooks may reach loopback and private addresses');
 
