@@ -48,15 +48,27 @@ export function createLogger(component: string, level: Level = 'info', base: Rec
       { dedupe: true },
     ),
   );
-  return wrap(Object.keys(base).length > 0 ? root.child(base) : root);
+  return wrap(root, Object.keys(base).length > 0 ? base : undefined);
 }
 
-function wrap(p: PinoLogger): Logger {
+/**
+ * Our interface over a pino logger. A child only gathers its fields: the pino child (which
+ * serializes them) is made the first time a line is written at an enabled level, so the loggers
+ * every request makes cost nothing while their level is off (debug, in production).
+ */
+function wrap(root: PinoLogger, fields?: Record<string, unknown>): Logger {
+  let made: PinoLogger | undefined;
+  const logger = () => (made ??= fields ? root.child(fields) : root);
+  const at =
+    (level: Level) =>
+    (msg: string, extra?: Record<string, unknown>): void => {
+      if (root.isLevelEnabled(level)) logger()[level](extra ?? {}, msg);
+    };
   return {
-    debug: (msg, fields) => p.debug(fields ?? {}, msg),
-    info: (msg, fields) => p.info(fields ?? {}, msg),
-    warn: (msg, fields) => p.warn(fields ?? {}, msg),
-    error: (msg, fields) => p.error(fields ?? {}, msg),
-    child: (fields) => wrap(p.child(fields)),
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: (more) => wrap(root, { ...fields, ...more }),
   };
 }
