@@ -52,17 +52,15 @@ export function createLogger(component: string, level: Level = 'info', base: Rec
 }
 
 /**
- * Our interface over a pino logger. A child only gathers its fields: the pino child (which
- * serializes them) is made the first time a line is written at an enabled level, so the loggers
- * every request makes cost nothing while their level is off (debug, in production).
+ * Our interface over the pino logger. A child only gathers its fields, merged into each line it
+ * writes (a line's own field wins over a child's of the same name, so no key is written twice):
+ * the loggers every request makes cost nothing while their level is off (debug, in production).
  */
 function wrap(root: PinoLogger, fields?: Record<string, unknown>): Logger {
-  let made: PinoLogger | undefined;
-  const logger = () => (made ??= fields ? root.child(fields) : root);
   const at =
     (level: Level) =>
     (msg: string, extra?: Record<string, unknown>): void => {
-      if (root.isLevelEnabled(level)) logger()[level](extra ?? {}, msg);
+      if (root.isLevelEnabled(level)) root[level]({ ...fields, ...extra }, msg);
     };
   return {
     debug: at('debug'),

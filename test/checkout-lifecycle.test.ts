@@ -3,8 +3,7 @@
 // every test asserts the end state in PostgreSQL and at the (in-process) card network.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
   checkoutId,
@@ -24,7 +23,7 @@ import { expectBooksOf } from './support/books.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { createMerchant, type TestMerchant } from './support/merchants.js';
-import { createTestWorker, openTimeSkipping } from './support/test-worker.js';
+import { createTestWorker, openTimeSkipping, updateRefusal } from './support/test-worker.js';
 
 let merchant: TestMerchant;
 const MINUTE = 60_000;
@@ -115,16 +114,8 @@ async function reach(handle: WorkflowHandle<typeof checkoutWorkflowV2>, status: 
   }
 }
 
-async function rejection(promise: Promise<unknown>): Promise<string | undefined> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-  const cause = (err as WorkflowUpdateFailedError).cause;
-  expect(cause).toBeInstanceOf(ApplicationFailure);
-  return (cause as ApplicationFailure).type ?? undefined;
-}
+/** The failure type an update was refused with. */
+const rejection = async (promise: Promise<unknown>) => (await updateRefusal(promise)).type;
 
 describe('stock hold', () => {
   it('releases the stock and voids when 3-D Secure outlasts the reservation timeout', async () => {

@@ -5,7 +5,7 @@
 // the bank's own records.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -40,7 +40,7 @@ import { fundWallet } from './support/wallets.js';
 import { FakeCardNetwork } from './support/fake-card-network.js';
 import { recordHistory } from './support/histories.js';
 import { decodeStored } from './support/payload-keys.js';
-import { createTestWorker, openTimeSkipping } from './support/test-worker.js';
+import { createTestWorker, openTimeSkipping, updateRefusal } from './support/test-worker.js';
 
 const MERCHANT = `mp_${randomUUID().slice(0, 8)}`;
 const MINUTE = 60_000;
@@ -108,19 +108,6 @@ async function reach(handle: WorkflowHandle, status: CheckoutStatus): Promise<Ch
     const s = await handle.query(statusQuery);
     return s.status === status ? s : undefined;
   });
-}
-
-/** The refusal of an update: its failure type and the code and status the API answers with. */
-async function refusal(promise: Promise<unknown>): Promise<{ type: string | undefined; code?: string; status?: string }> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-  const cause = (err as WorkflowUpdateFailedError).cause;
-  expect(cause).toBeInstanceOf(ApplicationFailure);
-  const failure = cause as ApplicationFailure;
-  return { type: failure.type ?? undefined, ...(failure.details?.[0] as { code?: string; status?: string } | undefined) };
 }
 
 /** A run canceled from the Web UI ends Canceled. */
@@ -196,7 +183,7 @@ describe('an action answers success only when it took effect', () => {
       const result = handle.result();
       await until('the void at the network', () => (network.waiting.void > 0 ? true : undefined));
 
-      expect(await refusal(handle.executeUpdate(captureUpdate, { args: [{}] }))).toEqual({ type: 'InvalidCheckoutState', code: 'checkout_expired', status: 'expired' });
+      expect(await updateRefusal(handle.executeUpdate(captureUpdate, { args: [{}] }))).toEqual({ type: 'InvalidCheckoutState', code: 'checkout_expired', status: 'expired' });
       openVoid();
       expect((await result).status).toBe('expired');
       expect(await row(id)).toMatchObject({ status: 'expired', amountCaptured: 0n });
@@ -215,7 +202,7 @@ describe('an action answers success only when it took effect', () => {
       const result = handle.result();
       await until('the void at the network', () => (network.waiting.void > 0 ? true : undefined));
 
-      expect(await refusal(handle.executeUpdate(confirmUpdate, { args: [{ result: 'succeeded' }] }))).toEqual({
+      expect(await updateRefusal(handle.executeUpdate(confirmUpdate, { args: [{ result: 'succeeded' }] }))).toEqual({
         type: 'InvalidCheckoutState',
         code: 'checkout_expired',
         status: 'expired',
@@ -235,7 +222,7 @@ describe('an action answers success only when it took effect', () => {
       const capture = handle.executeUpdate(captureUpdate, { args: [{}] });
       await until('the capture at the network', () => (network.waiting.capture > 0 ? true : undefined));
 
-      expect(await refusal(handle.executeUpdate(cancelUpdate))).toMatchObject({ type: 'InvalidCheckoutState', code: 'checkout_already_captured' });
+      expect(await updateRefusal(handle.executeUpdate(cancelUpdate))).toMatchObject({ type: 'InvalidCheckoutState', code: 'checkout_already_captured' });
       openCapture();
       expect(await capture).toMatchObject({ status: 'captured', amountCaptured: '10000' });
       expect(ops(network, id, 'void')).toHaveLength(0);
@@ -251,7 +238,7 @@ describe('an action answers success only when it took effect', () => {
       const cancel = handle.executeUpdate(cancelUpdate);
       await until('the void at the network', () => (network.waiting.void > 0 ? true : undefined));
 
-      expect(await refusal(handle.executeUpdate(captureUpdate, { args: [{}] }))).toMatchObject({ type: 'InvalidCheckoutState', code: 'checkout_canceled', status: 'canceled' });
+      expect(await updateRefusal(handle.executeUpdate(captureUpdate, { args: [{}] }))).toMatchObject({ type: 'InvalidCheckoutState', code: 'checkout_canceled', status: 'canceled' });
       openVoid();
       expect(await cancel).toMatchObject({ status: 'canceled' });
       expect(ops(network, id, 'capture')).toHaveLength(0);

@@ -1,7 +1,10 @@
 // A payment worker for one workflow test: the file's test environment, its own task queue, the
 // real activities against the test database, the outside systems the test chose (fakes, usually)
 // and any activity the test replaces to inject a failure.
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { expect } from 'vitest';
 import type { Worker } from '@temporalio/worker';
 import { createActivities, type Activities } from '../../activities/index.js';
 import { createPrisma, type PrismaClient } from '../../platform/db.js';
@@ -41,4 +44,17 @@ export function createTestWorker(w: TestWorker): Promise<Worker> {
 export async function openTimeSkipping(): Promise<Pick<TestWorker, 'env' | 'prisma' | 'workflowBundle'>> {
   const [env, workflowBundle] = await Promise.all([createTimeSkippingEnv(), bundlePaymentWorkflows()]);
   return { env, workflowBundle, prisma: createPrisma(process.env.DATABASE_URL!) };
+}
+
+/** The refusal of an update (its validator's or its handler's): its failure type, and the code and status the API answers with. */
+export async function updateRefusal(promise: Promise<unknown>): Promise<{ type: string | undefined; code?: string; status?: string }> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+  const cause = (err as WorkflowUpdateFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  const failure = cause as ApplicationFailure;
+  return { type: failure.type ?? undefined, ...(failure.details?.[0] as { code?: string; status?: string } | undefined) };
 }
