@@ -1,8 +1,7 @@
 // Transfers to banks, each under the workflow's idempotency key (activities/keyed-call.ts).
-import { ApplicationFailure } from '@temporalio/activity';
 import { BankRejectedError, BankUnavailableError, type BankClient, type BankTransfer } from '../platform/bank-client.js';
 import { FailureType } from '../domain/index.js';
-import { callUnderKey, lookUpKey, type KeyedSystem } from './keyed-call.js';
+import { callUnderKey, keyedSystem, lookUpKey } from './keyed-call.js';
 
 export interface BankOutcome {
   status: 'paid' | 'rejected';
@@ -18,14 +17,14 @@ export interface BankLookup {
 }
 
 export function createBankActivities(client: BankClient) {
-  const bank: KeyedSystem<BankTransfer> = {
+  const bank = keyedSystem<BankTransfer>({
+    name: 'bank',
     call: 'bank transfer',
-    lookup: (key) => client.lookup(key),
-    maxProcessingMs: client.maxProcessingMs,
-    isUnknown: (err) => err instanceof BankUnavailableError,
-    isInProgress: (err) => err instanceof BankUnavailableError && err.status === 409,
-    refusal: (err) => (err instanceof BankRejectedError ? rejected(err) : undefined),
-  };
+    client,
+    Unavailable: BankUnavailableError,
+    Rejected: BankRejectedError,
+    rejectedType: FailureType.BankRejected,
+  });
 
   return {
     async sendBankTransfer(req: {
@@ -49,15 +48,6 @@ export function createBankActivities(client: BankClient) {
 
 function outcomeOf(transfer: BankTransfer): BankOutcome {
   return { status: transfer.status === 'paid' ? 'paid' : 'rejected', bankTransferId: transfer.id, ...(transfer.failureCode ? { failureCode: transfer.failureCode } : {}) };
-}
-
-function rejected(err: BankRejectedError): ApplicationFailure {
-  return ApplicationFailure.create({
-    type: FailureType.BankRejected,
-    message: `bank rejected the request: ${err.code}`,
-    nonRetryable: true,
-    details: [{ code: err.code, status: err.status }],
-  });
 }
 
 export type BankActivities = ReturnType<typeof createBankActivities>;

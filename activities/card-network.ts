@@ -8,7 +8,7 @@ import {
   type CardOperation,
 } from '../platform/card-network-client.js';
 import { FailureType } from '../domain/index.js';
-import { callUnderKey, lookUpKey, type KeyedSystem } from './keyed-call.js';
+import { callUnderKey, keyedSystem, lookUpKey } from './keyed-call.js';
 
 export interface CardOutcome {
   status: CardOperation['status'];
@@ -44,14 +44,14 @@ export interface CardLookup {
 }
 
 export function createCardNetworkActivities(client: CardNetworkClient) {
-  const network: KeyedSystem<CardOperation> = {
+  const network = keyedSystem<CardOperation>({
+    name: 'card network',
     call: 'card network call',
-    lookup: (key) => client.lookup(key),
-    maxProcessingMs: client.maxProcessingMs,
-    isUnknown: (err) => err instanceof CardNetworkUnavailableError,
-    isInProgress: (err) => err instanceof CardNetworkUnavailableError && err.status === 409,
-    refusal: (err) => (err instanceof CardNetworkRejectedError ? rejected(err) : undefined),
-  };
+    client,
+    Unavailable: CardNetworkUnavailableError,
+    Rejected: CardNetworkRejectedError,
+    rejectedType: FailureType.CardNetworkRejected,
+  });
   const settle = async (idempotencyKey: string, call: (signal: AbortSignal) => Promise<CardOperation>): Promise<CardOutcome> =>
     outcomeOf(await callUnderKey(network, idempotencyKey, call));
 
@@ -145,15 +145,6 @@ export function createCardNetworkActivities(client: CardNetworkClient) {
       );
     },
   };
-}
-
-function rejected(err: CardNetworkRejectedError): ApplicationFailure {
-  return ApplicationFailure.create({
-    type: FailureType.CardNetworkRejected,
-    message: `card network rejected the request: ${err.code}`,
-    nonRetryable: true,
-    details: [{ code: err.code, status: err.status }],
-  });
 }
 
 function rejectionCode(err: unknown): string | undefined {

@@ -3,6 +3,7 @@
 // acted without telling us (a timeout, a lost response), the activity asks the system what happened
 // under that key before the next attempt, rather than guessing.
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import type { SystemRejectedError, SystemUnavailableError } from '../platform/http-json-client.js';
 
 /** What the two helpers below need to know of a system and its client. */
 export interface KeyedSystem<Outcome> {
@@ -17,6 +18,38 @@ export interface KeyedSystem<Outcome> {
   isInProgress(err: unknown): boolean;
   /** The system refused the request: the non-retryable failure to raise; undefined otherwise. */
   refusal(err: unknown): ApplicationFailure | undefined;
+}
+
+/**
+ * A system as its client shows it: `Unavailable` and `Rejected` are the client's own error classes
+ * (platform/http-json-client.ts), and a refusal becomes a non-retryable failure of type
+ * `rejectedType` naming the system's code. `name` starts messages ("card network", "bank").
+ */
+export function keyedSystem<Outcome>(opts: {
+  name: string;
+  call: string;
+  client: { lookup(idempotencyKey: string): Promise<Outcome | null>; readonly maxProcessingMs: number };
+  Unavailable: abstract new (...args: never[]) => SystemUnavailableError;
+  Rejected: abstract new (...args: never[]) => SystemRejectedError;
+  rejectedType: string;
+}): KeyedSystem<Outcome> {
+  const { client, Unavailable, Rejected } = opts;
+  return {
+    call: opts.call,
+    lookup: (key) => client.lookup(key),
+    maxProcessingMs: client.maxProcessingMs,
+    isUnknown: (err) => err instanceof Unavailable,
+    isInProgress: (err) => err instanceof Unavailable && err.status === 409,
+    refusal: (err) =>
+      err instanceof Rejected
+        ? ApplicationFailure.create({
+            type: opts.rejectedType,
+            message: `${opts.name} rejected the request: ${err.code}`,
+            nonRetryable: true,
+            details: [{ code: err.code, status: err.status }],
+          })
+        : undefined,
+  };
 }
 
 /**

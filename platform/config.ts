@@ -150,82 +150,58 @@ const unset = (raw: string | undefined): raw is undefined | '' => raw === undefi
 const text = (fallback: string) => z.string().optional().transform((raw) => (unset(raw) ? fallback : raw));
 const optionalText = () => z.string().optional().transform((raw) => (unset(raw) ? undefined : raw));
 
-/** A whole number within [min, max]; `fallback` undefined: no default (the value stays undefined). */
-function integer<F extends number | undefined>(fallback: F, { min = 0, max, message }: { min?: number; max?: number; message?: string } = {}) {
-  const rule = message ?? (max === undefined ? (min === 0 ? 'must be a non-negative integer' : `must be an integer of at least ${min}`) : `must be an integer from ${min} to ${max}`);
+/**
+ * One variable read by `read`, which answers undefined for a value it refuses (`rule` then says
+ * why, after the variable's name).
+ */
+function setting<T, F>(fallback: F, rule: string, read: (raw: string) => T | undefined) {
   return z
     .string()
     .optional()
-    .transform((raw, ctx): number | F => {
+    .transform((raw, ctx): T | F => {
       if (unset(raw)) return fallback;
-      const value = Number(raw);
-      if (Number.isSafeInteger(value) && value >= min && (max === undefined || value <= max)) return value;
+      const value = read(raw);
+      if (value !== undefined) return value;
       ctx.addIssue({ code: 'custom', message: rule });
       return z.NEVER;
     });
 }
 
-function fraction(fallback: number) {
-  return z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      if (unset(raw)) return fallback;
-      const value = Number(raw);
-      if (Number.isFinite(value) && value >= 0 && value <= 1) return value;
-      ctx.addIssue({ code: 'custom', message: 'must be a fraction between 0 and 1' });
-      return z.NEVER;
-    });
+/** A whole number within [min, max]; `fallback` undefined: no default (the value stays undefined). */
+function integer<F extends number | undefined>(fallback: F, { min = 0, max, message }: { min?: number; max?: number; message?: string } = {}) {
+  const rule = message ?? (max === undefined ? (min === 0 ? 'must be a non-negative integer' : `must be an integer of at least ${min}`) : `must be an integer from ${min} to ${max}`);
+  return setting(fallback, rule, (raw) => {
+    const value = Number(raw);
+    return Number.isSafeInteger(value) && value >= min && (max === undefined || value <= max) ? value : undefined;
+  });
 }
 
-function flag(fallback: boolean) {
-  return z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      if (unset(raw)) return fallback;
-      if (raw === '1' || raw === 'true') return true;
-      if (raw === '0' || raw === 'false') return false;
-      ctx.addIssue({ code: 'custom', message: 'must be 1 or 0 (true or false)' });
-      return z.NEVER;
-    });
-}
+const fraction = (fallback: number) =>
+  setting(fallback, 'must be a fraction between 0 and 1', (raw) => {
+    const value = Number(raw);
+    return Number.isFinite(value) && value >= 0 && value <= 1 ? value : undefined;
+  });
+
+const flag = (fallback: boolean) =>
+  setting(fallback, 'must be 1 or 0 (true or false)', (raw) => (raw === '1' || raw === 'true' ? true : raw === '0' || raw === 'false' ? false : undefined));
 
 /** A value checked by `pattern`; a secret's message never repeats it (see SECRETS). */
-function matching(pattern: RegExp, message: string) {
-  return z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      if (unset(raw)) return undefined;
-      if (pattern.test(raw)) return raw;
-      ctx.addIssue({ code: 'custom', message });
-      return z.NEVER;
-    });
-}
+const matching = (pattern: RegExp, message: string) => setting(undefined, message, (raw) => (pattern.test(raw) ? raw : undefined));
 
 /** Comma-separated browser origins (`scheme://host[:port]`, nothing more), as a browser sends them in `Origin`. */
-function origins() {
-  return z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      if (unset(raw)) return undefined;
-      const list = raw.split(',').map((entry) => entry.trim());
-      for (const value of list) {
-        let url: URL | undefined;
-        try {
-          url = new URL(value);
-        } catch {
-          url = undefined;
-        }
-        if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== value) {
-          ctx.addIssue({ code: 'custom', message: 'must be comma-separated origins such as http://127.0.0.1:8233 (no path, no trailing slash)' });
-          return z.NEVER;
-        }
-      }
-      return list;
-    });
+const origins = () =>
+  setting(undefined, 'must be comma-separated origins such as http://127.0.0.1:8233 (no path, no trailing slash)', (raw) => {
+    const list = raw.split(',').map((entry) => entry.trim());
+    return list.every(isOrigin) ? list : undefined;
+  });
+
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+  } catch {
+    return false;
+  }
 }
 
 function payloadKeys() {
